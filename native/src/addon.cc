@@ -1,0 +1,366 @@
+// The binding layer: checks every argument, then hands plain pointers to the kernels off the JS thread.
+// Nothing that reaches a kernel can be out of bounds: buffer sizes are checked here against the layout.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace {
+
+using qk::ConstQuantParts;
+using qk::DType;
+using qk::QuantParts;
+using qk::QuantSpec;
+using qk::Scheme;
+
+const qk::KernelTable* g_kernels = nullptr;
+const char* g_kernel_error = nullptr;
+
+class ArgError {
+ public:
+  explicit ArgError(std::string m) : message(std::move(m)) {}
+  std::string message;
+};
+
+[[noreturn]] void fail(const std::string& m) { throw ArgError(m); }
+
+Napi::Error coded_error(Napi::Env env, const std::string& code, const std::string& message, bool type) {
+  Napi::Error e = type ? Napi::TypeError::New(env, message) : Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+const qk::KernelTable& kernels() {
+  if (!g_kernels) fail(g_kernel_error ? g_kernel_error : "no kernels available");
+  return *g_kernels;
+}
+
+int64_t get_int(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) fail(std::string(key) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d) fail(std::string(key) + " must be an integer");
+  if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    fail(std::string(key) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return static_cast<int64_t>(d);
+}
+
+std::string get_string(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) fail(std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+DType parse_dtype(const std::string& s, const char* what) {
+  if (s == "F32") return DType::F32;
+  if (s == "F16") return DType::F16;
+  if (s == "BF16") return DType::BF16;
+  fail(std::string(what) + " must be one of F32, F16, BF16 (got '" + s + "')");
+}
+
+QuantSpec parse_spec(const Napi::Value& v) {
+  if (!v.IsObject()) fail("spec must be an object");
+  const Napi::Object o = v.As<Napi::Object>();
+  const std::string scheme = get_string(o, "scheme");
+  QuantSpec spec{};
+  if (scheme == "q8_0") spec.scheme = Scheme::GGML_Q8_0;
+  else if (scheme == "q4_0") spec.scheme = Scheme::GGML_Q4_0;
+  else if (scheme == "q4_1") spec.scheme = Scheme::GGML_Q4_1;
+  else if (scheme == "int_sym") spec.scheme = Scheme::INT_SYM;
+  else if (scheme == "int_asym") spec.scheme = Scheme::INT_ASYM;
+  else fail("spec.scheme must be one of q8_0, q4_0, q4_1, int_sym, int_asym (got '" + scheme + "')");
+  spec.bits = static_cast<int32_t>(get_int(o, "bits", 1, 64));
+  spec.group = get_int(o, "group", 1, int64_t{1} << 40);
+  spec.scale_dtype = parse_dtype(get_string(o, "scaleDtype"), "spec.scaleDtype");
+  return spec;
+}
+
+// A typed array's bytes, kept alive by a persistent reference while a worker uses them.
+struct Bytes {
+  uint8_t* ptr = nullptr;
+  size_t len = 0;
+  Napi::ObjectReference ref;
+};
+
+Bytes get_bytes(const Napi::Value& v, const std::string& what) {
+  if (!v.IsTypedArray()) fail(what + " must be a TypedArray (Uint8Array, Buffer, Float32Array, ...)");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  Bytes b;
+  Napi::ArrayBuffer ab = ta.ArrayBuffer();
+  b.ptr = static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset();
+  b.len = ta.ByteLength();
+  b.ref = Napi::Persistent(ta.As<Napi::Object>());
+  return b;
+}
+
+void need_bytes(const Bytes& b, int64_t n, const std::string& what) {
+  if (static_cast<int64_t>(b.len) < n)
+    fail(what + " is too small: " + std::to_string(b.len) + " bytes, need " + std::to_string(n));
+}
+
+int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r) || r > (int64_t{1} << 53)) fail(std::string(what) + " overflows");
+  return r;
+}
+
+struct Shape {
+  int64_t rows, cols;
+};
+
+Shape parse_shape(const Napi::Object& o, const QuantSpec& spec) {
+  Shape s{get_int(o, "rows", 1, int64_t{1} << 40), get_int(o, "cols", 1, int64_t{1} << 40)};
+  checked_mul(s.rows, s.cols, "rows * cols");
+  if (const char* why = qk::check_spec(spec, s.cols))
+    fail(std::string("spec does not fit a row of ") + std::to_string(s.cols) + ": " + why);
+  return s;
+}
+
+// The quantized parts of a tensor (data, scales, zeros), each checked against the layout.
+struct Parts {
+  Bytes data, scales, zeros;
+};
+
+Parts get_parts(const Napi::Value& v, const QuantSpec& spec, const Shape& s) {
+  if (!v.IsObject()) fail("parts must be an object {data, scales?, zeros?}");
+  const Napi::Object o = v.As<Napi::Object>();
+  Parts p;
+  p.data = get_bytes(o.Get("data"), "parts.data");
+  need_bytes(p.data, checked_mul(s.rows, qk::data_bytes_per_row(spec, s.cols), "data size"), "parts.data");
+  const int64_t sb = qk::scale_bytes_per_row(spec, s.cols);
+  if (sb > 0) {
+    p.scales = get_bytes(o.Get("scales"), "parts.scales");
+    need_bytes(p.scales, checked_mul(s.rows, sb, "scale size"), "parts.scales");
+  }
+  const int64_t zb = qk::zero_bytes_per_row(spec, s.cols);
+  if (zb > 0) {
+    p.zeros = get_bytes(o.Get("zeros"), "parts.zeros");
+    need_bytes(p.zeros, checked_mul(s.rows, zb, "zero-point size"), "parts.zeros");
+  }
+  return p;
+}
+
+struct Source {
+  Bytes bytes;
+  DType dtype;
+};
+
+Source get_source(const Napi::Object& o, const Shape& s) {
+  Source src{get_bytes(o.Get("src"), "src"), parse_dtype(get_string(o, "srcDtype"), "srcDtype")};
+  need_bytes(src.bytes, checked_mul(checked_mul(s.rows, s.cols, "src size"), qk::dtype_size(src.dtype), "src size"), "src");
+  return src;
+}
+
+// ---- workers ------------------------------------------------------------------------------------
+
+class KernelWorker : public Napi::AsyncWorker {
+ public:
+  KernelWorker(Napi::Env env, const qk::KernelTable& k)
+      : Napi::AsyncWorker(env), kernels_(k), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void Execute() override {
+    try {
+      Run();
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory in the quantkit addon");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  virtual void Run() = 0;
+  const qk::KernelTable& kernels_;
+  Napi::Promise::Deferred deferred_;
+};
+
+class QuantizeWorker : public KernelWorker {
+ public:
+  QuantizeWorker(Napi::Env env, const qk::KernelTable& k, QuantSpec spec, Shape s, Source src, Parts out)
+      : KernelWorker(env, k), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)) {}
+
+ protected:
+  void Run() override {
+    status_ = kernels_.quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, 0, shape_.rows,
+                                     QuantParts{out_.data.ptr, out_.scales.ptr,
+                                                reinterpret_cast<int8_t*>(out_.zeros.ptr)});
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("nonfinite", static_cast<double>(status_.nonfinite));
+    r.Set("firstNonfinite", static_cast<double>(status_.first_nonfinite));
+    r.Set("scaleOverflow", static_cast<double>(status_.scale_overflow));
+    r.Set("firstOverflowRow", static_cast<double>(status_.first_overflow_row));
+    deferred_.Resolve(r);
+  }
+
+ private:
+  QuantSpec spec_;
+  Shape shape_;
+  Source src_;
+  Parts out_;
+  qk::QuantStatus status_;
+};
+
+class DequantizeWorker : public KernelWorker {
+ public:
+  DequantizeWorker(Napi::Env env, const qk::KernelTable& k, QuantSpec spec, Shape s, Parts in, Bytes out)
+      : KernelWorker(env, k), spec_(spec), shape_(s), in_(std::move(in)), out_(std::move(out)) {}
+
+ protected:
+  void Run() override {
+    kernels_.dequantize_rows(spec_, ConstQuantParts{in_.data.ptr, in_.scales.ptr,
+                                                    reinterpret_cast<const int8_t*>(in_.zeros.ptr)},
+                             shape_.cols, 0, shape_.rows, reinterpret_cast<float*>(out_.ptr));
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+
+ private:
+  QuantSpec spec_;
+  Shape shape_;
+  Parts in_;
+  Bytes out_;
+};
+
+class ErrorWorker : public KernelWorker {
+ public:
+  ErrorWorker(Napi::Env env, const qk::KernelTable& k, QuantSpec spec, Shape s, Source src, Parts in)
+      : KernelWorker(env, k), spec_(spec), shape_(s), src_(std::move(src)), in_(std::move(in)) {}
+
+ protected:
+  void Run() override {
+    stats_ = kernels_.error_rows(spec_, src_.bytes.ptr, src_.dtype,
+                                 ConstQuantParts{in_.data.ptr, in_.scales.ptr,
+                                                 reinterpret_cast<const int8_t*>(in_.zeros.ptr)},
+                                 shape_.cols, 0, shape_.rows);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("sumSqErr", stats_.sum_sq_err);
+    r.Set("sumSqRef", stats_.sum_sq_ref);
+    r.Set("maxAbsErr", stats_.max_abs_err);
+    r.Set("count", static_cast<double>(stats_.count));
+    r.Set("nonfinite", static_cast<double>(stats_.nonfinite));
+    deferred_.Resolve(r);
+  }
+
+ private:
+  QuantSpec spec_;
+  Shape shape_;
+  Source src_;
+  Parts in_;
+  qk::ErrorStats stats_;
+};
+
+// ---- exported functions -------------------------------------------------------------------------
+
+Napi::Object args_object(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1 || !info[0].IsObject()) fail("expected one options object");
+  return info[0].As<Napi::Object>();
+}
+
+template <typename F>
+Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
+  try {
+    return body();
+  } catch (const ArgError& e) {
+    coded_error(info.Env(), "ERR_NATIVE_ARGUMENT", "quantkit addon: " + e.message, true)
+        .ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+}
+
+Napi::Value Quantize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const QuantSpec spec = parse_spec(o.Get("spec"));
+    const Shape s = parse_shape(o, spec);
+    Source src = get_source(o, s);
+    Parts out = get_parts(o.Get("out"), spec, s);
+    auto* w = new QuantizeWorker(info.Env(), kernels(), spec, s, std::move(src), std::move(out));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+Napi::Value Dequantize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const QuantSpec spec = parse_spec(o.Get("spec"));
+    const Shape s = parse_shape(o, spec);
+    Parts in = get_parts(o.Get("parts"), spec, s);
+    Napi::Value outv = o.Get("out");
+    if (!outv.IsTypedArray() || outv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      fail("out must be a Float32Array");
+    Bytes out = get_bytes(outv, "out");
+    need_bytes(out, checked_mul(checked_mul(s.rows, s.cols, "out size"), 4, "out size"), "out");
+    auto* w = new DequantizeWorker(info.Env(), kernels(), spec, s, std::move(in), std::move(out));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+Napi::Value ErrorStatsFn(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const QuantSpec spec = parse_spec(o.Get("spec"));
+    const Shape s = parse_shape(o, spec);
+    Source src = get_source(o, s);
+    Parts in = get_parts(o.Get("parts"), spec, s);
+    auto* w = new ErrorWorker(info.Env(), kernels(), spec, s, std::move(src), std::move(in));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+Napi::Value Layout(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const QuantSpec spec = parse_spec(o.Get("spec"));
+    const int64_t cols = get_int(o, "cols", 1, int64_t{1} << 40);
+    Napi::Object r = Napi::Object::New(info.Env());
+    const char* why = qk::check_spec(spec, cols);
+    r.Set("error", why ? Napi::Value(Napi::String::New(info.Env(), why)) : info.Env().Null());
+    r.Set("dataBytesPerRow", static_cast<double>(qk::data_bytes_per_row(spec, cols)));
+    r.Set("scaleBytesPerRow", static_cast<double>(qk::scale_bytes_per_row(spec, cols)));
+    r.Set("zeroBytesPerRow", static_cast<double>(qk::zero_bytes_per_row(spec, cols)));
+    return r;
+  });
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("isa", g_kernels ? Napi::Value(Napi::String::New(env, g_kernels->isa)) : env.Null());
+  r.Set("isaError", g_kernel_error ? Napi::Value(Napi::String::New(env, g_kernel_error)) : env.Null());
+  const qk::KernelTable* tables[8];
+  const int n = qk::available_isas(tables, 8);
+  Napi::Array a = Napi::Array::New(env, n);
+  for (int i = 0; i < n; ++i) a.Set(static_cast<uint32_t>(i), tables[i]->isa);
+  r.Set("available", a);
+  r.Set("napiVersion", NAPI_VERSION);
+  return r;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  g_kernels = qk::select_kernels(&g_kernel_error);
+  exports.Set("quantize", Napi::Function::New(env, Quantize));
+  exports.Set("dequantize", Napi::Function::New(env, Dequantize));
+  exports.Set("errorStats", Napi::Function::New(env, ErrorStatsFn));
+  exports.Set("layout", Napi::Function::New(env, Layout));
+  exports.Set("info", Napi::Function::New(env, Info));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(quantkit, Init)

@@ -1,0 +1,90 @@
+// Plain C++ kernel API: raw pointers and lengths, no Node types.
+// The scalar implementation (scalar.cc) is the reference; every other ISA must match it bit for bit.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace qk {
+
+enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2 };
+
+// Quantization schemes. The GGML_* ones reproduce ggml's reference quantizers exactly (block of 32,
+// fp16 scales). INT_* are the compressed-tensors "pack-quantized" schemes: any group size that divides
+// the row (or the whole row), scales in F16/BF16/F32, values packed LSB-first into 32-bit words.
+enum class Scheme : int32_t {
+  GGML_Q8_0 = 0,  // d = absmax/127, q = roundf(x/d)              (block: f16 d, i8 qs[32])
+  GGML_Q4_0 = 1,  // d = signed max / -8, q = min(15, (i8)(x/d + 8.5))  (block: f16 d, u8 qs[16])
+  GGML_Q4_1 = 2,  // d = (max-min)/15, m = min, q = min(15, (i8)((x-m)/d + 0.5))  (f16 d, f16 m, qs[16])
+  INT_SYM = 3,    // s = absmax / ((2^b - 1)/2), q = clamp(rne(x/s), -2^(b-1), 2^(b-1)-1)
+  INT_ASYM = 4,   // range [min(min,0), max(max,0)], s = range/(2^b-1), zp = clamp(rne(qmin - lo/s))
+};
+
+struct QuantSpec {
+  Scheme scheme;
+  int32_t bits;        // 4 or 8
+  int64_t group;       // elements per group (32 for GGML_*), divides cols
+  DType scale_dtype;   // F16 for GGML_*; F16/BF16/F32 for INT_*
+};
+
+// Buffers that hold one quantized tensor of `rows` x `cols`.
+//  GGML_*: data = rows * (cols/32) blocks; scales/zeros unused.
+//  INT_*:  data = rows * ceil(cols*bits/32) * 4 bytes (the packed int32 words, little-endian);
+//          scales = rows * (cols/group) scale values of scale_dtype;
+//          zeros  = rows * (cols/group) signed int8 zero points (INT_ASYM only; packed later by the writer).
+struct QuantParts {
+  uint8_t* data;
+  uint8_t* scales;
+  int8_t* zeros;
+};
+struct ConstQuantParts {
+  const uint8_t* data;
+  const uint8_t* scales;
+  const int8_t* zeros;
+};
+
+// Layout sizes in bytes (0 when the spec does not apply to `cols`).
+int64_t data_bytes_per_row(const QuantSpec& spec, int64_t cols);
+int64_t scale_bytes_per_row(const QuantSpec& spec, int64_t cols);
+int64_t zero_bytes_per_row(const QuantSpec& spec, int64_t cols);
+// nullptr when the spec is consistent with `cols`, else a static message saying why not.
+const char* check_spec(const QuantSpec& spec, int64_t cols);
+int64_t dtype_size(DType t);
+
+// Result of quantizing a range of rows: the first problem found, if any.
+struct QuantStatus {
+  int64_t nonfinite = 0;        // NaN/Inf inputs seen (the output is then meaningless)
+  int64_t first_nonfinite = -1; // flat element index of the first one
+  int64_t scale_overflow = 0;   // groups whose scale does not fit the scale dtype (Inf after rounding)
+  int64_t first_overflow_row = -1;
+};
+
+// Σe², Σx², max|e|, count and NaN/Inf count, in double, for a round trip x -> q -> x̂.
+struct ErrorStats {
+  double sum_sq_err = 0;
+  double sum_sq_ref = 0;
+  double max_abs_err = 0;
+  int64_t count = 0;
+  int64_t nonfinite = 0;
+};
+
+// One implementation of every kernel for one instruction set. Row ranges let callers split work
+// across threads; every function is pure over its rows.
+struct KernelTable {
+  const char* isa;
+  QuantStatus (*quantize_rows)(const QuantSpec&, const void* src, DType src_type, int64_t cols,
+                               int64_t row_begin, int64_t row_end, QuantParts out);
+  void (*dequantize_rows)(const QuantSpec&, ConstQuantParts in, int64_t cols, int64_t row_begin,
+                          int64_t row_end, float* out);
+  ErrorStats (*error_rows)(const QuantSpec&, const void* src, DType src_type, ConstQuantParts in,
+                           int64_t cols, int64_t row_begin, int64_t row_end);
+};
+
+const KernelTable& scalar_kernels();
+
+// Run-time dispatch: the best table for this CPU, unless QUANTKIT_ISA names another one.
+// Returns nullptr with `error` set when QUANTKIT_ISA asks for something this CPU or build lacks.
+const KernelTable* select_kernels(const char** error);
+// Every ISA compiled into this build that this CPU can run (scalar first).
+int available_isas(const KernelTable** out, int max);
+
+}  // namespace qk

@@ -1,0 +1,256 @@
+// The scalar reference kernels: the truth every SIMD implementation is tested against.
+// Built with -ffp-contract=off so that a*b+c is never fused: ggml's reference quantizers round after
+// the multiply, and fusing would change results in the last bit.
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+#include "numeric.h"
+
+namespace qk {
+namespace {
+
+constexpr int kBlock = 32;
+
+bool group_is_finite(const float* x, int64_t n, int64_t* bad) {
+  for (int64_t j = 0; j < n; ++j) {
+    if (!std::isfinite(x[j])) { *bad = j; return false; }
+  }
+  return true;
+}
+
+// --- ggml blocks --------------------------------------------------------------------------------
+
+void q8_0_block(const float* x, uint8_t* out) {
+  float amax = 0.0f;
+  for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const uint16_t dh = f32_to_f16(d);
+  std::memcpy(out, &dh, 2);
+  for (int j = 0; j < kBlock; ++j) {
+    out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(round_away_to_i32(x[j] * id)));
+  }
+}
+
+void q4_0_block(const float* x, uint8_t* out) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < kBlock; ++j) {
+    const float v = x[j];
+    if (amax < std::fabs(v)) { amax = std::fabs(v); max = v; }
+  }
+  const float d = max / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const uint16_t dh = f32_to_f16(d);
+  std::memcpy(out, &dh, 2);
+  for (int j = 0; j < kBlock / 2; ++j) {
+    const float x0 = x[j] * id;
+    const float x1 = x[j + kBlock / 2] * id;
+    const int q0 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x0 + 8.5f)));
+    const int q1 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x1 + 8.5f)));
+    out[2 + j] = static_cast<uint8_t>((q0 & 0xf) | ((q1 & 0xf) << 4));
+  }
+}
+
+void q4_1_block(const float* x, uint8_t* out) {
+  float min = FLT_MAX, max = -FLT_MAX;
+  for (int j = 0; j < kBlock; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / 15.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const uint16_t dh = f32_to_f16(d), mh = f32_to_f16(min);
+  std::memcpy(out, &dh, 2);
+  std::memcpy(out + 2, &mh, 2);
+  for (int j = 0; j < kBlock / 2; ++j) {
+    const float x0 = (x[j] - min) * id;
+    const float x1 = (x[j + kBlock / 2] - min) * id;
+    const int q0 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x0 + 0.5f)));
+    const int q1 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x1 + 0.5f)));
+    out[4 + j] = static_cast<uint8_t>((q0 & 0xf) | ((q1 & 0xf) << 4));
+  }
+}
+
+void dequant_ggml_block(Scheme s, const uint8_t* in, float* y) {
+  uint16_t dh;
+  std::memcpy(&dh, in, 2);
+  const float d = f16_to_f32(dh);
+  if (s == Scheme::GGML_Q8_0) {
+    for (int j = 0; j < kBlock; ++j) y[j] = static_cast<float>(static_cast<int8_t>(in[2 + j])) * d;
+  } else if (s == Scheme::GGML_Q4_0) {
+    for (int j = 0; j < kBlock / 2; ++j) {
+      y[j] = static_cast<float>((in[2 + j] & 0xf) - 8) * d;
+      y[j + kBlock / 2] = static_cast<float>((in[2 + j] >> 4) - 8) * d;
+    }
+  } else {
+    uint16_t mh;
+    std::memcpy(&mh, in + 2, 2);
+    const float m = f16_to_f32(mh);
+    for (int j = 0; j < kBlock / 2; ++j) {
+      y[j] = static_cast<float>(in[4 + j] & 0xf) * d + m;
+      y[j + kBlock / 2] = static_cast<float>(in[4 + j] >> 4) * d + m;
+    }
+  }
+}
+
+// --- compressed-tensors integer groups ----------------------------------------------------------
+
+inline void put_packed(uint8_t* row, int bits, int64_t k, uint32_t u) {
+  if (bits == 8) { row[k] = static_cast<uint8_t>(u); return; }
+  uint8_t& b = row[k >> 1];
+  b = (k & 1) ? static_cast<uint8_t>((b & 0x0f) | (u << 4)) : static_cast<uint8_t>((b & 0xf0) | u);
+}
+
+inline int32_t get_packed(const uint8_t* row, int bits, int64_t k) {
+  if (bits == 8) return row[k];
+  return (row[k >> 1] >> ((k & 1) * 4)) & 0xf;
+}
+
+// Quantizes one group; returns false when its scale overflows the scale dtype.
+bool int_group(const QuantSpec& spec, const float* x, int64_t n, uint8_t* packed_row, int64_t k0,
+               uint8_t* scales, int64_t scale_index, int8_t* zero) {
+  const int bits = spec.bits;
+  const float qmin = -static_cast<float>(1 << (bits - 1));
+  const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  const float levels = static_cast<float>((1 << bits) - 1);
+  float s, zp = 0.0f;
+  float lo = 0.0f, hi = 0.0f;
+  if (spec.scheme == Scheme::INT_SYM) {
+    float amax = 0.0f;
+    for (int64_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
+    s = amax / (levels * 0.5f);
+  } else {
+    for (int64_t j = 0; j < n; ++j) { lo = std::min(lo, x[j]); hi = std::max(hi, x[j]); }
+    s = (hi - lo) / levels;
+  }
+  const float sq = store_scale(scales, spec.scale_dtype, scale_index, s);
+  if (!std::isfinite(sq)) return false;
+  float id = sq != 0.0f ? 1.0f / sq : 0.0f;
+  if (!std::isfinite(id)) id = 0.0f;  // subnormal scale: the group is ~0 and reconstructs as 0
+  if (spec.scheme == Scheme::INT_ASYM) {
+    zp = std::min(qmax, std::max(qmin, std::nearbyint(qmin - lo * id)));
+    *zero = static_cast<int8_t>(zp);
+  }
+  const uint32_t offset = 1u << (bits - 1);
+  for (int64_t j = 0; j < n; ++j) {
+    const float q = std::min(qmax, std::max(qmin, std::nearbyint(x[j] * id) + zp));
+    put_packed(packed_row, bits, k0 + j, static_cast<uint32_t>(static_cast<int32_t>(q) + static_cast<int32_t>(offset)));
+  }
+  return true;
+}
+
+// --- row drivers --------------------------------------------------------------------------------
+
+QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols,
+                          int64_t row_begin, int64_t row_end, QuantParts out) {
+  QuantStatus st;
+  const int64_t g = spec.group;
+  const int64_t groups = cols / g;
+  const int64_t data_row = data_bytes_per_row(spec, cols);
+  std::vector<float> x(static_cast<size_t>(g));
+  const bool ggml = spec.scheme == Scheme::GGML_Q8_0 || spec.scheme == Scheme::GGML_Q4_0 ||
+                    spec.scheme == Scheme::GGML_Q4_1;
+  const int64_t block_bytes = ggml ? data_row / groups : 0;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    uint8_t* row_out = out.data + r * data_row;
+    if (!ggml) std::memset(row_out, 0, static_cast<size_t>(data_row));
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t base = r * cols + gi * g;
+      for (int64_t j = 0; j < g; ++j) x[j] = load_as_f32(src, src_type, base + j);
+      int64_t bad;
+      if (!group_is_finite(x.data(), g, &bad)) {
+        if (st.nonfinite == 0) st.first_nonfinite = base + bad;
+        for (int64_t j = 0; j < g; ++j) st.nonfinite += std::isfinite(x[j]) ? 0 : 1;
+        std::fill(x.begin(), x.end(), 0.0f);  // keep going with defined values; caller discards
+      }
+      bool ok = true;
+      if (ggml) {
+        uint8_t* blk = row_out + gi * block_bytes;
+        if (spec.scheme == Scheme::GGML_Q8_0) q8_0_block(x.data(), blk);
+        else if (spec.scheme == Scheme::GGML_Q4_0) q4_0_block(x.data(), blk);
+        else q4_1_block(x.data(), blk);
+        uint16_t dh;
+        std::memcpy(&dh, blk, 2);
+        ok = std::isfinite(f16_to_f32(dh));
+        if (ok && spec.scheme == Scheme::GGML_Q4_1) {
+          std::memcpy(&dh, blk + 2, 2);
+          ok = std::isfinite(f16_to_f32(dh));
+        }
+      } else {
+        int8_t* zero = out.zeros ? out.zeros + r * groups + gi : nullptr;
+        int8_t unused = 0;
+        ok = int_group(spec, x.data(), g, row_out, gi * g, out.scales, r * groups + gi,
+                       zero ? zero : &unused);
+      }
+      if (!ok) {
+        if (st.scale_overflow == 0) st.first_overflow_row = r;
+        st.scale_overflow++;
+      }
+    }
+  }
+  return st;
+}
+
+void dequantize_group(const QuantSpec& spec, ConstQuantParts in, int64_t cols, int64_t r, int64_t gi,
+                      float* y) {
+  const int64_t g = spec.group;
+  const int64_t data_row = data_bytes_per_row(spec, cols);
+  const uint8_t* row_in = in.data + r * data_row;
+  if (spec.scheme == Scheme::GGML_Q8_0 || spec.scheme == Scheme::GGML_Q4_0 ||
+      spec.scheme == Scheme::GGML_Q4_1) {
+    dequant_ggml_block(spec.scheme, row_in + gi * (data_row / (cols / g)), y);
+    return;
+  }
+  const int64_t groups = cols / g;
+  const float s = load_scale(in.scales, spec.scale_dtype, r * groups + gi);
+  const int32_t offset = 1 << (spec.bits - 1);
+  const int32_t zp = spec.scheme == Scheme::INT_ASYM ? in.zeros[r * groups + gi] : 0;
+  for (int64_t j = 0; j < g; ++j) {
+    const int32_t q = get_packed(row_in, spec.bits, gi * g + j) - offset;
+    y[j] = static_cast<float>(q - zp) * s;
+  }
+}
+
+void dequantize_rows(const QuantSpec& spec, ConstQuantParts in, int64_t cols, int64_t row_begin,
+                     int64_t row_end, float* out) {
+  const int64_t groups = cols / spec.group;
+  for (int64_t r = row_begin; r < row_end; ++r)
+    for (int64_t gi = 0; gi < groups; ++gi)
+      dequantize_group(spec, in, cols, r, gi, out + r * cols + gi * spec.group);
+}
+
+ErrorStats error_rows(const QuantSpec& spec, const void* src, DType src_type, ConstQuantParts in,
+                      int64_t cols, int64_t row_begin, int64_t row_end) {
+  ErrorStats es;
+  const int64_t g = spec.group;
+  const int64_t groups = cols / g;
+  std::vector<float> y(static_cast<size_t>(g));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      dequantize_group(spec, in, cols, r, gi, y.data());
+      for (int64_t j = 0; j < g; ++j) {
+        const float x = load_as_f32(src, src_type, r * cols + gi * g + j);
+        if (!std::isfinite(x) || !std::isfinite(y[j])) { es.nonfinite++; continue; }
+        const double e = static_cast<double>(y[j]) - static_cast<double>(x);
+        es.sum_sq_err += e * e;
+        es.sum_sq_ref += static_cast<double>(x) * static_cast<double>(x);
+        es.max_abs_err = std::max(es.max_abs_err, std::fabs(e));
+        es.count++;
+      }
+    }
+  }
+  return es;
+}
+
+}  // namespace
+
+const KernelTable& scalar_kernels() {
+  static const KernelTable table{"scalar", quantize_rows, dequantize_rows, error_rows};
+  return table;
+}
+
+}  // namespace qk
