@@ -1,0 +1,85 @@
+/**
+ * A file written sequentially under a temporary name and renamed into place only when complete,
+ * so that a crash or an error never leaves a partial file under the final name.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { QuantkitError, ioError } from './errors.js';
+
+export function temporaryName(path: string, tag = 'partial'): string {
+  return `${path}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+export class AtomicFile {
+  private position = 0;
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    readonly tempPath: string,
+    private fh: FileHandle,
+  ) {}
+
+  static async create(path: string): Promise<AtomicFile> {
+    const tempPath = temporaryName(path);
+    try {
+      return new AtomicFile(path, tempPath, await open(tempPath, 'wx'));
+    } catch (e) {
+      throw ioError('ERR_IO', path, e, 'cannot create');
+    }
+  }
+
+  get bytesWritten(): number {
+    return this.position;
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.position + done);
+        done += bytesWritten;
+      }
+    } catch (e) {
+      throw ioError('ERR_IO', this.path, e, 'cannot write');
+    }
+    this.position += data.length;
+  }
+
+  /** Flushes, closes and renames; after this the file exists under its final name, complete. */
+  async commit(expectedSize?: number): Promise<void> {
+    if (expectedSize !== undefined && expectedSize !== this.position) {
+      await this.abort();
+      throw new QuantkitError('ERR_VERIFY', `wrote ${this.position} bytes but the plan predicted ${expectedSize}`, { file: this.path });
+    }
+    try {
+      await this.fh.sync();
+      await this.fh.close();
+      this.closed = true;
+      await rename(this.tempPath, this.path);
+    } catch (e) {
+      await this.abort();
+      throw ioError('ERR_IO', this.path, e, 'cannot finish writing');
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      await this.fh.close().catch(() => undefined);
+    }
+    await rm(this.tempPath, { force: true }).catch(() => undefined);
+  }
+}
+
+/** Writes a small file atomically in one go. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const f = await AtomicFile.create(path);
+  try {
+    await f.write(typeof data === 'string' ? new TextEncoder().encode(data) : data);
+  } catch (e) {
+    await f.abort();
+    throw e;
+  }
+  await f.commit();
+}

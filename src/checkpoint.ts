@@ -1,0 +1,202 @@
+/**
+ * A Hugging Face checkpoint on disk: config.json, one safetensors file or shards listed in
+ * model.safetensors.index.json, and tied weights (aliases in `__metadata__`, or `tie_word_embeddings`).
+ * Every shard path from the index is checked to stay inside the model directory.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { QuantkitError, ioError } from './errors.js';
+import type { Dtype } from './safetensors/dtypes.js';
+import type { TensorInfo } from './safetensors/header.js';
+import { SafetensorsReader } from './safetensors/reader.js';
+import { isJsonObject, parseStrictJson } from './safetensors/strict-json.js';
+
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+export interface CheckpointTensor {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  bytes: number;
+  /** Absolute path of the shard that holds it. */
+  file: string;
+  info: TensorInfo;
+}
+
+export type ModelConfig = Record<string, unknown>;
+
+export class Checkpoint {
+  private constructor(
+    /** The model directory (absolute). */
+    readonly dir: string,
+    readonly config: ModelConfig | null,
+    readonly tensors: CheckpointTensor[],
+    /** Tensor names absent from the files and the stored tensor they stand for (tied weights). */
+    readonly aliases: Map<string, string>,
+    private readers: Map<string, SafetensorsReader>,
+  ) {
+    this.byName = new Map(tensors.map((t) => [t.name, t]));
+  }
+
+  private byName: Map<string, CheckpointTensor>;
+
+  /** Opens a model directory, or a single .safetensors file. */
+  static async open(input: string): Promise<Checkpoint> {
+    const path = resolve(input);
+    let st;
+    try {
+      st = await stat(path);
+    } catch (e) {
+      throw ioError('ERR_CHECKPOINT', path, e, 'cannot open model');
+    }
+    const dir = st.isDirectory() ? path : dirname(path);
+    const config = await readConfig(dir);
+    let files: string[];
+    let weightMap: Map<string, string> | null = null;
+    if (!st.isDirectory()) {
+      files = [path];
+    } else if (await exists(join(dir, INDEX_FILE))) {
+      weightMap = await readIndex(dir);
+      files = [...new Set(weightMap.values())];
+    } else if (await exists(join(dir, 'model.safetensors'))) {
+      files = [join(dir, 'model.safetensors')];
+    } else {
+      throw new QuantkitError('ERR_CHECKPOINT', `no model.safetensors or ${INDEX_FILE} in this directory`, { file: dir });
+    }
+
+    const readers = new Map<string, SafetensorsReader>();
+    try {
+      for (const f of files) readers.set(f, await SafetensorsReader.open(f));
+      const tensors: CheckpointTensor[] = [];
+      const owner = new Map<string, string>();
+      for (const [file, r] of readers) {
+        for (const info of r.tensors) {
+          const prev = owner.get(info.name);
+          if (prev) throw new QuantkitError('ERR_CHECKPOINT', `tensor is stored twice (also in ${basename(prev)})`, { file, tensor: info.name });
+          owner.set(info.name, file);
+          if (weightMap && weightMap.get(info.name) !== file)
+            throw new QuantkitError('ERR_CHECKPOINT', `tensor is not listed for this shard in ${INDEX_FILE}`, { file, tensor: info.name });
+          tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, bytes: info.end - info.begin, file, info });
+        }
+      }
+      if (weightMap) {
+        for (const [name, file] of weightMap)
+          if (owner.get(name) !== file)
+            throw new QuantkitError('ERR_CHECKPOINT', `listed in ${INDEX_FILE} but missing from the shard`, { file, tensor: name });
+      }
+      return new Checkpoint(dir, config, tensors, findAliases(readers, owner, config), readers);
+    } catch (e) {
+      await Promise.all([...readers.values()].map((r) => r.close()));
+      throw e;
+    }
+  }
+
+  get files(): string[] {
+    return [...this.readers.keys()];
+  }
+
+  get totalBytes(): number {
+    return this.tensors.reduce((s, t) => s + t.bytes, 0);
+  }
+
+  tensor(name: string): CheckpointTensor | undefined {
+    return this.byName.get(name);
+  }
+
+  async read(t: CheckpointTensor, target?: Uint8Array): Promise<Uint8Array> {
+    return this.readers.get(t.file)!.read(t.info, target);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.readers.values()].map((r) => r.close()));
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readJsonFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw ioError('ERR_CHECKPOINT', file, e);
+  }
+  try {
+    return parseStrictJson(text);
+  } catch (e) {
+    throw new QuantkitError('ERR_CHECKPOINT', `not valid JSON: ${(e as Error).message}`, { file });
+  }
+}
+
+async function readConfig(dir: string): Promise<ModelConfig | null> {
+  const file = join(dir, 'config.json');
+  if (!(await exists(file))) return null;
+  const v = await readJsonFile(file);
+  if (!isJsonObject(v as never)) throw new QuantkitError('ERR_CHECKPOINT', 'config.json is not a JSON object', { file });
+  return v as ModelConfig;
+}
+
+/** Is `child` inside `parent` (both absolute, resolved)? */
+export function isInside(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) && rel.split(sep)[0] !== '..';
+}
+
+/** Reads the shard index; every shard path must resolve inside the model directory. */
+async function readIndex(dir: string): Promise<Map<string, string>> {
+  const file = join(dir, INDEX_FILE);
+  const v = (await readJsonFile(file)) as Record<string, unknown>;
+  const wm = isJsonObject(v as never) ? v.weight_map : undefined;
+  if (!isJsonObject(wm as never)) throw new QuantkitError('ERR_CHECKPOINT', 'has no weight_map object', { file });
+  const out = new Map<string, string>();
+  const checked = new Map<string, string>();
+  for (const [name, shard] of Object.entries(wm as Record<string, unknown>)) {
+    if (typeof shard !== 'string' || shard === '')
+      throw new QuantkitError('ERR_CHECKPOINT', `weight_map entry is not a file name`, { file, tensor: name });
+    let target = checked.get(shard);
+    if (target === undefined) {
+      const candidate = resolve(dir, shard);
+      if (isAbsolute(shard) || !isInside(dir, candidate))
+        throw new QuantkitError('ERR_CHECKPOINT', `shard path '${shard}' leaves the model directory`, { file, tensor: name });
+      // The path itself must stay inside; a symbolic link there may point elsewhere (the Hugging Face
+      // cache links snapshot files to its blobs/ folder), which is the cache's business, not the index's.
+      try {
+        await stat(candidate);
+      } catch (e) {
+        throw new QuantkitError('ERR_CHECKPOINT', `shard '${shard}' is missing or unreadable (${(e as NodeJS.ErrnoException).code ?? e})`, { file, tensor: name });
+      }
+      target = candidate;
+      checked.set(shard, target);
+    }
+    out.set(name, target);
+  }
+  if (out.size === 0) throw new QuantkitError('ERR_CHECKPOINT', 'weight_map is empty', { file });
+  return out;
+}
+
+/**
+ * Tied weights: safetensors writers drop one of two tensors that share storage and may record
+ * `absent name -> stored name` in __metadata__ (tinystories-656k stores only lm_head.weight).
+ * Without that, `tie_word_embeddings` means lm_head.weight is the embedding table.
+ */
+function findAliases(readers: Map<string, SafetensorsReader>, owner: Map<string, string>, config: ModelConfig | null): Map<string, string> {
+  const aliases = new Map<string, string>();
+  for (const r of readers.values()) {
+    for (const [k, v] of Object.entries(r.header.metadata ?? {})) {
+      if (!owner.has(k) && owner.has(v)) aliases.set(k, v);
+    }
+  }
+  const tied = config?.tie_word_embeddings;
+  if ((tied === true || tied === undefined) && !owner.has('lm_head.weight') && !aliases.has('lm_head.weight')) {
+    const embed = ['model.embed_tokens.weight', 'transformer.wte.weight', 'model.decoder.embed_tokens.weight'].find((n) => owner.has(n));
+    if (embed && config) aliases.set('lm_head.weight', embed);
+  }
+  return aliases;
+}

@@ -1,0 +1,32 @@
+import type { CommandModule } from 'yargs';
+import { QuantkitError } from '../../errors.js';
+import { jsonReplacer } from '../../quantize.js';
+import { verifyOutput } from '../../verify.js';
+import { reportText } from '../print.js';
+
+interface Args {
+  output: string;
+  against: string;
+  json: boolean;
+  'max-rel-rmse'?: number;
+}
+
+export const VerifyCommand: CommandModule<object, Args> = {
+  command: 'verify <output>',
+  describe: 're-open a quantkit output, dequantize every tensor and compare it with the source checkpoint',
+  builder: (y) =>
+    y
+      .positional('output', { type: 'string', demandOption: true, describe: 'output directory written by quantize' })
+      .option('against', { type: 'string', demandOption: true, describe: 'the source checkpoint directory' })
+      .option('max-rel-rmse', { type: 'number', describe: 'fail (exit 5) if any quantized tensor exceeds this relative RMSE' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }) as never,
+  handler: async (args) => {
+    const r = await verifyOutput(args.output, args.against);
+    process.stdout.write(args.json ? JSON.stringify(r, jsonReplacer, 2) + '\n' : reportText(r) + '\n');
+    const limit = args['max-rel-rmse'];
+    if (limit !== undefined) {
+      const over = r.tensors.filter((t) => t.treatment === 'quantized' && t.relRmse > limit);
+      if (over.length) throw new QuantkitError('ERR_ACCURACY', `${over.length} tensor(s) exceed --max-rel-rmse ${limit}: ${over.map((t) => t.name).slice(0, 5).join(', ')}`);
+    }
+  },
+};

@@ -1,0 +1,41 @@
+/** Human-readable plan and report summaries (the CLI's only output formatting). */
+import type { Plan } from '../plan.js';
+import type { QuantizationReport } from '../quantize.js';
+import type { VerifyResult } from '../verify.js';
+import { formatBytes } from './units.js';
+
+const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+
+export function planText(plan: Plan): string {
+  const lines: string[] = [];
+  const o = plan.options;
+  lines.push(`plan: ${plan.model}`);
+  lines.push(`  format ${plan.format}, ${o.bits}-bit, group ${o.groupSize}, ${o.mode}${o.bitsFor.length ? `, bits-for ${o.bitsFor.map((r) => `${r.glob}=${r.bits}`).join(' ')}` : ''}`);
+  const w = Math.min(60, Math.max(...plan.entries.map((e) => e.tensor.name.length)));
+  for (const e of plan.entries) {
+    const t = e.treatment;
+    const what = t.kind === 'quantize' ? `${pad(t.label, 14)}` : pad(`keep ${t.outDtype}`, 14);
+    const why = t.kind === 'quantize' ? (t.note ? `  (${t.note})` : '') : `  (${t.reason})`;
+    lines.push(`  ${pad(e.tensor.name, w)}  ${pad(JSON.stringify(e.tensor.shape), 14)} ${pad(e.tensor.dtype, 5)} -> ${what} ${pad(String(e.outputBytes), 10)}${why}`);
+  }
+  lines.push('  files (exact sizes predicted before writing):');
+  for (const f of plan.files) lines.push(`    ${pad(f.name, 40)} ${String(f.bytes).padStart(14)} bytes  ${formatBytes(f.bytes)}`);
+  lines.push(`  source tensors ${formatBytes(plan.sourceBytes)}; output ${formatBytes(plan.outputBytes)}; ${plan.quantizedParams} weights quantized at ${plan.bitsPerQuantizedWeight.toFixed(3)} bits/weight`);
+  return lines.join('\n');
+}
+
+export function reportText(r: VerifyResult | QuantizationReport): string {
+  const t = r.totals;
+  const lines = [
+    `${r.output}`,
+    `  ${t.quantizedTensors} tensors quantized (${t.quantizedParams} weights, ${t.bitsPerQuantizedWeight.toFixed(3)} bits/weight), ${t.keptTensors} kept`,
+    `  quantized weights: relative RMSE ${t.relRmse.toFixed(5)}, RMSE ${t.rmse.toExponential(3)}, SNR ${t.snrDb.toFixed(2)} dB, max abs error ${t.maxAbsErr.toExponential(3)}`,
+  ];
+  const worst = [...r.tensors].filter((x) => x.treatment === 'quantized').sort((a, b) => b.relRmse - a.relRmse).slice(0, 3);
+  if (worst.length) lines.push(`  worst: ${worst.map((x) => `${x.name} ${x.relRmse.toFixed(4)}`).join(', ')}`);
+  if ('sizes' in r) {
+    const ok = r.sizes.every((s) => s.predicted === s.actual);
+    lines.push(`  files: ${r.sizes.length}, ${formatBytes(t.outputBytes)} written; sizes ${ok ? 'equal the prediction, byte for byte' : 'DIFFER from the prediction'}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,58 @@
+/** The yargs options shared by `quantize` and `plan`, and their conversion into library options. */
+import type { Argv } from 'yargs';
+import type { QuantizeOptions } from '../plan.js';
+import type { FloatDtype } from '../safetensors/dtypes.js';
+import { QuantkitError } from '../errors.js';
+import { parseSize } from './units.js';
+
+export function withQuantizeOptions<T>(y: Argv<T>) {
+  return y
+    .positional('model', { type: 'string', demandOption: true, describe: 'model directory (config.json + safetensors) or a .safetensors file' })
+    .option('bits', { type: 'number', choices: [4, 8], default: 4, describe: 'bits per quantized weight' })
+    .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row'" })
+    .option('format', { type: 'string', choices: ['safetensors', 'gguf'], default: 'safetensors', describe: 'output format' })
+    .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
+    .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
+    .option('keep', { type: 'string', array: true, describe: 'glob of tensors to keep unquantized (repeatable)' })
+    .option('bits-for', { type: 'string', array: true, describe: 'GLOB=BITS mixed precision rule (repeatable, first match wins)' })
+    .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: 'scale dtype for safetensors output (default: the model dtype)' })
+    .option('max-shard-size', { type: 'string', describe: 'split safetensors output into shards (e.g. 2GB, 500MiB)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print a machine-readable result on stdout' });
+}
+
+export interface QuantizeArgs {
+  model: string;
+  bits: number;
+  'group-size': string;
+  format: string;
+  sym?: boolean;
+  asym?: boolean;
+  keep?: string[];
+  'bits-for'?: string[];
+  'scale-dtype'?: string;
+  'max-shard-size'?: string;
+}
+
+export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
+  if (a.sym && a.asym) throw new QuantkitError('ERR_USAGE', '--sym and --asym exclude each other');
+  const g = a['group-size'];
+  const groupSize = g === 'row' ? 'row' : Number(g);
+  let maxShardSize: number | undefined;
+  if (a['max-shard-size'] !== undefined) {
+    try {
+      maxShardSize = parseSize(a['max-shard-size']);
+    } catch (e) {
+      throw new QuantkitError('ERR_USAGE', `--max-shard-size: ${(e as Error).message}`);
+    }
+  }
+  return {
+    bits: a.bits as 4 | 8,
+    groupSize,
+    mode: a.asym ? 'asym' : 'sym',
+    format: a.format as 'safetensors' | 'gguf',
+    ...(a.keep ? { keep: a.keep } : {}),
+    ...(a['bits-for'] ? { bitsFor: a['bits-for'] } : {}),
+    ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),
+    ...(maxShardSize !== undefined ? { maxShardSize } : {}),
+  };
+}

@@ -1,0 +1,54 @@
+/** What every output format provides: decisions, exact sizes, a writer and a reader for verify. */
+import type { Checkpoint, CheckpointTensor } from '../checkpoint.js';
+import type { KernelSpec, QuantizedParts } from '../native.js';
+import type { GenericDecision, MatrixView, Plan, PlanEntry, ResolvedOptions, Treatment } from '../plan.js';
+import type { Dtype } from '../safetensors/dtypes.js';
+
+export interface PlannedFile {
+  /** File name inside the output directory. */
+  name: string;
+  /** Exact size in bytes, predicted before anything is written. */
+  bytes: number;
+  kind: 'weights' | 'index' | 'config' | 'copy';
+  /** Source tensor names stored in this file (weights files). */
+  tensors?: string[];
+  /** Contents of small generated files (index, config), computed at plan time. */
+  content?: string;
+  /** safetensors `__metadata__` of a weights file. */
+  metadata?: Record<string, string>;
+  /** Absolute path of the file copied from the checkpoint. */
+  source?: string;
+}
+
+/** A tensor's output, ready to write: quantized parts, or the kept bytes already in their output dtype. */
+export type Materialized = { kind: 'quantize'; parts: QuantizedParts } | { kind: 'keep'; bytes: Uint8Array };
+
+export interface WriteContext {
+  materialize(entry: PlanEntry): Promise<Materialized>;
+  signal?: AbortSignal;
+}
+
+/** A tensor found in an output file, matched to its source tensor by name. */
+export type ReadBackTensor =
+  | { name: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(): Promise<QuantizedParts> }
+  | { name: string; kind: 'keep'; dtype: Dtype; shape: number[]; bytes: number; load(): Promise<Uint8Array> };
+
+export interface ReadBack {
+  format: 'safetensors' | 'gguf';
+  tensors: ReadBackTensor[];
+  close(): Promise<void>;
+}
+
+export interface OutputFormat {
+  name: 'safetensors' | 'gguf';
+  checkOptions(o: ResolvedOptions): void;
+  decide(t: CheckpointTensor, generic: GenericDecision, o: ResolvedOptions, ckpt: Checkpoint): Treatment;
+  /** Data bytes of one tensor's outputs (no headers). */
+  tensorBytes(t: CheckpointTensor, treatment: Treatment): number;
+  layout(entries: PlanEntry[], ckpt: Checkpoint, o: ResolvedOptions): Promise<PlannedFile[]>;
+  write(plan: Plan, dir: string, ctx: WriteContext): Promise<void>;
+  /** Opens an output directory written in this format. */
+  readBack(dir: string): Promise<ReadBack>;
+  /** Does this directory hold output of this format? */
+  detect(dir: string): Promise<boolean>;
+}

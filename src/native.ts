@@ -1,0 +1,93 @@
+/**
+ * The one typed door to the C++ addon. Every native function is declared here (the whole native
+ * surface in one place); the addon itself validates its arguments again and throws TypeErrors with
+ * code ERR_NATIVE_ARGUMENT.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { FloatDtype } from './safetensors/dtypes.js';
+
+/** Kernel schemes: ggml's Q8_0/Q4_0/Q4_1 blocks, and compressed-tensors' symmetric/asymmetric ints. */
+export type KernelScheme = 'q8_0' | 'q4_0' | 'q4_1' | 'int_sym' | 'int_asym';
+
+export interface KernelSpec {
+  scheme: KernelScheme;
+  bits: 4 | 8;
+  /** Elements per group (32 for the ggml schemes). */
+  group: number;
+  scaleDtype: FloatDtype;
+}
+
+export interface QuantizedParts {
+  /** ggml blocks, or the packed 32-bit words of compressed-tensors (little-endian). */
+  data: Uint8Array;
+  /** One scale per group (compressed-tensors only). */
+  scales?: Uint8Array;
+  /** One signed 8-bit zero point per group, unpacked (asymmetric compressed-tensors only). */
+  zeros?: Int8Array;
+}
+
+export interface QuantizeStatus {
+  nonfinite: number;
+  firstNonfinite: number;
+  scaleOverflow: number;
+  firstOverflowRow: number;
+}
+
+export interface ErrorSums {
+  sumSqErr: number;
+  sumSqRef: number;
+  maxAbsErr: number;
+  count: number;
+  nonfinite: number;
+}
+
+export interface LayoutInfo {
+  error: string | null;
+  dataBytesPerRow: number;
+  scaleBytesPerRow: number;
+  zeroBytesPerRow: number;
+}
+
+export interface AddonInfo {
+  isa: string | null;
+  isaError: string | null;
+  available: string[];
+  napiVersion: number;
+}
+
+interface TensorArgs {
+  spec: KernelSpec;
+  rows: number;
+  cols: number;
+}
+
+export interface Addon {
+  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts }): Promise<QuantizeStatus>;
+  dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
+  errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;
+  layout(args: { spec: KernelSpec; cols: number }): LayoutInfo;
+  info(): AddonInfo;
+}
+
+let cached: Addon | undefined;
+
+/** Loads build/Release/quantkit.node (relative to the package root, from src/ or dist/). */
+export function addon(): Addon {
+  if (cached) return cached;
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const require = createRequire(import.meta.url);
+  cached = require(join(root, 'build', 'Release', 'quantkit.node')) as Addon;
+  return cached;
+}
+
+/** Allocates the buffers that hold a quantized rows x cols tensor. */
+export function allocateParts(spec: KernelSpec, rows: number, cols: number): QuantizedParts {
+  const l = addon().layout({ spec, cols });
+  if (l.error) throw new RangeError(l.error);
+  const parts: QuantizedParts = { data: new Uint8Array(rows * l.dataBytesPerRow) };
+  if (l.scaleBytesPerRow) parts.scales = new Uint8Array(rows * l.scaleBytesPerRow);
+  if (l.zeroBytesPerRow) parts.zeros = new Int8Array(rows * l.zeroBytesPerRow);
+  return parts;
+}

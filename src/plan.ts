@@ -1,0 +1,168 @@
+/**
+ * The planner: decides what happens to each tensor (quantized with which scheme, or kept and why) and,
+ * through the output format, how many bytes every output file will have. `quantize` executes a plan,
+ * `plan`/`--dry-run` prints it, and estimation reads its sizes: one code path for every prediction.
+ */
+import type { Checkpoint, CheckpointTensor, ModelConfig } from './checkpoint.js';
+import { QuantkitError } from './errors.js';
+import type { KernelSpec } from './native.js';
+import { type Dtype, type FloatDtype, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
+import { ggmlFormat } from './formats/gguf.js';
+import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
+import type { OutputFormat, PlannedFile } from './formats/format.js';
+
+export type FormatName = 'safetensors' | 'gguf';
+export type Mode = 'sym' | 'asym';
+export type GroupSize = number | 'row';
+
+export interface QuantizeOptions {
+  /** Default bit width for quantized tensors. */
+  bits: 4 | 8;
+  /** Weights per scale: 32 (default), 64, 128, any other divisor of the row, or 'row' (per channel). */
+  groupSize?: GroupSize;
+  mode?: Mode;
+  format?: FormatName;
+  /** Globs (`*` any run of characters, `?` one) of tensors kept in their dtype. */
+  keep?: string[];
+  /** Mixed precision: `GLOB=BITS` rules, first match wins, e.g. `*down_proj*=8`. */
+  bitsFor?: string[];
+  /** Scale dtype for packed safetensors (default: the checkpoint's torch_dtype). GGUF always uses F16. */
+  scaleDtype?: FloatDtype;
+  /** Split safetensors output into shards of at most this many bytes (a single tensor may exceed it). */
+  maxShardSize?: number;
+}
+
+export interface ResolvedOptions {
+  bits: 4 | 8;
+  groupSize: GroupSize;
+  mode: Mode;
+  format: FormatName;
+  keep: string[];
+  bitsFor: { glob: string; re: RegExp; bits: 4 | 8 }[];
+  scaleDtype: FloatDtype | undefined;
+  maxShardSize: number | undefined;
+}
+
+/** A matrix view of a tensor: quantization groups run along `cols`, the contiguous last dimension(s). */
+export interface MatrixView {
+  rows: number;
+  cols: number;
+}
+
+export type Treatment =
+  | { kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; note?: string }
+  | { kind: 'keep'; outDtype: Dtype; reason: string };
+
+export interface PlanEntry {
+  tensor: CheckpointTensor;
+  treatment: Treatment;
+  /** Bytes this tensor occupies in the output (data of all its output tensors, without headers). */
+  outputBytes: number;
+}
+
+export interface Plan {
+  model: string;
+  config: ModelConfig | null;
+  /** Tied weights of the checkpoint: absent name -> stored name. */
+  aliases: Map<string, string>;
+  format: FormatName;
+  options: ResolvedOptions;
+  entries: PlanEntry[];
+  files: PlannedFile[];
+  sourceBytes: number;
+  outputBytes: number;
+  quantizedParams: number;
+  quantizedOutputBytes: number;
+  /** Average stored bits per quantized weight, scales and zero points included. */
+  bitsPerQuantizedWeight: number;
+}
+
+export function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}
+
+export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
+  const usage = (m: string) => new QuantkitError('ERR_USAGE', m);
+  if (o.bits !== 4 && o.bits !== 8) throw usage(`--bits must be 4 or 8 (got ${String(o.bits)})`);
+  const groupSize = o.groupSize ?? 32;
+  if (groupSize !== 'row' && !(Number.isSafeInteger(groupSize) && groupSize > 0))
+    throw usage(`--group-size must be a positive integer or 'row' (got ${String(groupSize)})`);
+  const mode = o.mode ?? 'sym';
+  if (mode !== 'sym' && mode !== 'asym') throw usage(`mode must be sym or asym (got ${String(mode)})`);
+  const format = o.format ?? 'safetensors';
+  if (format !== 'safetensors' && format !== 'gguf') throw usage(`--format must be safetensors or gguf (got ${String(format)})`);
+  const bitsFor = (o.bitsFor ?? []).map((rule) => {
+    const m = /^(.+)=(\d+)$/.exec(rule);
+    if (!m || (m[2] !== '4' && m[2] !== '8')) throw usage(`--bits-for takes GLOB=4 or GLOB=8 (got '${rule}')`);
+    return { glob: m[1]!, re: globToRegExp(m[1]!), bits: Number(m[2]) as 4 | 8 };
+  });
+  if (o.scaleDtype !== undefined && !['F16', 'BF16', 'F32'].includes(o.scaleDtype))
+    throw usage(`--scale-dtype must be F16, BF16 or F32 (got ${String(o.scaleDtype)})`);
+  if (o.maxShardSize !== undefined && !(Number.isSafeInteger(o.maxShardSize) && o.maxShardSize > 0))
+    throw usage(`--max-shard-size must be a positive number of bytes`);
+  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize };
+  formatFor(format).checkOptions(r);
+  return r;
+}
+
+export function formatFor(name: FormatName): OutputFormat {
+  return name === 'gguf' ? ggmlFormat : packedSafetensorsFormat;
+}
+
+/** Rows and columns of the matrix a tensor is quantized as (conv weights: one row per output channel). */
+export function matrixView(shape: readonly number[]): MatrixView {
+  const cols = shape.length === 4 ? shape[1]! * shape[2]! * shape[3]! : shape[shape.length - 1]!;
+  return { rows: shapeElements(shape)! / cols, cols };
+}
+
+/** What the generic rules say about a tensor before the format has its word. */
+export interface Request {
+  bits: 4 | 8;
+  /** True when a --bits-for rule named this tensor explicitly. */
+  explicit: boolean;
+}
+
+export type GenericDecision = { keep: string } | Request;
+
+export function genericDecision(t: CheckpointTensor, o: ResolvedOptions): GenericDecision {
+  if (o.keep.some((g) => globToRegExp(g).test(t.name))) return { keep: 'matches --keep' };
+  if (!isKernelFloat(t.dtype)) return { keep: `${t.dtype} is not a floating-point weight` };
+  if (t.shape.length < 2) return { keep: '1-D (norm or bias)' };
+  if (t.bytes === 0) return { keep: 'empty tensor' };
+  const rule = o.bitsFor.find((r) => r.re.test(t.name));
+  return rule ? { bits: rule.bits, explicit: true } : { bits: o.bits, explicit: false };
+}
+
+/** Plans a quantization run: resolves the options, then asks the output format for exact sizes. */
+export async function planQuantization(ckpt: Checkpoint, options: QuantizeOptions): Promise<Plan> {
+  return planResolved(ckpt, resolveOptions(options));
+}
+
+export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promise<Plan> {
+  if (ckpt.config && 'quantization_config' in ckpt.config)
+    throw new QuantkitError('ERR_PLAN', 'this checkpoint is already quantized (config.json has quantization_config); start from the original weights', { file: ckpt.dir });
+  const format = formatFor(o.format);
+  const entries: PlanEntry[] = ckpt.tensors.map((tensor) => {
+    const treatment = format.decide(tensor, genericDecision(tensor, o), o, ckpt);
+    return { tensor, treatment, outputBytes: format.tensorBytes(tensor, treatment) };
+  });
+  const files = await format.layout(entries, ckpt, o);
+  const q = entries.filter((e) => e.treatment.kind === 'quantize');
+  const quantizedParams = q.reduce((s, e) => s + shapeElements(e.tensor.shape)!, 0);
+  const quantizedOutputBytes = q.reduce((s, e) => s + e.outputBytes, 0);
+  return {
+    model: ckpt.dir,
+    config: ckpt.config,
+    aliases: ckpt.aliases,
+    format: o.format,
+    options: o,
+    entries,
+    files,
+    sourceBytes: ckpt.totalBytes,
+    outputBytes: files.reduce((s, f) => s + f.bytes, 0),
+    quantizedParams,
+    quantizedOutputBytes,
+    bitsPerQuantizedWeight: quantizedParams ? (quantizedOutputBytes * 8) / quantizedParams : 0,
+  };
+}

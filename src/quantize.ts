@@ -1,0 +1,190 @@
+/**
+ * The quantize pipeline: plan → write into a temporary directory (read a tensor, quantize it in the
+ * addon, append it) → verify the written files against the source and against the predicted sizes →
+ * write quantization-report.json → rename the directory into place. On any error or abort the
+ * temporary directory is removed: the output location holds a complete, verified result or nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, stat, realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Checkpoint, isInside } from './checkpoint.js';
+import { convertTensor } from './convert.js';
+import { QuantkitError, ioError } from './errors.js';
+import type { Materialized } from './formats/format.js';
+import { addon, allocateParts } from './native.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions } from './plan.js';
+import { writeFileAtomic } from './atomic-file.js';
+import type { FloatDtype } from './safetensors/dtypes.js';
+import { type VerifyResult, verifyOutput } from './verify.js';
+import { VERSION } from './version.js';
+
+export const REPORT_FILE = 'quantization-report.json';
+
+export interface Progress {
+  phase: 'quantize' | 'verify';
+  tensor: string;
+  done: number;
+  total: number;
+  /** Bytes of source tensors processed so far, and in all. */
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface QuantizeRunOptions extends QuantizeOptions {
+  /** Output directory (default: ./<model>-<scheme> in the current directory). */
+  output?: string;
+  /** Replace an existing output directory. */
+  force?: boolean;
+  /** Fail (ERR_ACCURACY) when any quantized tensor's relative RMSE exceeds this. */
+  maxRelRmse?: number;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+}
+
+export interface QuantizationReport extends VerifyResult {
+  quantkit: string;
+  options: Record<string, unknown>;
+  /** Every file's size predicted by the plan before writing, and what was written. */
+  sizes: { name: string; predicted: number; actual: number }[];
+  plan: { name: string; treatment: string; format: string; reason?: string; note?: string }[];
+}
+
+export interface QuantizeResult {
+  output: string;
+  plan: Plan;
+  report: QuantizationReport;
+}
+
+export function defaultOutputName(model: string, o: QuantizeOptions): string {
+  const g = o.groupSize ?? 32;
+  return `${basename(resolve(model))}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}-${o.format ?? 'safetensors'}`;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
+/** Refuses outputs that would overwrite or live inside the input, or that exist without --force. */
+async function checkOutput(out: string, ckpt: Checkpoint, force: boolean): Promise<void> {
+  const inputs = [ckpt.dir, await realpath(ckpt.dir)];
+  const outs = [out, await realpath(out).catch(() => out)];
+  for (const i of inputs)
+    for (const o of outs)
+      if (i === o || isInside(i, o) || isInside(o, i))
+        throw new QuantkitError('ERR_OUTPUT_INSIDE_INPUT', `output ${out} overlaps the input ${ckpt.dir}: choose a directory outside it`, { file: out });
+  if ((await exists(out)) && !force) throw new QuantkitError('ERR_OUTPUT_EXISTS', 'output already exists (use --force to replace it)', { file: out });
+}
+
+function planSummary(plan: Plan): QuantizationReport['plan'] {
+  return plan.entries.map((e) => {
+    const t = e.treatment;
+    return t.kind === 'quantize'
+      ? { name: e.tensor.name, treatment: 'quantized', format: t.label, ...(t.note ? { note: t.note } : {}) }
+      : { name: e.tensor.name, treatment: 'kept', format: t.outDtype, reason: t.reason };
+  });
+}
+
+async function materialize(ckpt: Checkpoint, e: PlanEntry): Promise<Materialized> {
+  const bytes = await ckpt.read(e.tensor);
+  const t = e.treatment;
+  if (t.kind === 'keep') return { kind: 'keep', bytes: convertTensor(bytes, e.tensor.dtype, t.outDtype) };
+  const { rows, cols } = t.view;
+  const parts = allocateParts(t.spec, rows, cols);
+  const status = await addon().quantize({ spec: t.spec, rows, cols, src: bytes, srcDtype: e.tensor.dtype as FloatDtype, out: parts });
+  const where = { file: e.tensor.file, tensor: e.tensor.name };
+  if (status.nonfinite > 0) {
+    const i = status.firstNonfinite;
+    throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (use --keep to store it unquantized)`, where);
+  }
+  if (status.scaleOverflow > 0)
+    throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype} (first at row ${status.firstOverflowRow}); use --scale-dtype F32 or --keep`, where);
+  return { kind: 'quantize', parts };
+}
+
+/** Quantizes a checkpoint directory end to end; see the module comment for the guarantees. */
+export async function quantize(model: string, options: QuantizeRunOptions): Promise<QuantizeResult> {
+  const o = resolveOptions(options);
+  const ckpt = await Checkpoint.open(model);
+  try {
+    const plan = await planResolved(ckpt, o);
+    const out = resolve(options.output ?? defaultOutputName(model, options));
+    await checkOutput(out, ckpt, options.force ?? false);
+    await mkdir(dirname(out), { recursive: true }).catch((e) => {
+      throw ioError('ERR_IO', dirname(out), e, 'cannot create');
+    });
+    const tmp = `${out}.quantkit-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await mkdir(tmp).catch((e) => {
+        throw ioError('ERR_IO', out, e, 'cannot create the output directory');
+      });
+      const report = await writeAndVerify(plan, ckpt, tmp, options);
+      await publish(tmp, out);
+      return { output: out, plan, report: { ...report, output: out } };
+    } finally {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    }
+  } finally {
+    await ckpt.close();
+  }
+}
+
+async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions): Promise<QuantizationReport> {
+  const bytesTotal = plan.sourceBytes;
+  const total = plan.entries.length;
+  let done = 0, bytesDone = 0;
+  await formatFor(plan.format).write(plan, dir, {
+    signal: options.signal,
+    materialize: async (e) => {
+      const m = await materialize(ckpt, e);
+      bytesDone += e.tensor.bytes;
+      options.onProgress?.({ phase: 'quantize', tensor: e.tensor.name, done: ++done, total, bytesDone, bytesTotal });
+      return m;
+    },
+  });
+
+  const verified = await verifyOutput(dir, ckpt, {
+    signal: options.signal,
+    onTensor: (n, all, name) => options.onProgress?.({ phase: 'verify', tensor: name, done: n, total: all, bytesDone: bytesTotal, bytesTotal }),
+  });
+  const actual = new Map(verified.files.map((f) => [f.name, f.bytes]));
+  const sizes = plan.files.map((f) => ({ name: f.name, predicted: f.bytes, actual: actual.get(f.name) ?? -1 }));
+  const wrong = sizes.filter((s) => s.predicted !== s.actual);
+  if (wrong.length)
+    throw new QuantkitError('ERR_VERIFY', `file sizes differ from the plan: ${wrong.map((s) => `${s.name} predicted ${s.predicted}, wrote ${s.actual}`).join('; ')}`, { file: dir });
+  if (options.maxRelRmse !== undefined) {
+    const over = verified.tensors.filter((t) => t.treatment === 'quantized' && t.relRmse > options.maxRelRmse!);
+    if (over.length)
+      throw new QuantkitError('ERR_ACCURACY', `${over.length} tensor(s) exceed --max-rel-rmse ${options.maxRelRmse}: ${over.slice(0, 5).map((t) => `${t.name} (${t.relRmse.toFixed(4)})`).join(', ')}${over.length > 5 ? ', ...' : ''}`);
+  }
+  const { signal: _s, onProgress: _p, ...plainOptions } = options;
+  const report: QuantizationReport = {
+    quantkit: VERSION,
+    ...verified,
+    options: { ...plainOptions, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode },
+    sizes,
+    plan: planSummary(plan),
+  };
+  await writeFileAtomic(join(dir, REPORT_FILE), JSON.stringify(report, jsonReplacer, 2) + '\n');
+  return report;
+}
+
+/** JSON has no Infinity: an exact round trip's SNR is written as null. */
+export function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? null : value;
+}
+
+/** Moves the finished directory into place; an existing output (with --force) is replaced only now. */
+async function publish(tmp: string, out: string): Promise<void> {
+  if (await exists(out)) {
+    const old = `${out}.quantkit-old-${process.pid}-${randomBytes(4).toString('hex')}`;
+    await rename(out, old).catch((e) => {
+      throw ioError('ERR_IO', out, e, 'cannot replace');
+    });
+    await rename(tmp, out);
+    await rm(old, { recursive: true, force: true });
+    return;
+  }
+  await rename(tmp, out).catch((e) => {
+    throw ioError('ERR_IO', out, e, 'cannot move the finished output into place');
+  });
+}

@@ -1,0 +1,76 @@
+/** A safetensors file opened for positioned reads, tensor by tensor; the file is never loaded whole. */
+import { open, type FileHandle } from 'node:fs/promises';
+import { QuantkitError, ioError } from '../errors.js';
+import { type SafetensorsHeader, type TensorInfo, checkHeaderLength, parseHeader } from './header.js';
+
+/** Reads exactly `length` bytes at `position`, or fails naming the file: short reads mean truncation. */
+export async function readExactly(fh: FileHandle, target: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < target.length) {
+    const { bytesRead } = await fh.read(target, done, target.length - done, position + done);
+    if (bytesRead === 0)
+      throw new QuantkitError('ERR_SAFETENSORS_DATA', `unexpected end of file at byte ${position + done} (file truncated or changed while reading)`, { file });
+    done += bytesRead;
+  }
+}
+
+export class SafetensorsReader {
+  private constructor(
+    readonly path: string,
+    readonly header: SafetensorsHeader,
+    readonly fileSize: number,
+    private fh: FileHandle,
+  ) {}
+
+  static async open(path: string): Promise<SafetensorsReader> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      throw ioError('ERR_CHECKPOINT', path, e);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new QuantkitError('ERR_CHECKPOINT', 'not a regular file', { file: path });
+      const prefix = new Uint8Array(8);
+      if (st.size < 8) checkHeaderLength(prefix.subarray(0, 0), st.size, path);
+      await readExactly(fh, prefix, 0, path);
+      const n = checkHeaderLength(prefix, st.size, path);
+      const json = new Uint8Array(n);
+      await readExactly(fh, json, 8, path);
+      return new SafetensorsReader(path, parseHeader(json, st.size, path), st.size, fh);
+    } catch (e) {
+      await fh.close();
+      if (e instanceof QuantkitError) throw e;
+      throw ioError('ERR_CHECKPOINT', path, e);
+    }
+  }
+
+  get tensors(): readonly TensorInfo[] {
+    return this.header.tensors;
+  }
+
+  tensor(name: string): TensorInfo {
+    const t = this.header.byName.get(name);
+    if (!t) throw new QuantkitError('ERR_CHECKPOINT', 'no such tensor in this file', { file: this.path, tensor: name });
+    return t;
+  }
+
+  /** Reads one tensor's bytes (into `target` if given, which must be exactly its size). */
+  async read(t: TensorInfo, target?: Uint8Array): Promise<Uint8Array> {
+    const size = t.end - t.begin;
+    const buf = target ?? new Uint8Array(size);
+    if (buf.length !== size) throw new RangeError(`target holds ${buf.length} bytes, tensor ${t.name} has ${size}`);
+    try {
+      await readExactly(this.fh, buf, this.header.dataStart + t.begin, this.path);
+    } catch (e) {
+      if (e instanceof QuantkitError) throw new QuantkitError(e.code, e.message.replace(`${this.path}: `, ''), { file: this.path, tensor: t.name });
+      throw ioError('ERR_SAFETENSORS_DATA', this.path, e);
+    }
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}

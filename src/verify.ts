@@ -1,0 +1,154 @@
+/**
+ * Verification: re-open an output directory with quantkit's own readers, dequantize every quantized
+ * tensor and compare it with the source checkpoint (RMSE, relative RMSE, SNR, max abs error, all from
+ * sums accumulated in double); kept tensors must be bit-exact (or exact after widening to F32).
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Checkpoint, type CheckpointTensor } from './checkpoint.js';
+import { toFloat32 } from './convert.js';
+import { QuantkitError } from './errors.js';
+import type { ReadBackTensor } from './formats/format.js';
+import { ggmlFormat } from './formats/gguf.js';
+import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
+import { addon, type ErrorSums } from './native.js';
+import { type Dtype, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
+
+export interface ErrorMetrics {
+  rmse: number;
+  relRmse: number;
+  /** 10·log10(Σx²/Σe²); Infinity for an exact round trip. */
+  snrDb: number;
+  maxAbsErr: number;
+}
+
+export interface TensorReport extends ErrorMetrics {
+  name: string;
+  shape: number[];
+  sourceDtype: Dtype;
+  treatment: 'quantized' | 'kept';
+  /** e.g. "Q4_0", "int4 g32 sym", or the stored dtype of a kept tensor. */
+  format: string;
+  bytes: number;
+  params: number;
+}
+
+export interface VerifyTotals extends ErrorMetrics {
+  quantizedTensors: number;
+  keptTensors: number;
+  quantizedParams: number;
+  quantizedBytes: number;
+  bitsPerQuantizedWeight: number;
+  outputBytes: number;
+}
+
+export interface VerifyResult {
+  format: 'safetensors' | 'gguf';
+  output: string;
+  source: string;
+  tensors: TensorReport[];
+  totals: VerifyTotals;
+  files: { name: string; bytes: number }[];
+}
+
+export interface VerifyOptions {
+  onTensor?: (done: number, total: number, name: string) => void;
+  signal?: AbortSignal;
+}
+
+export function metricsFromSums(s: Pick<ErrorSums, 'sumSqErr' | 'sumSqRef' | 'maxAbsErr' | 'count'>): ErrorMetrics {
+  return {
+    rmse: s.count ? Math.sqrt(s.sumSqErr / s.count) : 0,
+    relRmse: s.sumSqRef > 0 ? Math.sqrt(s.sumSqErr / s.sumSqRef) : s.sumSqErr > 0 ? Infinity : 0,
+    snrDb: s.sumSqErr > 0 ? 10 * Math.log10(s.sumSqRef / s.sumSqErr) : Infinity,
+    maxAbsErr: s.maxAbsErr,
+  };
+}
+
+const EXACT: ErrorMetrics = { rmse: 0, relRmse: 0, snrDb: Infinity, maxAbsErr: 0 };
+
+async function detectFormat(dir: string) {
+  if (await packedSafetensorsFormat.detect(dir)) return packedSafetensorsFormat;
+  if (await ggmlFormat.detect(dir)) return ggmlFormat;
+  throw new QuantkitError('ERR_VERIFY', 'no quantkit output here (no .gguf file, no config.json with a pack-quantized quantization_config)', { file: dir });
+}
+
+function sourceOf(src: Checkpoint, name: string, out: string): CheckpointTensor {
+  const t = src.tensor(name) ?? src.tensor(src.aliases.get(name) ?? '');
+  if (!t) throw new QuantkitError('ERR_VERIFY', 'has no tensor of this name in the source checkpoint', { file: out, tensor: name });
+  return t;
+}
+
+function sameValues(a: Uint8Array, aType: Dtype, b: Uint8Array, bType: Dtype): boolean {
+  if (aType === bType) return Buffer.compare(a, b) === 0;
+  const x = toFloat32(a, aType), y = toFloat32(b, bType);
+  return x.length === y.length && x.every((v, i) => Object.is(v, y[i]));
+}
+
+async function checkTensor(rb: ReadBackTensor, src: Checkpoint, out: string): Promise<{ report: TensorReport; sums?: ErrorSums }> {
+  const s = sourceOf(src, rb.name, out);
+  const params = shapeElements(s.shape)!;
+  const base = { name: rb.name, shape: s.shape, sourceDtype: s.dtype, bytes: rb.bytes, params };
+  if (rb.kind === 'keep') {
+    if (shapeElements(rb.shape) !== params) throw new QuantkitError('ERR_VERIFY', `shape ${JSON.stringify(rb.shape)} does not match the source ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
+    const same = sameValues(await rb.load(), rb.dtype, await src.read(s), s.dtype);
+    if (!same) throw new QuantkitError('ERR_VERIFY', 'kept tensor differs from the source', { file: out, tensor: rb.name });
+    return { report: { ...base, treatment: 'kept', format: rb.dtype, ...EXACT } };
+  }
+  if (rb.view.rows * rb.view.cols !== params || !isKernelFloat(s.dtype))
+    throw new QuantkitError('ERR_VERIFY', `quantized ${rb.view.rows}x${rb.view.cols} does not match the source ${s.dtype} ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
+  const sums = await addon().errorStats({ spec: rb.spec, rows: rb.view.rows, cols: rb.view.cols, src: await src.read(s), srcDtype: s.dtype, parts: await rb.load() });
+  if (sums.nonfinite > 0) throw new QuantkitError('ERR_VERIFY', `${sums.nonfinite} values are NaN/Inf after dequantization`, { file: out, tensor: rb.name });
+  return { report: { ...base, treatment: 'quantized', format: rb.label, ...metricsFromSums(sums) }, sums };
+}
+
+/** Verifies an output directory against its source checkpoint (a path or an open Checkpoint). */
+export async function verifyOutput(outDir: string, source: string | Checkpoint, options: VerifyOptions = {}): Promise<VerifyResult> {
+  const src = typeof source === 'string' ? await Checkpoint.open(source) : source;
+  try {
+    const format = await detectFormat(outDir);
+    const rb = await format.readBack(outDir);
+    try {
+      const tensors: TensorReport[] = [];
+      let sumSqErr = 0, sumSqRef = 0, maxAbsErr = 0, count = 0;
+      for (const [i, t] of rb.tensors.entries()) {
+        options.signal?.throwIfAborted();
+        const { report: r, sums } = await checkTensor(t, src, outDir);
+        if (sums) {
+          sumSqErr += sums.sumSqErr;
+          sumSqRef += sums.sumSqRef;
+          maxAbsErr = Math.max(maxAbsErr, sums.maxAbsErr);
+          count += sums.count;
+        }
+        tensors.push(r);
+        options.onTensor?.(i + 1, rb.tensors.length, t.name);
+      }
+      const covered = new Set(tensors.map((t) => sourceOf(src, t.name, outDir).name));
+      for (const t of src.tensors) if (!covered.has(t.name)) throw new QuantkitError('ERR_VERIFY', 'source tensor is missing from the output', { file: outDir, tensor: t.name });
+      const q = tensors.filter((t) => t.treatment === 'quantized');
+      const quantizedParams = q.reduce((s, t) => s + t.params, 0);
+      const quantizedBytes = q.reduce((s, t) => s + t.bytes, 0);
+      const files = await Promise.all((await readdir(outDir)).sort().map(async (name) => ({ name, bytes: (await stat(join(outDir, name))).size })));
+      return {
+        format: rb.format,
+        output: outDir,
+        source: src.dir,
+        tensors,
+        totals: {
+          ...metricsFromSums({ sumSqErr, sumSqRef, maxAbsErr, count }),
+          quantizedTensors: q.length,
+          keptTensors: tensors.length - q.length,
+          quantizedParams,
+          quantizedBytes,
+          bitsPerQuantizedWeight: quantizedParams ? (quantizedBytes * 8) / quantizedParams : 0,
+          outputBytes: files.reduce((s, f) => s + f.bytes, 0),
+        },
+        files,
+      };
+    } finally {
+      await rb.close();
+    }
+  } finally {
+    if (typeof source === 'string') await src.close();
+  }
+}
