@@ -1,0 +1,173 @@
+/** The command line as users run it: exit codes, one-line errors naming file and tensor, no partial output. */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, ROOT, STORIES260K, tempDir } from '../helpers/models.js';
+import { writeRaw } from '../helpers/fixtures.js';
+
+const dir = tempDir();
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: dir });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A copy of stories260k with its weights file replaced or damaged. */
+function brokenModel(name: string, damage: (weights: string) => void): string {
+  const d = join(dir, name);
+  cpSync(STORIES260K, d, { recursive: true });
+  damage(join(d, 'model.safetensors'));
+  return d;
+}
+
+describe('quantkit CLI', () => {
+  it('quantize --bits 4 writes a verified output and prints a summary', () => {
+    const out = join(dir, 'ok');
+    const r = cli('quantize', '--bits', '4', STORIES260K, '-o', out);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/35 tensors quantized/);
+    expect(r.stdout).toMatch(/sizes equal the prediction, byte for byte/);
+    const report = JSON.parse(readFileSync(join(out, 'quantization-report.json'), 'utf8'));
+    expect(report.tensors).toHaveLength(47);
+    expect(report.sizes.length).toBeGreaterThan(2);
+  });
+
+  it('the quantize bin is quantkit quantize, and --json prints one machine-readable object', () => {
+    const out = join(dir, 'json');
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli', 'quantize.js'), '--bits', '8', '--format', 'gguf', STORIES260K, '-o', out, '--json'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.format).toBe('gguf');
+    expect(j.totals.relRmse).toBeLessThan(0.01);
+    expect(j.totals.quantizedTensors).toBe(31);
+  });
+
+  it('plan and --dry-run print exact sizes and write nothing', () => {
+    const out = join(dir, 'dry');
+    const r = cli('quantize', STORIES260K, '-o', out, '--dry-run');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/model\.safetensors\s+\d+ bytes/);
+    expect(existsSync(out)).toBe(false);
+    const p = cli('plan', STORIES260K, '--format', 'gguf', '--json');
+    const plan = JSON.parse(p.stdout);
+    const real = cli('quantize', STORIES260K, '--format', 'gguf', '-o', join(dir, 'planned'), '--json');
+    const report = JSON.parse(real.stdout);
+    expect(plan.files.map((f: { bytes: number }) => f.bytes)).toEqual(report.sizes.map((s: { actual: number }) => s.actual));
+  });
+
+  it('verify --against re-checks an output; --max-rel-rmse fails it with exit 5', () => {
+    const out = join(dir, 'verify-me');
+    expect(cli('quantize', STORIES260K, '-o', out).code).toBe(0);
+    const v = cli('verify', out, '--against', STORIES260K, '--json');
+    expect(v.code).toBe(0);
+    expect(JSON.parse(v.stdout).totals.quantizedTensors).toBe(35);
+    const strict = cli('verify', out, '--against', STORIES260K, '--max-rel-rmse', '0.05');
+    expect(strict.code).toBe(5);
+    expect(strict.stderr).toMatch(/exceed --max-rel-rmse 0.05/);
+  });
+
+  it('--max-rel-rmse on quantize fails the run and publishes nothing', () => {
+    const out = join(dir, 'strict');
+    const r = cli('quantize', STORIES260K, '-o', out, '--max-rel-rmse', '0.01');
+    expect(r.code).toBe(5);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.startsWith('strict'))).toEqual([]);
+  });
+
+  it('refuses an existing output without --force, replaces it with --force', () => {
+    const out = join(dir, 'exists');
+    mkdirSync(out);
+    writeFileSync(join(out, 'keep-me'), 'x');
+    const r = cli('quantize', STORIES260K, '-o', out);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/already exists \(use --force/);
+    expect(readFileSync(join(out, 'keep-me'), 'utf8')).toBe('x');
+    expect(cli('quantize', STORIES260K, '-o', out, '--force').code).toBe(0);
+    expect(existsSync(join(out, 'keep-me'))).toBe(false);
+    expect(existsSync(join(out, 'model.safetensors'))).toBe(true);
+  });
+
+  it('refuses an output inside (or equal to, or containing) the input', () => {
+    const model = join(dir, 'model-copy');
+    cpSync(STORIES260K, model, { recursive: true });
+    for (const out of [join(model, 'q'), model, dir]) {
+      const r = cli('quantize', model, '-o', out, '--force');
+      expect(r.code, out).toBe(4);
+      expect(r.stderr).toMatch(/overlaps the input/);
+    }
+    expect(readdirSync(model).sort()).toEqual(readdirSync(STORIES260K).sort());
+  });
+
+  it('usage errors exit 2 with a clear message', () => {
+    expect(cli('quantize', STORIES260K, '--bits', '3').code).toBe(2);
+    const r = cli('quantize', STORIES260K, '--group-size', 'abc');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--group-size must be a positive integer or 'row'/);
+    expect(cli('quantize', STORIES260K, '--sym', '--asym').code).toBe(2);
+    expect(cli('quantize', STORIES260K, '--bits-for', 'x=5').stderr).toMatch(/GLOB=4 or GLOB=8/);
+    expect(cli('frobnicate').code).toBe(2);
+  });
+
+  const broken: [string, (w: string) => void, RegExp][] = [
+    ['a truncated file', (w) => writeFileSync(w, readFileSync(w).subarray(0, 100_000)), /model\.safetensors: .*truncated/],
+    ['a malformed header', (w) => writeRaw(w, '{"a": nope}'), /model\.safetensors: header is not valid JSON/],
+    ['overlapping offsets', (w) => writeRaw(w, { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12), /model\.safetensors: tensor 'b': .*overlap/],
+    ['a wrong byte span', (w) => writeRaw(w, { 'w.weight': { dtype: 'BF16', shape: [4, 32], data_offsets: [0, 100] } }, 100), /model\.safetensors: tensor 'w\.weight': .*needs 256 bytes but data_offsets span 100/],
+  ];
+  for (const [label, damage, msg] of broken) {
+    it(`bad input (${label}): one line naming the file, exit 3, nothing written`, () => {
+      const model = brokenModel(label.replace(/\W+/g, '-'), damage);
+      const out = join(dir, `out-${label.replace(/\W+/g, '-')}`);
+      const r = cli('quantize', model, '-o', out);
+      expect(r.code).toBe(3);
+      expect(r.signal).toBeNull();
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(msg);
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+
+  it('bad input (missing shard): names the index and the shard', () => {
+    const model = join(dir, 'missing-shard');
+    mkdirSync(model);
+    writeFileSync(join(model, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'a.weight': 'model-00001-of-00002.safetensors' } }));
+    const r = cli('quantize', model, '-o', join(dir, 'ms-out'));
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/model\.safetensors\.index\.json: tensor 'a\.weight': shard 'model-00001-of-00002\.safetensors' is missing/);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('bad input (unreadable directory)', () => {
+    const model = join(dir, 'unreadable');
+    cpSync(STORIES260K, model, { recursive: true });
+    chmodSync(model, 0o000);
+    const r = cli('quantize', model, '-o', join(dir, 'ur-out'));
+    chmodSync(model, 0o755);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/EACCES/);
+  });
+
+  it('bad input (unreadable weights file, even as root): a directory named like the file', () => {
+    const model = join(dir, 'weights-dir');
+    mkdirSync(join(model, 'model.safetensors'), { recursive: true });
+    const r = cli('quantize', model, '-o', join(dir, 'wd-out'));
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/model\.safetensors: not a regular file/);
+  });
+
+  it('a model path that does not exist', () => {
+    const r = cli('quantize', join(dir, 'nope'), '-o', join(dir, 'nope-out'));
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/nope: cannot open model: ENOENT/);
+  });
+
+  it('info names the kernel instruction set', () => {
+    const r = cli('info', '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.available).toContain('scalar');
+    expect(j.available).toContain(j.isa);
+  });
+});
