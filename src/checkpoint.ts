@@ -112,12 +112,15 @@ export class Checkpoint {
   }
 }
 
+/** False only when the path is absent; a permission or I/O error is reported, not mistaken for absence. */
 async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw ioError('ERR_CHECKPOINT', p, e);
   }
 }
 

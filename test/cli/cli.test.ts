@@ -139,14 +139,24 @@ describe('quantkit CLI', () => {
     expect(r.stderr).toMatch(/model\.safetensors\.index\.json: tensor 'a\.weight': shard 'model-00001-of-00002\.safetensors' is missing/);
   });
 
-  it.skipIf(process.getuid?.() === 0)('bad input (unreadable directory)', () => {
-    const model = join(dir, 'unreadable');
+  it('bad input (unreadable directory): exit 3 naming it (run as an unprivileged user when root)', () => {
+    // root reads anything; setpriv drops to nobody so that the permission check is real under CI too.
+    const asRoot = process.getuid?.() === 0;
+    const base = join(dir, 'perm');
+    mkdirSync(base);
+    chmodSync(base, 0o777);
+    chmodSync(dir, 0o755);
+    const model = join(base, 'unreadable');
     cpSync(STORIES260K, model, { recursive: true });
     chmodSync(model, 0o000);
-    const r = cli('quantize', model, '-o', join(dir, 'ur-out'));
+    const argv = [CLI, 'quantize', model, '-o', join(base, 'ur-out')];
+    const r = asRoot
+      ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...argv], { encoding: 'utf8' })
+      : spawnSync(process.execPath, argv, { encoding: 'utf8' });
     chmodSync(model, 0o755);
-    expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/EACCES/);
+    expect(r.stderr).toMatch(/unreadable.*EACCES/);
+    expect(r.status).toBe(3);
+    expect(existsSync(join(base, 'ur-out'))).toBe(false);
   });
 
   it('bad input (unreadable weights file, even as root): a directory named like the file', () => {
