@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { QuantkitError } from './errors.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 
 /** Kernel schemes: ggml's Q8_0/Q4_0/Q4_1 blocks, and compressed-tensors' symmetric/asymmetric ints. */
@@ -61,6 +62,14 @@ interface TensorArgs {
   spec: KernelSpec;
   rows: number;
   cols: number;
+  /** Kernel threads for this call (default 1). Calls from several JS tasks share one native pool. */
+  threads?: number;
+  /**
+   * Shared with the kernels while they run: [0] source bytes processed (added by the kernels; read it
+   * with Atomics.load for progress), [1] set to 1n (Atomics.store) to cancel; the call then rejects
+   * with code ERR_CANCELLED.
+   */
+  control?: BigInt64Array;
 }
 
 export interface Addon {
@@ -78,7 +87,13 @@ export function addon(): Addon {
   if (cached) return cached;
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const require = createRequire(import.meta.url);
-  cached = require(join(root, 'build', 'Release', 'quantkit.node')) as Addon;
+  try {
+    cached = require(join(root, 'build', 'Release', 'quantkit.node')) as Addon;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (err.code === 'ERR_ISA_UNAVAILABLE') throw new QuantkitError('ERR_USAGE', err.message);
+    throw e;
+  }
   return cached;
 }
 
@@ -90,4 +105,9 @@ export function allocateParts(spec: KernelSpec, rows: number, cols: number): Qua
   if (l.scaleBytesPerRow) parts.scales = new Uint8Array(rows * l.scaleBytesPerRow);
   if (l.zeroBytesPerRow) parts.zeros = new Int8Array(rows * l.zeroBytesPerRow);
   return parts;
+}
+
+/** A fresh control block for `TensorArgs.control`. */
+export function newControl(): BigInt64Array {
+  return new BigInt64Array(2);
 }

@@ -5,13 +5,17 @@
  * temporary directory is removed: the output location holds a complete, verified result or nothing.
  */
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { mkdir, rename, rm, stat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Checkpoint, isInside } from './checkpoint.js';
 import { convertTensor } from './convert.js';
 import { QuantkitError, ioError } from './errors.js';
 import type { Materialized } from './formats/format.js';
-import { addon, allocateParts } from './native.js';
+import { addon, allocateParts, newControl } from './native.js';
+import { Prefetcher } from './prefetch.js';
+import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
+export type { Progress } from './run-control.js';
 import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions } from './plan.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
@@ -20,17 +24,9 @@ import { VERSION } from './version.js';
 
 export const REPORT_FILE = 'quantization-report.json';
 
-export interface Progress {
-  phase: 'quantize' | 'verify';
-  tensor: string;
-  done: number;
-  total: number;
-  /** Bytes of source tensors processed so far, and in all. */
-  bytesDone: number;
-  bytesTotal: number;
-}
-
 export interface QuantizeRunOptions extends QuantizeOptions {
+  /** Kernel threads (default: the number of CPUs). */
+  threads?: number;
   /** Output directory (default: ./<model>-<scheme> in the current directory). */
   output?: string;
   /** Replace an existing output directory. */
@@ -84,13 +80,23 @@ function planSummary(plan: Plan): QuantizationReport['plan'] {
   });
 }
 
-async function materialize(ckpt: Checkpoint, e: PlanEntry): Promise<Materialized> {
+/** Source bytes read and converted or quantized ahead of the writer (see Prefetcher). */
+const PREFETCH_BUDGET = 256 * 2 ** 20;
+
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array): Promise<Materialized> {
   const bytes = await ckpt.read(e.tensor);
   const t = e.treatment;
-  if (t.kind === 'keep') return { kind: 'keep', bytes: convertTensor(bytes, e.tensor.dtype, t.outDtype) };
+  if (t.kind === 'keep') {
+    Atomics.add(control, 0, BigInt(bytes.length));
+    return { kind: 'keep', bytes: convertTensor(bytes, e.tensor.dtype, t.outDtype) };
+  }
   const { rows, cols } = t.view;
   const parts = allocateParts(t.spec, rows, cols);
-  const status = await addon().quantize({ spec: t.spec, rows, cols, src: bytes, srcDtype: e.tensor.dtype as FloatDtype, out: parts });
+  const status = await addon().quantize({ spec: t.spec, rows, cols, src: bytes, srcDtype: e.tensor.dtype as FloatDtype, out: parts, threads, control });
   const where = { file: e.tensor.file, tensor: e.tensor.name };
   if (status.nonfinite > 0) {
     const i = status.firstNonfinite;
@@ -129,23 +135,31 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
 }
 
 async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions): Promise<QuantizationReport> {
-  const bytesTotal = plan.sourceBytes;
-  const total = plan.entries.length;
-  let done = 0, bytesDone = 0;
-  await formatFor(plan.format).write(plan, dir, {
-    signal: options.signal,
-    materialize: async (e) => {
-      const m = await materialize(ckpt, e);
-      bytesDone += e.tensor.bytes;
-      options.onProgress?.({ phase: 'quantize', tensor: e.tensor.name, done: ++done, total, bytesDone, bytesTotal });
-      return m;
-    },
-  });
+  const threads = options.threads ?? defaultThreads();
+  const control = newControl();
+  const unlink = linkCancel(options.signal, control);
+  const ticker = progressTicker(options.onProgress, 'quantize', control, plan.sourceBytes, plan.entries.length);
+  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control), PREFETCH_BUDGET);
+  let written = 0;
+  try {
+    await formatFor(plan.format).write(plan, dir, {
+      signal: options.signal,
+      materialize: async (e) => {
+        const m = await prefetch.get(e);
+        ticker.tensorDone(e.tensor.name, ++written);
+        return m;
+      },
+    });
+  } catch (err) {
+    Atomics.store(control, 1, 1n); // stop the tensors being prepared ahead
+    await prefetch.drain();
+    throw cancelledAsAbort(err, options.signal);
+  } finally {
+    ticker.stop();
+    unlink();
+  }
 
-  const verified = await verifyOutput(dir, ckpt, {
-    signal: options.signal,
-    onTensor: (n, all, name) => options.onProgress?.({ phase: 'verify', tensor: name, done: n, total: all, bytesDone: bytesTotal, bytesTotal }),
-  });
+  const verified = await verifyOutput(dir, ckpt, { signal: options.signal, threads, onProgress: options.onProgress });
   const actual = new Map(verified.files.map((f) => [f.name, f.bytes]));
   const sizes = plan.files.map((f) => ({ name: f.name, predicted: f.bytes, actual: actual.get(f.name) ?? -1 }));
   const wrong = sizes.filter((s) => s.predicted !== s.actual);
@@ -160,7 +174,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   const report: QuantizationReport = {
     quantkit: VERSION,
     ...verified,
-    options: { ...plainOptions, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode },
+    options: { ...plainOptions, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode, threads },
     sizes,
     plan: planSummary(plan),
   };

@@ -11,7 +11,9 @@ import { QuantkitError } from './errors.js';
 import type { ReadBackTensor } from './formats/format.js';
 import { ggmlFormat } from './formats/gguf.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
-import { addon, type ErrorSums } from './native.js';
+import { addon, newControl, type ErrorSums } from './native.js';
+import { availableParallelism } from 'node:os';
+import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 import { type Dtype, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
 
 export interface ErrorMetrics {
@@ -52,7 +54,9 @@ export interface VerifyResult {
 }
 
 export interface VerifyOptions {
-  onTensor?: (done: number, total: number, name: string) => void;
+  /** Kernel threads for the error pass (default: the number of CPUs). */
+  threads?: number;
+  onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
 
@@ -85,7 +89,7 @@ function sameValues(a: Uint8Array, aType: Dtype, b: Uint8Array, bType: Dtype): b
   return x.length === y.length && x.every((v, i) => Object.is(v, y[i]));
 }
 
-async function checkTensor(rb: ReadBackTensor, src: Checkpoint, out: string): Promise<{ report: TensorReport; sums?: ErrorSums }> {
+async function checkTensor(rb: ReadBackTensor, src: Checkpoint, out: string, threads: number, control: BigInt64Array): Promise<{ report: TensorReport; sums?: ErrorSums }> {
   const s = sourceOf(src, rb.name, out);
   const params = shapeElements(s.shape)!;
   const base = { name: rb.name, shape: s.shape, sourceDtype: s.dtype, bytes: rb.bytes, params };
@@ -93,11 +97,13 @@ async function checkTensor(rb: ReadBackTensor, src: Checkpoint, out: string): Pr
     if (shapeElements(rb.shape) !== params) throw new QuantkitError('ERR_VERIFY', `shape ${JSON.stringify(rb.shape)} does not match the source ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
     const same = sameValues(await rb.load(), rb.dtype, await src.read(s), s.dtype);
     if (!same) throw new QuantkitError('ERR_VERIFY', 'kept tensor differs from the source', { file: out, tensor: rb.name });
+    Atomics.add(control, 0, BigInt(s.bytes));
     return { report: { ...base, treatment: 'kept', format: rb.dtype, ...EXACT } };
   }
   if (rb.view.rows * rb.view.cols !== params || !isKernelFloat(s.dtype))
     throw new QuantkitError('ERR_VERIFY', `quantized ${rb.view.rows}x${rb.view.cols} does not match the source ${s.dtype} ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
-  const sums = await addon().errorStats({ spec: rb.spec, rows: rb.view.rows, cols: rb.view.cols, src: await src.read(s), srcDtype: s.dtype, parts: await rb.load() });
+  const [source, parts] = await Promise.all([src.read(s), rb.load()]);
+  const sums = await addon().errorStats({ spec: rb.spec, rows: rb.view.rows, cols: rb.view.cols, src: source, srcDtype: s.dtype, parts, threads, control });
   if (sums.nonfinite > 0) throw new QuantkitError('ERR_VERIFY', `${sums.nonfinite} values are NaN/Inf after dequantization`, { file: out, tensor: rb.name });
   return { report: { ...base, treatment: 'quantized', format: rb.label, ...metricsFromSums(sums) }, sums };
 }
@@ -108,12 +114,19 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
   try {
     const format = await detectFormat(outDir);
     const rb = await format.readBack(outDir);
+    const threads = options.threads ?? availableParallelism();
+    const control = newControl();
+    const unlink = linkCancel(options.signal, control);
+    const bytesTotal = rb.tensors.reduce((n, t) => n + (src.tensor(t.name)?.bytes ?? 0), 0);
+    const ticker = progressTicker(options.onProgress, 'verify', control, bytesTotal, rb.tensors.length);
     try {
       const tensors: TensorReport[] = [];
       let sumSqErr = 0, sumSqRef = 0, maxAbsErr = 0, count = 0;
       for (const [i, t] of rb.tensors.entries()) {
         options.signal?.throwIfAborted();
-        const { report: r, sums } = await checkTensor(t, src, outDir);
+        const { report: r, sums } = await checkTensor(t, src, outDir, threads, control).catch((e) => {
+          throw cancelledAsAbort(e, options.signal);
+        });
         if (sums) {
           sumSqErr += sums.sumSqErr;
           sumSqRef += sums.sumSqRef;
@@ -121,7 +134,7 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
           count += sums.count;
         }
         tensors.push(r);
-        options.onTensor?.(i + 1, rb.tensors.length, t.name);
+        ticker.tensorDone(t.name, i + 1);
       }
       const covered = new Set(tensors.map((t) => sourceOf(src, t.name, outDir).name));
       for (const t of src.tensors) if (!covered.has(t.name)) throw new QuantkitError('ERR_VERIFY', 'source tensor is missing from the output', { file: outDir, tensor: t.name });
@@ -146,6 +159,8 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
         files,
       };
     } finally {
+      ticker.stop();
+      unlink();
       await rb.close();
     }
   } finally {

@@ -2,11 +2,15 @@
 // Nothing that reaches a kernel can be out of bounds: buffer sizes are checked here against the layout.
 #include <napi.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "parallel.h"
 
 namespace {
 
@@ -154,19 +158,73 @@ Source get_source(const Napi::Object& o, const Shape& s) {
   return src;
 }
 
+// Options shared by the long-running calls: worker threads, and an optional BigInt64Array(2) the
+// kernels share with JS: [0] source bytes processed so far (added atomically, read by JS for progress),
+// [1] set non-zero by JS to cancel (checked between chunks).
+struct RunOptions {
+  int threads = 1;
+  Bytes control;
+  int64_t* counters() const { return control.ptr ? reinterpret_cast<int64_t*>(control.ptr) : nullptr; }
+};
+
+RunOptions get_run_options(const Napi::Object& o) {
+  RunOptions r;
+  if (o.Has("threads") && !o.Get("threads").IsUndefined()) r.threads = static_cast<int>(get_int(o, "threads", 1, 256));
+  if (o.Has("control") && !o.Get("control").IsUndefined()) {
+    Napi::Value v = o.Get("control");
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array)
+      fail("control must be a BigInt64Array of length 2");
+    r.control = get_bytes(v, "control");
+    need_bytes(r.control, 16, "control");
+    if (reinterpret_cast<uintptr_t>(r.control.ptr) % 8 != 0) fail("control must be 8-byte aligned");
+  }
+  return r;
+}
+
+// Runs `chunk_fn(chunk, row_begin, row_end)` over all rows in deterministic chunks, reporting
+// progress and honouring cancellation. Returns false when cancelled.
+template <class Fn>
+bool run_chunks(const RunOptions& ro, int64_t rows, int64_t cols, int64_t bytes_per_row, Fn chunk_fn) {
+  const int64_t per = qk::rows_per_chunk(cols);
+  const int64_t n = (rows + per - 1) / per;
+  int64_t* ctr = ro.counters();
+  std::atomic<bool> cancelled{false};
+  qk::parallel_for(ro.threads, n, [&](int64_t c) {
+    if (cancelled.load(std::memory_order_relaxed)) return;
+    if (ctr && __atomic_load_n(ctr + 1, __ATOMIC_RELAXED) != 0) {
+      cancelled.store(true);
+      return;
+    }
+    const int64_t b = c * per, e = b + per < rows ? b + per : rows;
+    chunk_fn(c, b, e);
+    if (ctr) __atomic_fetch_add(ctr, (e - b) * bytes_per_row, __ATOMIC_RELAXED);
+  });
+  return !cancelled.load();
+}
+
+int64_t chunk_count(int64_t rows, int64_t cols) {
+  const int64_t per = qk::rows_per_chunk(cols);
+  return (rows + per - 1) / per;
+}
+
 // ---- workers ------------------------------------------------------------------------------------
 
 class KernelWorker : public Napi::AsyncWorker {
  public:
-  KernelWorker(Napi::Env env, const qk::KernelTable& k)
-      : Napi::AsyncWorker(env), kernels_(k), deferred_(Napi::Promise::Deferred::New(env)) {}
+  KernelWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro)
+      : Napi::AsyncWorker(env), kernels_(k), run_(std::move(ro)), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override {
+    Napi::Error err = e;
+    if (cancelled_) err = coded_error(Env(), "ERR_CANCELLED", "cancelled", false);
+    deferred_.Reject(err.Value());
+  }
   void Execute() override {
     try {
       Run();
+      if (cancelled_) SetError("cancelled");
     } catch (const std::bad_alloc&) {
       SetError("out of memory in the quantkit addon");
     } catch (const std::exception& e) {
@@ -175,19 +233,30 @@ class KernelWorker : public Napi::AsyncWorker {
   }
   virtual void Run() = 0;
   const qk::KernelTable& kernels_;
+  RunOptions run_;
+  bool cancelled_ = false;
   Napi::Promise::Deferred deferred_;
 };
 
 class QuantizeWorker : public KernelWorker {
  public:
-  QuantizeWorker(Napi::Env env, const qk::KernelTable& k, QuantSpec spec, Shape s, Source src, Parts out)
-      : KernelWorker(env, k), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)) {}
+  QuantizeWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out)
+      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)) {}
 
  protected:
   void Run() override {
-    status_ = kernels_.quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, 0, shape_.rows,
-                                     QuantParts{out_.data.ptr, out_.scales.ptr,
-                                                reinterpret_cast<int8_t*>(out_.zeros.ptr)});
+    std::vector<qk::QuantStatus> parts(static_cast<size_t>(chunk_count(shape_.rows, shape_.cols)));
+    const QuantParts out{out_.data.ptr, out_.scales.ptr, reinterpret_cast<int8_t*>(out_.zeros.ptr)};
+    cancelled_ = !run_chunks(run_, shape_.rows, shape_.cols, shape_.cols * qk::dtype_size(src_.dtype),
+                             [&](int64_t c, int64_t b, int64_t e) {
+                               parts[c] = kernels_.quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, b, e, out);
+                             });
+    for (const qk::QuantStatus& p : parts) {  // in row order: the first problem is the first row's
+      if (p.nonfinite && status_.nonfinite == 0) status_.first_nonfinite = p.first_nonfinite;
+      status_.nonfinite += p.nonfinite;
+      if (p.scale_overflow && status_.scale_overflow == 0) status_.first_overflow_row = p.first_overflow_row;
+      status_.scale_overflow += p.scale_overflow;
+    }
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -209,14 +278,15 @@ class QuantizeWorker : public KernelWorker {
 
 class DequantizeWorker : public KernelWorker {
  public:
-  DequantizeWorker(Napi::Env env, const qk::KernelTable& k, QuantSpec spec, Shape s, Parts in, Bytes out)
-      : KernelWorker(env, k), spec_(spec), shape_(s), in_(std::move(in)), out_(std::move(out)) {}
+  DequantizeWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Parts in, Bytes out)
+      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), in_(std::move(in)), out_(std::move(out)) {}
 
  protected:
   void Run() override {
-    kernels_.dequantize_rows(spec_, ConstQuantParts{in_.data.ptr, in_.scales.ptr,
-                                                    reinterpret_cast<const int8_t*>(in_.zeros.ptr)},
-                             shape_.cols, 0, shape_.rows, reinterpret_cast<float*>(out_.ptr));
+    const ConstQuantParts in{in_.data.ptr, in_.scales.ptr, reinterpret_cast<const int8_t*>(in_.zeros.ptr)};
+    cancelled_ = !run_chunks(run_, shape_.rows, shape_.cols, shape_.cols * 4, [&](int64_t, int64_t b, int64_t e) {
+      kernels_.dequantize_rows(spec_, in, shape_.cols, b, e, reinterpret_cast<float*>(out_.ptr));
+    });
   }
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
 
@@ -229,15 +299,24 @@ class DequantizeWorker : public KernelWorker {
 
 class ErrorWorker : public KernelWorker {
  public:
-  ErrorWorker(Napi::Env env, const qk::KernelTable& k, QuantSpec spec, Shape s, Source src, Parts in)
-      : KernelWorker(env, k), spec_(spec), shape_(s), src_(std::move(src)), in_(std::move(in)) {}
+  ErrorWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts in)
+      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), in_(std::move(in)) {}
 
  protected:
   void Run() override {
-    stats_ = kernels_.error_rows(spec_, src_.bytes.ptr, src_.dtype,
-                                 ConstQuantParts{in_.data.ptr, in_.scales.ptr,
-                                                 reinterpret_cast<const int8_t*>(in_.zeros.ptr)},
-                                 shape_.cols, 0, shape_.rows);
+    std::vector<qk::ErrorStats> parts(static_cast<size_t>(chunk_count(shape_.rows, shape_.cols)));
+    const ConstQuantParts in{in_.data.ptr, in_.scales.ptr, reinterpret_cast<const int8_t*>(in_.zeros.ptr)};
+    cancelled_ = !run_chunks(run_, shape_.rows, shape_.cols, shape_.cols * qk::dtype_size(src_.dtype),
+                             [&](int64_t c, int64_t b, int64_t e) {
+                               parts[c] = kernels_.error_rows(spec_, src_.bytes.ptr, src_.dtype, in, shape_.cols, b, e);
+                             });
+    for (const qk::ErrorStats& p : parts) {  // merged in row order: the same sums for any thread count
+      stats_.sum_sq_err += p.sum_sq_err;
+      stats_.sum_sq_ref += p.sum_sq_ref;
+      stats_.max_abs_err = std::max(stats_.max_abs_err, p.max_abs_err);
+      stats_.count += p.count;
+      stats_.nonfinite += p.nonfinite;
+    }
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -283,7 +362,7 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
     const Shape s = parse_shape(o, spec);
     Source src = get_source(o, s);
     Parts out = get_parts(o.Get("out"), spec, s);
-    auto* w = new QuantizeWorker(info.Env(), kernels(), spec, s, std::move(src), std::move(out));
+    auto* w = new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -301,7 +380,7 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
       fail("out must be a Float32Array");
     Bytes out = get_bytes(outv, "out");
     need_bytes(out, checked_mul(checked_mul(s.rows, s.cols, "out size"), 4, "out size"), "out");
-    auto* w = new DequantizeWorker(info.Env(), kernels(), spec, s, std::move(in), std::move(out));
+    auto* w = new DequantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(in), std::move(out));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -315,7 +394,7 @@ Napi::Value ErrorStatsFn(const Napi::CallbackInfo& info) {
     const Shape s = parse_shape(o, spec);
     Source src = get_source(o, s);
     Parts in = get_parts(o.Get("parts"), spec, s);
-    auto* w = new ErrorWorker(info.Env(), kernels(), spec, s, std::move(src), std::move(in));
+    auto* w = new ErrorWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(in));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -353,6 +432,15 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   g_kernels = qk::select_kernels(&g_kernel_error);
+  if (!g_kernels) {
+    const qk::KernelTable* tables[8];
+    const int n = qk::available_isas(tables, 8);
+    std::string list;
+    for (int i = 0; i < n; ++i) list += std::string(i ? ", " : "") + tables[i]->isa;
+    const char* forced = std::getenv("QUANTKIT_ISA");
+    throw coded_error(env, "ERR_ISA_UNAVAILABLE",
+                      std::string("QUANTKIT_ISA=") + (forced ? forced : "") + " is not available on this CPU/build (available: " + list + ")", false);
+  }
   exports.Set("quantize", Napi::Function::New(env, Quantize));
   exports.Set("dequantize", Napi::Function::New(env, Dequantize));
   exports.Set("errorStats", Napi::Function::New(env, ErrorStatsFn));

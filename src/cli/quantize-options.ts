@@ -17,6 +17,7 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('bits-for', { type: 'string', array: true, describe: 'GLOB=BITS mixed precision rule (repeatable, first match wins)' })
     .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: 'scale dtype for safetensors output (default: the model dtype)' })
     .option('max-shard-size', { type: 'string', describe: 'split safetensors output into shards (e.g. 2GB, 500MiB)' })
+    .option('threads', { type: 'number', describe: 'kernel threads (default: the number of CPUs)' })
     .option('json', { type: 'boolean', default: false, describe: 'print a machine-readable result on stdout' });
 }
 
@@ -31,6 +32,12 @@ export interface QuantizeArgs {
   'bits-for'?: string[];
   'scale-dtype'?: string;
   'max-shard-size'?: string;
+  threads?: number;
+}
+
+export function checkThreads(t: number | undefined): number | undefined {
+  if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 256)) throw new QuantkitError('ERR_USAGE', `--threads must be an integer from 1 to 256 (got ${t})`);
+  return t;
 }
 
 export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {

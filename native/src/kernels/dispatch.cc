@@ -1,4 +1,5 @@
-// Picks the kernel table once, from the CPU's features or from QUANTKIT_ISA.
+// Picks the kernel table once: the best one this CPU runs, unless QUANTKIT_ISA names another.
+// Compiled with baseline flags; the ISA files are entered only through the tables they return.
 #include <cstdlib>
 #include <cstring>
 
@@ -6,11 +7,31 @@
 
 namespace qk {
 
+#if defined(__x86_64__) || defined(_M_X64)
+const KernelTable* avx2_kernels();
+const KernelTable* avx512_kernels();
+#endif
+#if defined(__aarch64__)
+const KernelTable* neon_kernels();
+#endif
+
 int available_isas(const KernelTable** out, int max) {
   int n = 0;
-  if (n < max) out[n++] = &scalar_kernels();
-  // SIMD tables (avx2.cc, avx512.cc, neon.cc) register here as they are added; each is included
-  // only when this CPU reports the features it was compiled for.
+  auto add = [&](const KernelTable* t) {
+    if (n < max) out[n++] = t;
+  };
+  add(&scalar_kernels());
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  // __builtin_cpu_supports returns a non-zero mask, not 1.
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) add(avx2_kernels());
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("f16c"))
+    add(avx512_kernels());
+#endif
+#if defined(__aarch64__)
+  add(neon_kernels());
+#endif
   return n;
 }
 
@@ -24,7 +45,13 @@ const KernelTable* select_kernels(const char** error) {
     *error = "QUANTKIT_ISA names an instruction set that this CPU or this build does not provide";
     return nullptr;
   }
-  return tables[n - 1];  // best last
+  // Best last, except tables not yet verified on hardware: the AVX-512 kernels pass the compiler but
+  // have not run on an AVX-512 CPU (the development machines lack it and QEMU does not emulate it), so
+  // they are used only when QUANTKIT_ISA=avx512 asks for them. native/test/kernel_test checks them
+  // against the scalar reference on any CPU that has them.
+  for (int i = n - 1; i > 0; --i)
+    if (std::strcmp(tables[i]->isa, "avx512") != 0) return tables[i];
+  return tables[0];
 }
 
 }  // namespace qk

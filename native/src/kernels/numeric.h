@@ -1,17 +1,16 @@
 // Scalar number conversions shared by the kernels. Every function has internal linkage (static inline)
-// so that a copy compiled inside an ISA-specific file (with -mavx512f etc.) can never be picked by the
-// linker for code that runs on a CPU without that ISA.
+// and uses compiler builtins only (no std:: inline functions or templates), so that a copy compiled
+// inside an ISA-specific file (with -mavx2 etc.) can never be picked by the linker for code that runs
+// on a CPU without that ISA: COMDAT copies of std:: templates would be merged across files.
 #pragma once
-#include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include "kernels.h"
 
 namespace qk {
 
-static inline uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-static inline float bits_f32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline uint32_t f32_bits(float f) { uint32_t u; __builtin_memcpy(&u, &f, 4); return u; }
+static inline float bits_f32(uint32_t u) { float f; __builtin_memcpy(&f, &u, 4); return f; }
 
 static inline float bf16_to_f32(uint16_t h) { return bits_f32(static_cast<uint32_t>(h) << 16); }
 
@@ -64,9 +63,9 @@ static inline uint16_t f32_to_f16(float f) {
 
 static inline float load_as_f32(const void* src, DType t, int64_t i) {
   switch (t) {
-    case DType::F32: { float v; std::memcpy(&v, static_cast<const uint8_t*>(src) + 4 * i, 4); return v; }
-    case DType::F16: { uint16_t h; std::memcpy(&h, static_cast<const uint8_t*>(src) + 2 * i, 2); return f16_to_f32(h); }
-    case DType::BF16: { uint16_t h; std::memcpy(&h, static_cast<const uint8_t*>(src) + 2 * i, 2); return bf16_to_f32(h); }
+    case DType::F32: { float v; __builtin_memcpy(&v, static_cast<const uint8_t*>(src) + 4 * i, 4); return v; }
+    case DType::F16: { uint16_t h; __builtin_memcpy(&h, static_cast<const uint8_t*>(src) + 2 * i, 2); return f16_to_f32(h); }
+    case DType::BF16: { uint16_t h; __builtin_memcpy(&h, static_cast<const uint8_t*>(src) + 2 * i, 2); return bf16_to_f32(h); }
   }
   return 0.0f;
 }
@@ -74,9 +73,9 @@ static inline float load_as_f32(const void* src, DType t, int64_t i) {
 // Stores a scale in `t` at index i and returns the value a reader will see.
 static inline float store_scale(uint8_t* base, DType t, int64_t i, float v) {
   switch (t) {
-    case DType::F32: std::memcpy(base + 4 * i, &v, 4); return v;
-    case DType::F16: { uint16_t h = f32_to_f16(v); std::memcpy(base + 2 * i, &h, 2); return f16_to_f32(h); }
-    case DType::BF16: { uint16_t h = f32_to_bf16(v); std::memcpy(base + 2 * i, &h, 2); return bf16_to_f32(h); }
+    case DType::F32: __builtin_memcpy(base + 4 * i, &v, 4); return v;
+    case DType::F16: { uint16_t h = f32_to_f16(v); __builtin_memcpy(base + 2 * i, &h, 2); return f16_to_f32(h); }
+    case DType::BF16: { uint16_t h = f32_to_bf16(v); __builtin_memcpy(base + 2 * i, &h, 2); return bf16_to_f32(h); }
   }
   return 0.0f;
 }
@@ -91,6 +90,6 @@ static inline int32_t trunc_to_i32(float v) {
 }
 
 // roundf semantics (half away from zero), then the same x86 conversion rule.
-static inline int32_t round_away_to_i32(float v) { return trunc_to_i32(std::roundf(v)); }
+static inline int32_t round_away_to_i32(float v) { return trunc_to_i32(__builtin_roundf(v)); }
 
 }  // namespace qk

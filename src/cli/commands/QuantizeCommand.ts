@@ -5,7 +5,7 @@ import { Checkpoint } from '../../checkpoint.js';
 import { jsonReplacer } from '../../quantize.js';
 import { planText, reportText } from '../print.js';
 import { progressBar } from '../progress-bar.js';
-import { type QuantizeArgs, toQuantizeOptions, withQuantizeOptions } from '../quantize-options.js';
+import { type QuantizeArgs, checkThreads, toQuantizeOptions, withQuantizeOptions } from '../quantize-options.js';
 import { abortOnSigint } from '../signals.js';
 
 interface Args extends QuantizeArgs {
@@ -46,6 +46,7 @@ export const QuantizeCommand: CommandModule<object, Args> = {
         ...options,
         ...(args.output !== undefined ? { output: args.output } : {}),
         force: args.force,
+        ...(checkThreads(args.threads) !== undefined ? { threads: args.threads } : {}),
         ...(args['max-rel-rmse'] !== undefined ? { maxRelRmse: args['max-rel-rmse'] } : {}),
         onProgress: (p) => bar.update(p),
         signal,

@@ -1,0 +1,141 @@
+// AVX-512 (F + BW + VL) kernels, 16 float lanes. Compiled with -mavx512f -mavx512bw -mavx512vl
+// (plus AVX2/FMA/F16C); only the dispatcher calls into this file, after checking the CPU.
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include "kernels.h"
+#include "numeric.h"
+
+namespace qk {
+namespace {
+
+struct Avx512Ops {
+  using F = __m512;
+  using I = __m512i;
+  static constexpr int N = 16;
+
+  static F load(const void* src, DType t, int64_t i) {
+    const uint8_t* p = static_cast<const uint8_t*>(src);
+    switch (t) {
+      case DType::F32: return _mm512_loadu_ps(p + 4 * i);
+      case DType::F16: return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 * i)));
+      default: {
+        const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 * i)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+      }
+    }
+  }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  static F abs(F a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff))); }
+  static F round_even(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F round_away(F a) {
+    const F t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask16 up = _mm512_cmp_ps_mask(abs(_mm512_sub_ps(a, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const F one = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
+                                                      _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN))));
+    return _mm512_mask_add_ps(t, up, t, one);
+  }
+  static I cvtt(F a) { return _mm512_cvttps_epi32(a); }
+  static F i2f(I a) { return _mm512_cvtepi32_ps(a); }
+  static I iset1(int v) { return _mm512_set1_epi32(v); }
+  static I iadd(I a, I b) { return _mm512_add_epi32(a, b); }
+  static I isub(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static I imin(I a, I b) { return _mm512_min_epi32(a, b); }
+  static uint32_t mask_eq(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+  static uint32_t mask_nonfinite(F a) { return _mm512_cmp_ps_mask(abs(a), _mm512_set1_ps(__builtin_inff()), _CMP_NLT_UQ); }
+  static float hmax(F a) {
+    __m256 m = _mm256_max_ps(_mm512_castps512_ps256(a), _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(a), 1)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+  }
+  static float hmin(F a) {
+    __m256 m = _mm256_min_ps(_mm512_castps512_ps256(a), _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(a), 1)));
+    __m128 h = _mm_min_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_min_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_min_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+  }
+  // vpmovdb truncates each lane to its low byte, which is exactly the scalar conversion.
+  static void pack_bytes32(const I* q, uint8_t* out) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(q[0]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm512_cvtepi32_epi8(q[1]));
+  }
+  static void pack_nibbles_halves(const I* q, uint8_t* out) {
+    const __m128i r = _mm_or_si128(_mm512_cvtepi32_epi8(q[0]), _mm_slli_epi16(_mm512_cvtepi32_epi8(q[1]), 4));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), r);
+  }
+  static void pack_nibbles_pairs(const I* q, uint8_t* out) {
+    // Lanes 2m and 2m+1 share a 64-bit lane: (lo + hi·2^32) >> 28 puts hi << 4 in the low byte.
+    for (int k = 0; k < 2; ++k) {
+      const __m512i w = _mm512_or_si512(q[k], _mm512_srli_epi64(q[k], 28));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 8 * k), _mm512_cvtepi64_epi8(w));
+    }
+  }
+  static void unpack_i8(const uint8_t* p, I* q) {
+    q[0] = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    q[1] = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+  }
+  static void unpack_u8(const uint8_t* p, I* q) {
+    q[0] = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    q[1] = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+  }
+  static void unpack_nibbles_halves(const uint8_t* p, I* q) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i m = _mm_set1_epi8(0x0f);
+    q[0] = _mm512_cvtepu8_epi32(_mm_and_si128(b, m));
+    q[1] = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(b, 4), m));
+  }
+  static void unpack_nibbles_pairs(const uint8_t* p, I* q) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i m = _mm_set1_epi8(0x0f);
+    const __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+    q[0] = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
+    q[1] = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi));
+  }
+
+  struct Acc {
+    __m512d e2, x2, maxe;
+  };
+  static Acc acc_zero() { return Acc{_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()}; }
+  static void acc_half(Acc& a, __m256 y, __m256 x) {
+    const __m512d yd = _mm512_cvtps_pd(y), xd = _mm512_cvtps_pd(x);
+    const __m512d e = _mm512_sub_pd(yd, xd);
+    a.e2 = _mm512_add_pd(a.e2, _mm512_mul_pd(e, e));
+    a.x2 = _mm512_add_pd(a.x2, _mm512_mul_pd(xd, xd));
+    a.maxe = _mm512_max_pd(a.maxe, _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(e), _mm512_set1_epi64(0x7fffffffffffffffLL))));
+  }
+  static void acc_add(Acc& a, F y, F x) {
+    acc_half(a, _mm512_castps512_ps256(y), _mm512_castps512_ps256(x));
+    acc_half(a, _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(y), 1)),
+             _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(x), 1)));
+  }
+  static void acc_finish(const Acc& a, ErrorStats& es) {
+    double e2[8], x2[8], mx[8];
+    _mm512_storeu_pd(e2, a.e2);
+    _mm512_storeu_pd(x2, a.x2);
+    _mm512_storeu_pd(mx, a.maxe);
+    es.sum_sq_err += ((e2[0] + e2[1]) + (e2[2] + e2[3])) + ((e2[4] + e2[5]) + (e2[6] + e2[7]));
+    es.sum_sq_ref += ((x2[0] + x2[1]) + (x2[2] + x2[3])) + ((x2[4] + x2[5]) + (x2[6] + x2[7]));
+    for (double m : mx) if (m > es.max_abs_err) es.max_abs_err = m;
+  }
+};
+
+#include "simd_kernels.h"
+
+}  // namespace
+
+const KernelTable* avx512_kernels() {
+  static const KernelTable table = SimdKernels<Avx512Ops>::table("avx512");
+  return &table;
+}
+
+}  // namespace qk
+#endif

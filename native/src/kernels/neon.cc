@@ -1,0 +1,134 @@
+// NEON kernels for aarch64 (4 float lanes; Advanced SIMD is part of the base aarch64 ISA, and fp16
+// conversion is too). Tested under qemu-user against the scalar reference (test/native).
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include "kernels.h"
+#include "numeric.h"
+
+namespace qk {
+namespace {
+
+struct NeonOps {
+  using F = float32x4_t;
+  using I = int32x4_t;
+  static constexpr int N = 4;
+
+  static F load(const void* src, DType t, int64_t i) {
+    const uint8_t* p = static_cast<const uint8_t*>(src);
+    switch (t) {
+      case DType::F32: return vld1q_f32(reinterpret_cast<const float*>(p + 4 * i));
+      case DType::F16: return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p + 2 * i))));
+      default: return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p + 2 * i)), 16));
+    }
+  }
+  static void store(float* p, F v) { vst1q_f32(p, v); }
+  static F set1(float v) { return vdupq_n_f32(v); }
+  static F add(F a, F b) { return vaddq_f32(a, b); }
+  static F sub(F a, F b) { return vsubq_f32(a, b); }
+  static F mul(F a, F b) { return vmulq_f32(a, b); }
+  static F min(F a, F b) { return vminq_f32(a, b); }
+  static F max(F a, F b) { return vmaxq_f32(a, b); }
+  static F abs(F a) { return vabsq_f32(a); }
+  static F round_even(F a) { return vrndnq_f32(a); }
+  static F round_away(F a) { return vrndaq_f32(a); }
+  static I cvtt(F a) { return vcvtq_s32_f32(a); }  // inputs are finite and in range here
+  static F i2f(I a) { return vcvtq_f32_s32(a); }
+  static I iset1(int v) { return vdupq_n_s32(v); }
+  static I iadd(I a, I b) { return vaddq_s32(a, b); }
+  static I isub(I a, I b) { return vsubq_s32(a, b); }
+  static I imin(I a, I b) { return vminq_s32(a, b); }
+  static uint32_t bits(uint32x4_t m) {
+    const uint32x4_t w = {1, 2, 4, 8};
+    return vaddvq_u32(vandq_u32(m, w));
+  }
+  static uint32_t mask_eq(F a, F b) { return bits(vceqq_f32(a, b)); }
+  static uint32_t mask_nonfinite(F a) { return bits(vmvnq_u32(vcltq_f32(vabsq_f32(a), vdupq_n_f32(__builtin_inff())))); }
+  static float hmax(F a) { return vmaxvq_f32(a); }
+  static float hmin(F a) { return vminvq_f32(a); }
+
+  // 8 vectors of 4 int32 -> 32 low bytes in order.
+  static uint8x16x2_t bytes32(const I* q) {
+    uint8x16x2_t r;
+    for (int h = 0; h < 2; ++h) {
+      const uint16x8_t a = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(q[4 * h])), vmovn_u32(vreinterpretq_u32_s32(q[4 * h + 1])));
+      const uint16x8_t b = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(q[4 * h + 2])), vmovn_u32(vreinterpretq_u32_s32(q[4 * h + 3])));
+      r.val[h] = vcombine_u8(vmovn_u16(a), vmovn_u16(b));
+    }
+    return r;
+  }
+  static void pack_bytes32(const I* q, uint8_t* out) {
+    const uint8x16x2_t b = bytes32(q);
+    vst1q_u8(out, b.val[0]);
+    vst1q_u8(out + 16, b.val[1]);
+  }
+  static void pack_nibbles_halves(const I* q, uint8_t* out) {
+    const uint8x16x2_t b = bytes32(q);
+    vst1q_u8(out, vorrq_u8(b.val[0], vshlq_n_u8(b.val[1], 4)));
+  }
+  static void pack_nibbles_pairs(const I* q, uint8_t* out) {
+    const uint8x16x2_t b = bytes32(q);
+    const uint8x16_t even = vuzp1q_u8(b.val[0], b.val[1]), odd = vuzp2q_u8(b.val[0], b.val[1]);
+    vst1q_u8(out, vorrq_u8(even, vshlq_n_u8(odd, 4)));
+  }
+  static void widen(uint8x16_t lo, uint8x16_t hi, I* q) {
+    const uint16x8_t w[4] = {vmovl_u8(vget_low_u8(lo)), vmovl_u8(vget_high_u8(lo)), vmovl_u8(vget_low_u8(hi)), vmovl_u8(vget_high_u8(hi))};
+    for (int k = 0; k < 4; ++k) {
+      q[2 * k] = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(w[k])));
+      q[2 * k + 1] = vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(w[k])));
+    }
+  }
+  static void unpack_u8(const uint8_t* p, I* q) { widen(vld1q_u8(p), vld1q_u8(p + 16), q); }
+  static void unpack_i8(const uint8_t* p, I* q) {
+    for (int h = 0; h < 2; ++h) {
+      const int8x16_t b = vld1q_s8(reinterpret_cast<const int8_t*>(p + 16 * h));
+      const int16x8_t w0 = vmovl_s8(vget_low_s8(b)), w1 = vmovl_s8(vget_high_s8(b));
+      q[4 * h] = vmovl_s16(vget_low_s16(w0));
+      q[4 * h + 1] = vmovl_s16(vget_high_s16(w0));
+      q[4 * h + 2] = vmovl_s16(vget_low_s16(w1));
+      q[4 * h + 3] = vmovl_s16(vget_high_s16(w1));
+    }
+  }
+  static void unpack_nibbles_halves(const uint8_t* p, I* q) {
+    const uint8x16_t b = vld1q_u8(p);
+    widen(vandq_u8(b, vdupq_n_u8(0x0f)), vshrq_n_u8(b, 4), q);
+  }
+  static void unpack_nibbles_pairs(const uint8_t* p, I* q) {
+    const uint8x16_t b = vld1q_u8(p);
+    const uint8x16_t lo = vandq_u8(b, vdupq_n_u8(0x0f)), hi = vshrq_n_u8(b, 4);
+    widen(vzip1q_u8(lo, hi), vzip2q_u8(lo, hi), q);
+  }
+
+  struct Acc {
+    float64x2_t e2, x2, maxe;
+  };
+  static Acc acc_zero() { return Acc{vdupq_n_f64(0), vdupq_n_f64(0), vdupq_n_f64(0)}; }
+  static void acc_half(Acc& a, float64x2_t yd, float64x2_t xd) {
+    const float64x2_t e = vsubq_f64(yd, xd);
+    a.e2 = vaddq_f64(a.e2, vmulq_f64(e, e));
+    a.x2 = vaddq_f64(a.x2, vmulq_f64(xd, xd));
+    a.maxe = vmaxq_f64(a.maxe, vabsq_f64(e));
+  }
+  static void acc_add(Acc& a, F y, F x) {
+    acc_half(a, vcvt_f64_f32(vget_low_f32(y)), vcvt_f64_f32(vget_low_f32(x)));
+    acc_half(a, vcvt_high_f64_f32(y), vcvt_high_f64_f32(x));
+  }
+  static void acc_finish(const Acc& a, ErrorStats& es) {
+    es.sum_sq_err += vgetq_lane_f64(a.e2, 0) + vgetq_lane_f64(a.e2, 1);
+    es.sum_sq_ref += vgetq_lane_f64(a.x2, 0) + vgetq_lane_f64(a.x2, 1);
+    const double m = vmaxvq_f64(a.maxe);
+    if (m > es.max_abs_err) es.max_abs_err = m;
+  }
+};
+
+#include "simd_kernels.h"
+
+}  // namespace
+
+const KernelTable* neon_kernels() {
+  static const KernelTable table = SimdKernels<NeonOps>::table("neon");
+  return &table;
+}
+
+}  // namespace qk
+#endif

@@ -1,0 +1,330 @@
+// The SIMD kernels, written once over a small vector-operations interface `O` that each ISA file
+// (avx2.cc, avx512.cc, neon.cc) implements. Include this only inside an anonymous namespace of an
+// ISA file: everything here then has internal linkage and is compiled with that file's flags alone.
+//
+// Exactness rules (the scalar reference in scalar.cc is the truth, and every table must match it bit
+// for bit):
+//  - every per-element operation is the same IEEE operation in the same order (multiply, then add;
+//    no fused multiply-add: these files are built with -ffp-contract=off);
+//  - reductions are max/min only, which are exact; where the scalar code picks "the first element that
+//    reaches the extreme" (Q4_0's signed max, Q4_1's min/max of signed zeros), the lane is found the
+//    same way;
+//  - per-group scalar work (scale, its rounding to f16/bf16, the reciprocal) uses numeric.h;
+//  - cases the fast path does not cover (a group size that is not a multiple of 32, a row holding
+//    NaN/Inf, a scale that overflows or whose reciprocal does not exist) are handed to the scalar
+//    reference for that row, so their results and status reports are the reference's by construction.
+// Error sums are accumulated in double per lane, so their order differs from the scalar loop: they
+// agree to the last few bits (tested: relative difference below 1e-12 for tensors of 10^6 elements).
+
+template <class O>
+struct SimdKernels {
+  using F = typename O::F;
+  using I = typename O::I;
+  static constexpr int N = O::N;
+  static constexpr int V = 32 / N;  // vectors per 32-element chunk
+
+  struct Chunk {
+    F v[V];
+  };
+
+  static Chunk load32(const void* src, DType t, int64_t i) {
+    Chunk c;
+    for (int k = 0; k < V; ++k) c.v[k] = O::load(src, t, i + k * N);
+    return c;
+  }
+
+  static bool finite_id(float id) { return __builtin_isfinite(id); }
+
+  static void merge(QuantStatus& into, const QuantStatus& s) {
+    if (s.nonfinite && into.nonfinite == 0) into.first_nonfinite = s.first_nonfinite;
+    into.nonfinite += s.nonfinite;
+    if (s.scale_overflow && into.scale_overflow == 0) into.first_overflow_row = s.first_overflow_row;
+    into.scale_overflow += s.scale_overflow;
+  }
+
+  // Index (0..31) of the first element of the chunk for which `mask_fn` holds; 32 if none.
+  template <class M>
+  static int first_lane(const Chunk& c, M mask_fn) {
+    for (int k = 0; k < V; ++k) {
+      const uint32_t m = mask_fn(c.v[k]);
+      if (m) return k * N + __builtin_ctz(m);
+    }
+    return 32;
+  }
+
+  static float lane(const Chunk& c, int i) {
+    float tmp[32];
+    for (int k = 0; k < V; ++k) O::store(tmp + k * N, c.v[k]);
+    return tmp[i];
+  }
+
+  // ---- ggml blocks ------------------------------------------------------------------------------
+
+  // Returns false when the block must go to the scalar reference (non-finite input or reciprocal,
+  // or a scale that overflows f16).
+  static bool q8_0_block(const Chunk& c, uint8_t* out) {
+    F a = O::abs(c.v[0]);
+    for (int k = 1; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
+    const float amax = O::hmax(a);
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (!finite_id(id)) return false;
+    const uint16_t dh = f32_to_f16(d);
+    if (!__builtin_isfinite(f16_to_f32(dh))) return false;
+    __builtin_memcpy(out, &dh, 2);
+    const F vid = O::set1(id);
+    I q[V];
+    for (int k = 0; k < V; ++k) q[k] = O::cvtt(O::round_away(O::mul(c.v[k], vid)));
+    O::pack_bytes32(q, out + 2);
+    return true;
+  }
+
+  static bool q4_0_block(const Chunk& c, uint8_t* out) {
+    F a = O::abs(c.v[0]);
+    for (int k = 1; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
+    const float amax = O::hmax(a);
+    float max = 0.0f;  // the reference keeps +0 when every element is zero
+    if (amax != 0.0f) {
+      const F va = O::set1(amax);
+      max = lane(c, first_lane(c, [&](F v) { return O::mask_eq(O::abs(v), va); }));
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (!finite_id(id)) return false;
+    const uint16_t dh = f32_to_f16(d);
+    if (!__builtin_isfinite(f16_to_f32(dh))) return false;
+    __builtin_memcpy(out, &dh, 2);
+    const F vid = O::set1(id), half8 = O::set1(8.5f);
+    const I fifteen = O::iset1(15);
+    I q[V];
+    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(c.v[k], vid), half8)), fifteen);
+    O::pack_nibbles_halves(q, out + 2);
+    return true;
+  }
+
+  // The reference's min/max start at ±FLT_MAX and move on strict comparisons: the result is the
+  // first element equal to the extreme, which matters only for the sign of a zero.
+  static float first_equal(const Chunk& c, float value) {
+    if (value != 0.0f) return value;
+    const F z = O::set1(0.0f);
+    return lane(c, first_lane(c, [&](F v) { return O::mask_eq(v, z); }));
+  }
+
+  static bool q4_1_block(const Chunk& c, uint8_t* out) {
+    F lo = c.v[0], hi = c.v[0];
+    for (int k = 1; k < V; ++k) { lo = O::min(lo, c.v[k]); hi = O::max(hi, c.v[k]); }
+    const float min = first_equal(c, O::hmin(lo));
+    const float max = first_equal(c, O::hmax(hi));
+    const float d = (max - min) / 15.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (!finite_id(id)) return false;
+    const uint16_t dh = f32_to_f16(d), mh = f32_to_f16(min);
+    if (!__builtin_isfinite(f16_to_f32(dh)) || !__builtin_isfinite(f16_to_f32(mh))) return false;
+    __builtin_memcpy(out, &dh, 2);
+    __builtin_memcpy(out + 2, &mh, 2);
+    const F vid = O::set1(id), vmin = O::set1(min), half = O::set1(0.5f);
+    const I fifteen = O::iset1(15);
+    I q[V];
+    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(O::sub(c.v[k], vmin), vid), half)), fifteen);
+    O::pack_nibbles_halves(q, out + 4);
+    return true;
+  }
+
+  // ---- compressed-tensors groups (group size a multiple of 32) ----------------------------------
+
+  static bool int_group(const QuantSpec& spec, const void* src, DType st, int64_t base, int64_t g,
+                        uint8_t* packed_at, uint8_t* scales, int64_t scale_index, int8_t* zero) {
+    const int bits = spec.bits;
+    const float qmin = -static_cast<float>(1 << (bits - 1));
+    const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
+    const float levels = static_cast<float>((1 << bits) - 1);
+    float s, lo = 0.0f;
+    if (spec.scheme == Scheme::INT_SYM) {
+      F a = O::set1(0.0f);
+      for (int64_t j = 0; j < g; j += 32) {
+        const Chunk c = load32(src, st, base + j);
+        for (int k = 0; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
+      }
+      s = O::hmax(a) / (levels * 0.5f);
+    } else {
+      F mn = O::set1(0.0f), mx = O::set1(0.0f);
+      for (int64_t j = 0; j < g; j += 32) {
+        const Chunk c = load32(src, st, base + j);
+        for (int k = 0; k < V; ++k) { mn = O::min(mn, c.v[k]); mx = O::max(mx, c.v[k]); }
+      }
+      const float m = O::hmin(mn), M = O::hmax(mx);
+      lo = m < 0.0f ? m : 0.0f;  // as the reference: starts at +0, moves only on a smaller value
+      const float hi = M > 0.0f ? M : 0.0f;
+      s = (hi - lo) / levels;
+    }
+    const float sq = store_scale(scales, spec.scale_dtype, scale_index, s);
+    if (!__builtin_isfinite(sq)) return false;
+    float id = sq != 0.0f ? 1.0f / sq : 0.0f;
+    if (!__builtin_isfinite(id)) id = 0.0f;
+    float zp = 0.0f;
+    if (spec.scheme == Scheme::INT_ASYM) {
+      zp = __builtin_nearbyintf(qmin - lo * id);
+      zp = zp < qmin ? qmin : (zp > qmax ? qmax : zp);
+      *zero = static_cast<int8_t>(zp);
+    }
+    const F vid = O::set1(id), vzp = O::set1(zp), vmin = O::set1(qmin), vmax = O::set1(qmax);
+    const I offset = O::iset1(1 << (bits - 1));
+    for (int64_t j = 0; j < g; j += 32) {
+      const Chunk c = load32(src, st, base + j);
+      I q[V];
+      for (int k = 0; k < V; ++k) {
+        const F qf = O::min(vmax, O::max(vmin, O::add(O::round_even(O::mul(c.v[k], vid)), vzp)));
+        q[k] = O::iadd(O::cvtt(qf), offset);
+      }
+      if (bits == 8) O::pack_bytes32(q, packed_at + j);
+      else O::pack_nibbles_pairs(q, packed_at + j / 2);
+    }
+    return true;
+  }
+
+  // Quantizes one row; false when it must be redone by the scalar reference.
+  static bool quantize_row(const QuantSpec& spec, const void* src, DType st, int64_t cols, int64_t r,
+                           QuantParts out) {
+    const int64_t g = spec.group;
+    const int64_t groups = cols / g;
+    const int64_t data_row = data_bytes_per_row(spec, cols);
+    uint8_t* row_out = out.data + r * data_row;
+    // Finiteness first: one pass over the row (it is then in cache for the real work).
+    for (int64_t j = 0; j < cols; j += 32) {
+      const Chunk c = load32(src, st, r * cols + j);
+      for (int k = 0; k < V; ++k)
+        if (O::mask_nonfinite(c.v[k])) return false;
+    }
+    switch (spec.scheme) {
+      case Scheme::GGML_Q8_0:
+        for (int64_t b = 0; b < groups; ++b)
+          if (!q8_0_block(load32(src, st, r * cols + b * 32), row_out + b * 34)) return false;
+        return true;
+      case Scheme::GGML_Q4_0:
+        for (int64_t b = 0; b < groups; ++b)
+          if (!q4_0_block(load32(src, st, r * cols + b * 32), row_out + b * 18)) return false;
+        return true;
+      case Scheme::GGML_Q4_1:
+        for (int64_t b = 0; b < groups; ++b)
+          if (!q4_1_block(load32(src, st, r * cols + b * 32), row_out + b * 20)) return false;
+        return true;
+      default:
+        for (int64_t gi = 0; gi < groups; ++gi) {
+          int8_t unused = 0;
+          int8_t* zero = out.zeros ? out.zeros + r * groups + gi : &unused;
+          const int64_t packed_offset = spec.bits == 8 ? gi * g : gi * g / 2;
+          if (!int_group(spec, src, st, r * cols + gi * g, g, row_out + packed_offset, out.scales, r * groups + gi, zero))
+            return false;
+        }
+        return true;
+    }
+  }
+
+  static QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
+                                   int64_t row_begin, int64_t row_end, QuantParts out) {
+    const KernelTable& ref = scalar_kernels();
+    if (spec.group % 32 != 0) return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
+    QuantStatus status;
+    for (int64_t r = row_begin; r < row_end; ++r)
+      if (!quantize_row(spec, src, st, cols, r, out)) merge(status, ref.quantize_rows(spec, src, st, cols, r, r + 1, out));
+    return status;
+  }
+
+  // ---- dequantization ---------------------------------------------------------------------------
+
+  // The 32 values of chunk `ci` (elements ci*32 .. ci*32+31) of row r.
+  static Chunk dequant_chunk(const QuantSpec& spec, const ConstQuantParts& in, int64_t cols, int64_t data_row,
+                             int64_t r, int64_t ci) {
+    const uint8_t* row_in = in.data + r * data_row;
+    Chunk c;
+    I q[V];
+    switch (spec.scheme) {
+      case Scheme::GGML_Q8_0: {
+        const uint8_t* b = row_in + ci * 34;
+        uint16_t dh;
+        __builtin_memcpy(&dh, b, 2);
+        const F d = O::set1(f16_to_f32(dh));
+        O::unpack_i8(b + 2, q);
+        for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(q[k]), d);
+        return c;
+      }
+      case Scheme::GGML_Q4_0: {
+        const uint8_t* b = row_in + ci * 18;
+        uint16_t dh;
+        __builtin_memcpy(&dh, b, 2);
+        const F d = O::set1(f16_to_f32(dh));
+        O::unpack_nibbles_halves(b + 2, q);
+        const I eight = O::iset1(8);
+        for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], eight)), d);
+        return c;
+      }
+      case Scheme::GGML_Q4_1: {
+        const uint8_t* b = row_in + ci * 20;
+        uint16_t dh, mh;
+        __builtin_memcpy(&dh, b, 2);
+        __builtin_memcpy(&mh, b + 2, 2);
+        const F d = O::set1(f16_to_f32(dh)), m = O::set1(f16_to_f32(mh));
+        O::unpack_nibbles_halves(b + 4, q);
+        for (int k = 0; k < V; ++k) c.v[k] = O::add(O::mul(O::i2f(q[k]), d), m);
+        return c;
+      }
+      default: {
+        const int64_t groups = cols / spec.group;
+        const int64_t gi = ci * 32 / spec.group;
+        const F s = O::set1(load_scale(in.scales, spec.scale_dtype, r * groups + gi));
+        const int32_t zp = spec.scheme == Scheme::INT_ASYM ? in.zeros[r * groups + gi] : 0;
+        if (spec.bits == 8) O::unpack_u8(row_in + ci * 32, q);
+        else O::unpack_nibbles_pairs(row_in + ci * 16, q);
+        const I sub = O::iset1((1 << (spec.bits - 1)) + zp);
+        for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], sub)), s);
+        return c;
+      }
+    }
+  }
+
+  static void dequantize_rows(const QuantSpec& spec, ConstQuantParts in, int64_t cols, int64_t row_begin,
+                              int64_t row_end, float* out) {
+    if (spec.group % 32 != 0) return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
+    const int64_t data_row = data_bytes_per_row(spec, cols);
+    for (int64_t r = row_begin; r < row_end; ++r)
+      for (int64_t ci = 0; ci < cols / 32; ++ci) {
+        const Chunk c = dequant_chunk(spec, in, cols, data_row, r, ci);
+        for (int k = 0; k < V; ++k) O::store(out + r * cols + ci * 32 + k * N, c.v[k]);
+      }
+  }
+
+  static ErrorStats error_rows(const QuantSpec& spec, const void* src, DType st, ConstQuantParts in,
+                               int64_t cols, int64_t row_begin, int64_t row_end) {
+    if (spec.group % 32 != 0) return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    const int64_t data_row = data_bytes_per_row(spec, cols);
+    typename O::Acc acc = O::acc_zero();
+    ErrorStats es;
+    for (int64_t r = row_begin; r < row_end; ++r)
+      for (int64_t ci = 0; ci < cols / 32; ++ci) {
+        const Chunk y = dequant_chunk(spec, in, cols, data_row, r, ci);
+        const Chunk x = load32(src, st, r * cols + ci * 32);
+        bool finite = true;
+        for (int k = 0; k < V; ++k) finite = finite && !O::mask_nonfinite(y.v[k]) && !O::mask_nonfinite(x.v[k]);
+        if (finite) {
+          for (int k = 0; k < V; ++k) O::acc_add(acc, y.v[k], x.v[k]);
+          es.count += 32;
+          continue;
+        }
+        float ys[32], xs[32];
+        for (int k = 0; k < V; ++k) { O::store(ys + k * N, y.v[k]); O::store(xs + k * N, x.v[k]); }
+        for (int j = 0; j < 32; ++j) {
+          if (!__builtin_isfinite(xs[j]) || !__builtin_isfinite(ys[j])) { es.nonfinite++; continue; }
+          const double e = static_cast<double>(ys[j]) - static_cast<double>(xs[j]);
+          es.sum_sq_err += e * e;
+          es.sum_sq_ref += static_cast<double>(xs[j]) * static_cast<double>(xs[j]);
+          const double ae = __builtin_fabs(e);
+          if (ae > es.max_abs_err) es.max_abs_err = ae;
+          es.count++;
+        }
+      }
+    O::acc_finish(acc, es);
+    return es;
+  }
+
+  static KernelTable table(const char* isa) { return KernelTable{isa, quantize_rows, dequantize_rows, error_rows}; }
+};
