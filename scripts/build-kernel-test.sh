@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 target=${1:-native}
 out=build/kernel-test/$target
 mkdir -p "$out"
-common=(-std=c++17 -O2 -Wall -ffp-contract=off -fno-fast-math)
+common=(-std=c++17 -O3 -Wall -ffp-contract=off -fno-fast-math)
 k=native/src/kernels
 if [ "$target" = aarch64 ]; then
   cxx=${CXX_AARCH64:-aarch64-linux-gnu-g++}
@@ -18,5 +18,6 @@ else
   "$cxx" "${common[@]}" -mavx2 -mfma -mf16c -c $k/avx2.cc -o "$out/avx2.o"
   "$cxx" "${common[@]}" -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c -Wno-maybe-uninitialized -c $k/avx512.cc -o "$out/avx512.o"
   "$cxx" "${common[@]}" -o "$out/kernel_test" native/test/kernel_test.cc "${objs[@]}" "$out/avx2.o" "$out/avx512.o"
+  "$cxx" "${common[@]}" -o "$out/kernel_bench" native/test/kernel_bench.cc "${objs[@]}" "$out/avx2.o" "$out/avx512.o"
 fi
 echo "$out/kernel_test"

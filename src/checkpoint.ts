@@ -107,6 +107,10 @@ export class Checkpoint {
     return this.readers.get(t.file)!.read(t.info, target);
   }
 
+  async readRange(t: CheckpointTensor, offset: number, target: Uint8Array): Promise<Uint8Array> {
+    return this.readers.get(t.file)!.readRange(t.info, offset, target);
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.readers.values()].map((r) => r.close()));
   }

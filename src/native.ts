@@ -97,13 +97,16 @@ export function addon(): Addon {
   return cached;
 }
 
-/** Allocates the buffers that hold a quantized rows x cols tensor. */
-export function allocateParts(spec: KernelSpec, rows: number, cols: number): QuantizedParts {
+/** Allocates the buffers that hold a quantized rows x cols tensor (from `alloc` when given). */
+export function allocateParts(spec: KernelSpec, rows: number, cols: number, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): QuantizedParts {
   const l = addon().layout({ spec, cols });
   if (l.error) throw new RangeError(l.error);
-  const parts: QuantizedParts = { data: new Uint8Array(rows * l.dataBytesPerRow) };
-  if (l.scaleBytesPerRow) parts.scales = new Uint8Array(rows * l.scaleBytesPerRow);
-  if (l.zeroBytesPerRow) parts.zeros = new Int8Array(rows * l.zeroBytesPerRow);
+  const parts: QuantizedParts = { data: alloc(rows * l.dataBytesPerRow) };
+  if (l.scaleBytesPerRow) parts.scales = alloc(rows * l.scaleBytesPerRow);
+  if (l.zeroBytesPerRow) {
+    const z = alloc(rows * l.zeroBytesPerRow);
+    parts.zeros = new Int8Array(z.buffer, z.byteOffset, z.length);
+  }
   return parts;
 }
 

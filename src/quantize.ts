@@ -14,6 +14,7 @@ import { QuantkitError, ioError } from './errors.js';
 import type { Materialized } from './formats/format.js';
 import { addon, allocateParts, newControl } from './native.js';
 import { Prefetcher } from './prefetch.js';
+import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
 import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions } from './plan.js';
@@ -87,16 +88,21 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
-async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array): Promise<Materialized> {
-  const bytes = await ckpt.read(e.tensor);
+/** Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. */
+async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool): Promise<Materialized> {
+  const bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
   const t = e.treatment;
   if (t.kind === 'keep') {
     Atomics.add(control, 0, BigInt(bytes.length));
-    return { kind: 'keep', bytes: convertTensor(bytes, e.tensor.dtype, t.outDtype) };
+    const out = convertTensor(bytes, e.tensor.dtype, t.outDtype);
+    if (out !== bytes) pool.release(bytes);
+    return { kind: 'keep', bytes: out };
   }
   const { rows, cols } = t.view;
-  const parts = allocateParts(t.spec, rows, cols);
-  const status = await addon().quantize({ spec: t.spec, rows, cols, src: bytes, srcDtype: e.tensor.dtype as FloatDtype, out: parts, threads, control });
+  const parts = allocateParts(t.spec, rows, cols, (n) => pool.acquire(n));
+  const status = await addon()
+    .quantize({ spec: t.spec, rows, cols, src: bytes, srcDtype: e.tensor.dtype as FloatDtype, out: parts, threads, control })
+    .finally(() => pool.release(bytes));
   const where = { file: e.tensor.file, tensor: e.tensor.name };
   if (status.nonfinite > 0) {
     const i = status.firstNonfinite;
@@ -139,15 +145,24 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   const control = newControl();
   const unlink = linkCancel(options.signal, control);
   const ticker = progressTicker(options.onProgress, 'quantize', control, plan.sourceBytes, plan.entries.length);
-  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control), PREFETCH_BUDGET);
+  const pool = new BufferPool();
+  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool), PREFETCH_BUDGET);
   let written = 0;
+  let previous: Materialized | undefined;
+  // The writer asks for tensors one after the other: asking for the next means the previous one's
+  // bytes are written, so its buffers go back to the pool.
+  const recycle = (m: Materialized | undefined) => {
+    if (m?.kind === 'keep') pool.release(m.bytes);
+    else if (m) pool.release(m.parts.data, m.parts.scales, m.parts.zeros);
+  };
   try {
     await formatFor(plan.format).write(plan, dir, {
       signal: options.signal,
       materialize: async (e) => {
-        const m = await prefetch.get(e);
+        recycle(previous);
+        previous = await prefetch.get(e);
         ticker.tensorDone(e.tensor.name, ++written);
-        return m;
+        return previous;
       },
     });
   } catch (err) {
@@ -159,7 +174,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     unlink();
   }
 
-  const verified = await verifyOutput(dir, ckpt, { signal: options.signal, threads, onProgress: options.onProgress });
+  const verified = await verifyOutput(dir, ckpt, { signal: options.signal, threads, onProgress: options.onProgress, pool });
   const actual = new Map(verified.files.map((f) => [f.name, f.bytes]));
   const sizes = plan.files.map((f) => ({ name: f.name, predicted: f.bytes, actual: actual.get(f.name) ?? -1 }));
   const wrong = sizes.filter((s) => s.predicted !== s.actual);

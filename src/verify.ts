@@ -7,14 +7,16 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Checkpoint, type CheckpointTensor } from './checkpoint.js';
 import { toFloat32 } from './convert.js';
+import { BufferPool } from './buffer-pool.js';
+import { Prefetcher } from './prefetch.js';
 import { QuantkitError } from './errors.js';
 import type { ReadBackTensor } from './formats/format.js';
 import { ggmlFormat } from './formats/gguf.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
-import { addon, newControl, type ErrorSums } from './native.js';
+import { addon, newControl, type ErrorSums, type QuantizedParts } from './native.js';
 import { availableParallelism } from 'node:os';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
-import { type Dtype, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
+import { type Dtype, type FloatDtype, dtypeSize, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
 
 export interface ErrorMetrics {
   rmse: number;
@@ -54,6 +56,8 @@ export interface VerifyResult {
 }
 
 export interface VerifyOptions {
+  /** Buffers to reuse (quantize passes the one its write phase used, so memory is shared). */
+  pool?: BufferPool;
   /** Kernel threads for the error pass (default: the number of CPUs). */
   threads?: number;
   onProgress?: (p: Progress) => void;
@@ -89,23 +93,55 @@ function sameValues(a: Uint8Array, aType: Dtype, b: Uint8Array, bType: Dtype): b
   return x.length === y.length && x.every((v, i) => Object.is(v, y[i]));
 }
 
-async function checkTensor(rb: ReadBackTensor, src: Checkpoint, out: string, threads: number, control: BigInt64Array): Promise<{ report: TensorReport; sums?: ErrorSums }> {
+/** A tensor of the output and its source, both read into pool buffers, ready to compare. */
+type Loaded =
+  | { kind: 'keep'; rb: Extract<ReadBackTensor, { kind: 'keep' }>; s: CheckpointTensor }
+  | { kind: 'quantize'; rb: Extract<ReadBackTensor, { kind: 'quantize' }>; s: CheckpointTensor; source: Uint8Array; parts: QuantizedParts };
+
+const COMPARE_SLICE_ELEMENTS = 4 << 20;
+
+/** Compares a kept tensor with its source slice by slice (bounded memory, however large it is). */
+async function sameAsSource(rb: Extract<ReadBackTensor, { kind: 'keep' }>, s: CheckpointTensor, src: Checkpoint, pool: BufferPool): Promise<boolean> {
+  const n = shapeElements(s.shape)!;
+  const a = dtypeSize(rb.dtype), b = dtypeSize(s.dtype);
+  for (let at = 0; at < n; at += COMPARE_SLICE_ELEMENTS) {
+    const len = Math.min(COMPARE_SLICE_ELEMENTS, n - at);
+    const stored = await rb.readRange(at * a, pool.acquire(len * a));
+    const source = await src.readRange(s, at * b, pool.acquire(len * b));
+    const same = sameValues(stored, rb.dtype, source, s.dtype);
+    pool.release(stored, source);
+    if (!same) return false;
+  }
+  return true;
+}
+
+async function load(rb: ReadBackTensor, src: Checkpoint, out: string, pool: BufferPool): Promise<Loaded> {
   const s = sourceOf(src, rb.name, out);
   const params = shapeElements(s.shape)!;
-  const base = { name: rb.name, shape: s.shape, sourceDtype: s.dtype, bytes: rb.bytes, params };
+  const alloc = (n: number) => pool.acquire(n);
   if (rb.kind === 'keep') {
     if (shapeElements(rb.shape) !== params) throw new QuantkitError('ERR_VERIFY', `shape ${JSON.stringify(rb.shape)} does not match the source ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
-    const same = sameValues(await rb.load(), rb.dtype, await src.read(s), s.dtype);
-    if (!same) throw new QuantkitError('ERR_VERIFY', 'kept tensor differs from the source', { file: out, tensor: rb.name });
-    Atomics.add(control, 0, BigInt(s.bytes));
-    return { report: { ...base, treatment: 'kept', format: rb.dtype, ...EXACT } };
+    return { kind: 'keep', rb, s };
   }
   if (rb.view.rows * rb.view.cols !== params || !isKernelFloat(s.dtype))
     throw new QuantkitError('ERR_VERIFY', `quantized ${rb.view.rows}x${rb.view.cols} does not match the source ${s.dtype} ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
-  const [source, parts] = await Promise.all([src.read(s), rb.load()]);
-  const sums = await addon().errorStats({ spec: rb.spec, rows: rb.view.rows, cols: rb.view.cols, src: source, srcDtype: s.dtype, parts, threads, control });
+  const [source, parts] = await Promise.all([src.read(s, alloc(s.bytes)), rb.load(alloc)]);
+  return { kind: 'quantize', rb, s, source, parts };
+}
+
+async function check(l: Loaded, src: Checkpoint, out: string, threads: number, control: BigInt64Array, pool: BufferPool): Promise<{ report: TensorReport; sums?: ErrorSums }> {
+  const { rb, s } = l;
+  const base = { name: rb.name, shape: s.shape, sourceDtype: s.dtype, bytes: rb.bytes, params: shapeElements(s.shape)! };
+  if (l.kind === 'keep') {
+    if (!(await sameAsSource(l.rb, s, src, pool))) throw new QuantkitError('ERR_VERIFY', 'kept tensor differs from the source', { file: out, tensor: rb.name });
+    Atomics.add(control, 0, BigInt(s.bytes));
+    return { report: { ...base, treatment: 'kept', format: l.rb.dtype, ...EXACT } };
+  }
+  const sums = await addon()
+    .errorStats({ spec: l.rb.spec, rows: l.rb.view.rows, cols: l.rb.view.cols, src: l.source, srcDtype: s.dtype as FloatDtype, parts: l.parts, threads, control })
+    .finally(() => pool.release(l.source, l.parts.data, l.parts.scales));
   if (sums.nonfinite > 0) throw new QuantkitError('ERR_VERIFY', `${sums.nonfinite} values are NaN/Inf after dequantization`, { file: out, tensor: rb.name });
-  return { report: { ...base, treatment: 'quantized', format: rb.label, ...metricsFromSums(sums) }, sums };
+  return { report: { ...base, treatment: 'quantized', format: l.rb.label, ...metricsFromSums(sums) }, sums };
 }
 
 /** Verifies an output directory against its source checkpoint (a path or an open Checkpoint). */
@@ -116,17 +152,25 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
     const rb = await format.readBack(outDir);
     const threads = options.threads ?? availableParallelism();
     const control = newControl();
+    const pool = options.pool ?? new BufferPool();
     const unlink = linkCancel(options.signal, control);
     const bytesTotal = rb.tensors.reduce((n, t) => n + (src.tensor(t.name)?.bytes ?? 0), 0);
     const ticker = progressTicker(options.onProgress, 'verify', control, bytesTotal, rb.tensors.length);
     try {
       const tensors: TensorReport[] = [];
       let sumSqErr = 0, sumSqRef = 0, maxAbsErr = 0, count = 0;
+      // Reading the next tensors overlaps the error pass of the current one.
+      const prefetch = new Prefetcher(rb.tensors, (t) => (t.kind === 'keep' ? 0 : t.bytes + (src.tensor(t.name)?.bytes ?? 0)), (t) => load(t, src, outDir, pool), 256 * 2 ** 20);
       for (const [i, t] of rb.tensors.entries()) {
         options.signal?.throwIfAborted();
-        const { report: r, sums } = await checkTensor(t, src, outDir, threads, control).catch((e) => {
-          throw cancelledAsAbort(e, options.signal);
-        });
+        const { report: r, sums } = await prefetch
+          .get(t)
+          .then((l) => check(l, src, outDir, threads, control, pool))
+          .catch(async (e) => {
+            Atomics.store(control, 1, 1n);
+            await prefetch.drain();
+            throw cancelledAsAbort(e, options.signal);
+          });
         if (sums) {
           sumSqErr += sums.sumSqErr;
           sumSqRef += sums.sumSqRef;

@@ -30,8 +30,11 @@ export interface WriteContext {
 
 /** A tensor found in an output file, matched to its source tensor by name. */
 export type ReadBackTensor =
-  | { name: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(): Promise<QuantizedParts> }
-  | { name: string; kind: 'keep'; dtype: Dtype; shape: number[]; bytes: number; load(): Promise<Uint8Array> };
+  | { name: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(alloc?: Alloc): Promise<QuantizedParts> }
+  | { name: string; kind: 'keep'; dtype: Dtype; shape: number[]; bytes: number; readRange(offset: number, target: Uint8Array): Promise<Uint8Array> };
+
+/** Where a reader puts the bytes it loads (a BufferPool's acquire, say); fresh buffers by default. */
+export type Alloc = (bytes: number) => Uint8Array;
 
 export interface ReadBack {
   format: 'safetensors' | 'gguf';

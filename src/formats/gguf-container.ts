@@ -302,10 +302,18 @@ export class GgufReader {
     }
   }
 
-  async read(t: GgufTensorInfo): Promise<Uint8Array> {
-    const buf = new Uint8Array(t.bytes);
+  /** Reads one tensor's data (into `target` when given; it must be exactly the tensor's size). */
+  async read(t: GgufTensorInfo, target?: Uint8Array): Promise<Uint8Array> {
+    const buf = target ?? new Uint8Array(t.bytes);
+    if (buf.length !== t.bytes) throw new RangeError(`target holds ${buf.length} bytes, tensor ${t.name} has ${t.bytes}`);
     await readExactly(this.fh, buf, this.file.dataStart + t.offset, this.file.path);
     return buf;
+  }
+
+  async readRange(t: GgufTensorInfo, offset: number, target: Uint8Array): Promise<Uint8Array> {
+    if (offset < 0 || offset + target.length > t.bytes) throw new RangeError(`range [${offset}, ${offset + target.length}) is outside tensor ${t.name}`);
+    await readExactly(this.fh, target, this.file.dataStart + t.offset + offset, this.file.path);
+    return target;
   }
 
   async close(): Promise<void> {

@@ -146,12 +146,12 @@ export const ggmlFormat: OutputFormat = {
       const shape = [...t.ne].reverse();
       if (!scheme) {
         const dtype = (Object.entries(STORABLE).find(([, g]) => g === t.type)?.[0] ?? 'F32') as Dtype;
-        return { name: t.name, kind: 'keep', dtype, shape, bytes: t.bytes, load: () => reader.read(t) };
+        return { name: t.name, kind: 'keep', dtype, shape, bytes: t.bytes, readRange: (o, target) => reader.readRange(t, o, target) };
       }
       const cols = t.ne[0]!;
       const rows = t.ne.slice(1).reduce((a, b) => a * b, 1);
       const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16' };
-      return { name: t.name, kind: 'quantize', spec, view: { rows, cols }, label: t.type, bytes: t.bytes, load: async () => ({ data: await reader.read(t) }) };
+      return { name: t.name, kind: 'quantize', spec, view: { rows, cols }, label: t.type, bytes: t.bytes, load: async (alloc) => ({ data: await reader.read(t, alloc?.(t.bytes)) }) };
     });
     return { format: 'gguf', tensors, close: () => reader.close() };
   },

@@ -277,7 +277,7 @@ export const packedSafetensorsFormat: OutputFormat = {
       for (const t of ckpt.tensors) {
         const m = /^(.*)_(packed|scale|zero_point|shape)$/.exec(t.name);
         if (!m || !ckpt.tensor(`${m[1]}_packed`)) {
-          tensors.push({ name: t.name, kind: 'keep', dtype: t.dtype, shape: t.shape, bytes: t.bytes, load: () => ckpt.read(t) });
+          tensors.push({ name: t.name, kind: 'keep', dtype: t.dtype, shape: t.shape, bytes: t.bytes, readRange: (o, target) => ckpt.readRange(t, o, target) });
           continue;
         }
         if (m[2] !== 'packed') continue;
@@ -306,9 +306,9 @@ export const packedSafetensorsFormat: OutputFormat = {
           view,
           label: groupLabel(spec, view.cols),
           bytes: t.bytes + scale.bytes + (zp?.bytes ?? 0) + shapeT.bytes,
-          load: async () => ({
-            data: await ckpt.read(t),
-            scales: await ckpt.read(scale),
+          load: async (alloc) => ({
+            data: await ckpt.read(t, alloc?.(t.bytes)),
+            scales: await ckpt.read(scale, alloc?.(scale.bytes)),
             ...(zp && !args.symmetric ? { zeros: unpackZeroPoints(await ckpt.read(zp), view.rows, groups, bits) } : {}),
           }),
         });

@@ -70,6 +70,13 @@ export class SafetensorsReader {
     return buf;
   }
 
+  /** Reads `target.length` bytes of a tensor starting `offset` bytes into its data. */
+  async readRange(t: TensorInfo, offset: number, target: Uint8Array): Promise<Uint8Array> {
+    if (offset < 0 || offset + target.length > t.end - t.begin) throw new RangeError(`range [${offset}, ${offset + target.length}) is outside tensor ${t.name}`);
+    await readExactly(this.fh, target, this.header.dataStart + t.begin + offset, this.path);
+    return target;
+  }
+
   async close(): Promise<void> {
     await this.fh.close();
   }

@@ -25,6 +25,8 @@ struct Avx2Ops {
       }
     }
   }
+  static uint16_t to_f16(float v) { return static_cast<uint16_t>(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+  static float from_f16(uint16_t h) { return _cvtsh_ss(h); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
   static F set1(float v) { return _mm256_set1_ps(v); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
@@ -49,6 +51,7 @@ struct Avx2Ops {
   static I iadd(I a, I b) { return _mm256_add_epi32(a, b); }
   static I isub(I a, I b) { return _mm256_sub_epi32(a, b); }
   static I imin(I a, I b) { return _mm256_min_epi32(a, b); }
+  static uint32_t sign_mask(F a) { return static_cast<uint32_t>(_mm256_movemask_ps(a)); }
   static uint32_t mask_eq(F a, F b) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }
   static uint32_t mask_nonfinite(F a) {
     return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(abs(a), _mm256_set1_ps(__builtin_inff()), _CMP_NLT_UQ)));

@@ -25,6 +25,8 @@ struct Avx512Ops {
       }
     }
   }
+  static uint16_t to_f16(float v) { return static_cast<uint16_t>(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+  static float from_f16(uint16_t h) { return _cvtsh_ss(h); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F set1(float v) { return _mm512_set1_ps(v); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
@@ -47,6 +49,7 @@ struct Avx512Ops {
   static I iadd(I a, I b) { return _mm512_add_epi32(a, b); }
   static I isub(I a, I b) { return _mm512_sub_epi32(a, b); }
   static I imin(I a, I b) { return _mm512_min_epi32(a, b); }
+  static uint32_t sign_mask(F a) { return _mm512_test_epi32_mask(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN)); }
   static uint32_t mask_eq(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
   static uint32_t mask_nonfinite(F a) { return _mm512_cmp_ps_mask(abs(a), _mm512_set1_ps(__builtin_inff()), _CMP_NLT_UQ); }
   static float hmax(F a) {

@@ -22,6 +22,8 @@ struct NeonOps {
       default: return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p + 2 * i)), 16));
     }
   }
+  static uint16_t to_f16(float v) { return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(v))), 0); }
+  static float from_f16(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
   static void store(float* p, F v) { vst1q_f32(p, v); }
   static F set1(float v) { return vdupq_n_f32(v); }
   static F add(F a, F b) { return vaddq_f32(a, b); }
@@ -42,6 +44,7 @@ struct NeonOps {
     const uint32x4_t w = {1, 2, 4, 8};
     return vaddvq_u32(vandq_u32(m, w));
   }
+  static uint32_t sign_mask(F a) { return bits(vcltq_s32(vreinterpretq_s32_f32(a), vdupq_n_s32(0))); }
   static uint32_t mask_eq(F a, F b) { return bits(vceqq_f32(a, b)); }
   static uint32_t mask_nonfinite(F a) { return bits(vmvnq_u32(vcltq_f32(vabsq_f32(a), vdupq_n_f32(__builtin_inff())))); }
   static float hmax(F a) { return vmaxvq_f32(a); }

@@ -9,7 +9,8 @@
 //  - reductions are max/min only, which are exact; where the scalar code picks "the first element that
 //    reaches the extreme" (Q4_0's signed max, Q4_1's min/max of signed zeros), the lane is found the
 //    same way;
-//  - per-group scalar work (scale, its rounding to f16/bf16, the reciprocal) uses numeric.h;
+//  - per-group scalar work (scale, its rounding to f16/bf16, the reciprocal) uses numeric.h, or the
+//    ISA's own IEEE round-to-nearest-even half conversion (F16C, NEON), which gives the same bits;
 //  - cases the fast path does not cover (a group size that is not a multiple of 32, a row holding
 //    NaN/Inf, a scale that overflows or whose reciprocal does not exist) are handed to the scalar
 //    reference for that row, so their results and status reports are the reference's by construction.
@@ -32,8 +33,16 @@ struct SimdKernels {
     for (int k = 0; k < V; ++k) c.v[k] = O::load(src, t, i + k * N);
     return c;
   }
+  // The same with the dtype fixed at compile time (the hot loops are instantiated per dtype).
+  template <DType T>
+  static Chunk load32(const void* src, int64_t i) {
+    Chunk c;
+    for (int k = 0; k < V; ++k) c.v[k] = O::load(src, T, i + k * N);
+    return c;
+  }
 
   static bool finite_id(float id) { return __builtin_isfinite(id); }
+  static bool f16_finite(uint16_t h) { return (h & 0x7c00u) != 0x7c00u; }
 
   static void merge(QuantStatus& into, const QuantStatus& s) {
     if (s.nonfinite && into.nonfinite == 0) into.first_nonfinite = s.first_nonfinite;
@@ -42,20 +51,22 @@ struct SimdKernels {
     into.scale_overflow += s.scale_overflow;
   }
 
-  // Index (0..31) of the first element of the chunk for which `mask_fn` holds; 32 if none.
-  template <class M>
-  static int first_lane(const Chunk& c, M mask_fn) {
-    for (int k = 0; k < V; ++k) {
-      const uint32_t m = mask_fn(c.v[k]);
-      if (m) return k * N + __builtin_ctz(m);
-    }
-    return 32;
+  // True when any element of the chunk is NaN or ±Inf.
+  static bool nonfinite(const Chunk& c) {
+    uint32_t m = 0;
+    for (int k = 0; k < V; ++k) m |= O::mask_nonfinite(c.v[k]);
+    return m != 0;
   }
 
-  static float lane(const Chunk& c, int i) {
-    float tmp[32];
-    for (int k = 0; k < V; ++k) O::store(tmp + k * N, c.v[k]);
-    return tmp[i];
+  // Sign bit of the first element for which `mask_fn` holds (the chunk must have one). Reading the
+  // sign from a mask keeps the value in registers (no store/reload of the chunk).
+  template <class M>
+  static bool first_lane_negative(const Chunk& c, M mask_fn) {
+    for (int k = 0; k < V; ++k) {
+      const uint32_t m = mask_fn(c.v[k]);
+      if (m) return (O::sign_mask(c.v[k]) >> __builtin_ctz(m)) & 1u;
+    }
+    return false;
   }
 
   // ---- ggml blocks ------------------------------------------------------------------------------
@@ -63,14 +74,15 @@ struct SimdKernels {
   // Returns false when the block must go to the scalar reference (non-finite input or reciprocal,
   // or a scale that overflows f16).
   static bool q8_0_block(const Chunk& c, uint8_t* out) {
+    if (nonfinite(c)) return false;
     F a = O::abs(c.v[0]);
     for (int k = 1; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
     const float amax = O::hmax(a);
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
-    const uint16_t dh = f32_to_f16(d);
-    if (!__builtin_isfinite(f16_to_f32(dh))) return false;
+    const uint16_t dh = O::to_f16(d);
+    if (!f16_finite(dh)) return false;
     __builtin_memcpy(out, &dh, 2);
     const F vid = O::set1(id);
     I q[V];
@@ -80,19 +92,26 @@ struct SimdKernels {
   }
 
   static bool q4_0_block(const Chunk& c, uint8_t* out) {
-    F a = O::abs(c.v[0]);
-    for (int k = 1; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
-    const float amax = O::hmax(a);
-    float max = 0.0f;  // the reference keeps +0 when every element is zero
-    if (amax != 0.0f) {
-      const F va = O::set1(amax);
-      max = lane(c, first_lane(c, [&](F v) { return O::mask_eq(O::abs(v), va); }));
+    if (nonfinite(c)) return false;
+    // The reference takes the first element of largest magnitude, with its sign. From the block's
+    // max and min that is the one of larger magnitude; only a tie (+a and -a both present) needs
+    // the position of the first one.
+    F lo = c.v[0], hi = c.v[0];
+    for (int k = 1; k < V; ++k) { lo = O::min(lo, c.v[k]); hi = O::max(hi, c.v[k]); }
+    const float mx = O::hmax(hi), mn = O::hmin(lo);
+    float max;
+    if (mx > -mn) max = mx;
+    else if (-mn > mx) max = mn;
+    else if (mx == 0.0f) max = 0.0f;  // all zeros: the reference keeps +0
+    else {
+      const F va = O::set1(mx);
+      max = first_lane_negative(c, [&](F v) { return O::mask_eq(O::abs(v), va); }) ? mn : mx;
     }
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
-    const uint16_t dh = f32_to_f16(d);
-    if (!__builtin_isfinite(f16_to_f32(dh))) return false;
+    const uint16_t dh = O::to_f16(d);
+    if (!f16_finite(dh)) return false;
     __builtin_memcpy(out, &dh, 2);
     const F vid = O::set1(id), half8 = O::set1(8.5f);
     const I fifteen = O::iset1(15);
@@ -107,10 +126,11 @@ struct SimdKernels {
   static float first_equal(const Chunk& c, float value) {
     if (value != 0.0f) return value;
     const F z = O::set1(0.0f);
-    return lane(c, first_lane(c, [&](F v) { return O::mask_eq(v, z); }));
+    return first_lane_negative(c, [&](F v) { return O::mask_eq(v, z); }) ? -0.0f : 0.0f;
   }
 
   static bool q4_1_block(const Chunk& c, uint8_t* out) {
+    if (nonfinite(c)) return false;
     F lo = c.v[0], hi = c.v[0];
     for (int k = 1; k < V; ++k) { lo = O::min(lo, c.v[k]); hi = O::max(hi, c.v[k]); }
     const float min = first_equal(c, O::hmin(lo));
@@ -118,8 +138,8 @@ struct SimdKernels {
     const float d = (max - min) / 15.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
-    const uint16_t dh = f32_to_f16(d), mh = f32_to_f16(min);
-    if (!__builtin_isfinite(f16_to_f32(dh)) || !__builtin_isfinite(f16_to_f32(mh))) return false;
+    const uint16_t dh = O::to_f16(d), mh = O::to_f16(min);
+    if (!f16_finite(dh) || !f16_finite(mh)) return false;
     __builtin_memcpy(out, &dh, 2);
     __builtin_memcpy(out + 2, &mh, 2);
     const F vid = O::set1(id), vmin = O::set1(min), half = O::set1(0.5f);
@@ -132,7 +152,8 @@ struct SimdKernels {
 
   // ---- compressed-tensors groups (group size a multiple of 32) ----------------------------------
 
-  static bool int_group(const QuantSpec& spec, const void* src, DType st, int64_t base, int64_t g,
+  template <DType ST>
+  static bool int_group(const QuantSpec& spec, const void* src, int64_t base, int64_t g,
                         uint8_t* packed_at, uint8_t* scales, int64_t scale_index, int8_t* zero) {
     const int bits = spec.bits;
     const float qmin = -static_cast<float>(1 << (bits - 1));
@@ -142,14 +163,16 @@ struct SimdKernels {
     if (spec.scheme == Scheme::INT_SYM) {
       F a = O::set1(0.0f);
       for (int64_t j = 0; j < g; j += 32) {
-        const Chunk c = load32(src, st, base + j);
+        const Chunk c = load32<ST>(src, base + j);
+        if (nonfinite(c)) return false;
         for (int k = 0; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
       }
       s = O::hmax(a) / (levels * 0.5f);
     } else {
       F mn = O::set1(0.0f), mx = O::set1(0.0f);
       for (int64_t j = 0; j < g; j += 32) {
-        const Chunk c = load32(src, st, base + j);
+        const Chunk c = load32<ST>(src, base + j);
+        if (nonfinite(c)) return false;
         for (int k = 0; k < V; ++k) { mn = O::min(mn, c.v[k]); mx = O::max(mx, c.v[k]); }
       }
       const float m = O::hmin(mn), M = O::hmax(mx);
@@ -170,7 +193,7 @@ struct SimdKernels {
     const F vid = O::set1(id), vzp = O::set1(zp), vmin = O::set1(qmin), vmax = O::set1(qmax);
     const I offset = O::iset1(1 << (bits - 1));
     for (int64_t j = 0; j < g; j += 32) {
-      const Chunk c = load32(src, st, base + j);
+      const Chunk c = load32<ST>(src, base + j);
       I q[V];
       for (int k = 0; k < V; ++k) {
         const F qf = O::min(vmax, O::max(vmin, O::add(O::round_even(O::mul(c.v[k], vid)), vzp)));
@@ -183,37 +206,32 @@ struct SimdKernels {
   }
 
   // Quantizes one row; false when it must be redone by the scalar reference.
-  static bool quantize_row(const QuantSpec& spec, const void* src, DType st, int64_t cols, int64_t r,
-                           QuantParts out) {
+  template <DType ST>
+  static bool quantize_row(const QuantSpec& spec, const void* src, int64_t cols, int64_t r, QuantParts out) {
     const int64_t g = spec.group;
     const int64_t groups = cols / g;
     const int64_t data_row = data_bytes_per_row(spec, cols);
     uint8_t* row_out = out.data + r * data_row;
-    // Finiteness first: one pass over the row (it is then in cache for the real work).
-    for (int64_t j = 0; j < cols; j += 32) {
-      const Chunk c = load32(src, st, r * cols + j);
-      for (int k = 0; k < V; ++k)
-        if (O::mask_nonfinite(c.v[k])) return false;
-    }
+    // A group with NaN/Inf makes the whole row go to the reference, which reports it.
     switch (spec.scheme) {
       case Scheme::GGML_Q8_0:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q8_0_block(load32(src, st, r * cols + b * 32), row_out + b * 34)) return false;
+          if (!q8_0_block(load32<ST>(src, r * cols + b * 32), row_out + b * 34)) return false;
         return true;
       case Scheme::GGML_Q4_0:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q4_0_block(load32(src, st, r * cols + b * 32), row_out + b * 18)) return false;
+          if (!q4_0_block(load32<ST>(src, r * cols + b * 32), row_out + b * 18)) return false;
         return true;
       case Scheme::GGML_Q4_1:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q4_1_block(load32(src, st, r * cols + b * 32), row_out + b * 20)) return false;
+          if (!q4_1_block(load32<ST>(src, r * cols + b * 32), row_out + b * 20)) return false;
         return true;
       default:
         for (int64_t gi = 0; gi < groups; ++gi) {
           int8_t unused = 0;
           int8_t* zero = out.zeros ? out.zeros + r * groups + gi : &unused;
           const int64_t packed_offset = spec.bits == 8 ? gi * g : gi * g / 2;
-          if (!int_group(spec, src, st, r * cols + gi * g, g, row_out + packed_offset, out.scales, r * groups + gi, zero))
+          if (!int_group<ST>(spec, src, r * cols + gi * g, g, row_out + packed_offset, out.scales, r * groups + gi, zero))
             return false;
         }
         return true;
@@ -225,8 +243,15 @@ struct SimdKernels {
     const KernelTable& ref = scalar_kernels();
     if (spec.group % 32 != 0) return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
     QuantStatus status;
-    for (int64_t r = row_begin; r < row_end; ++r)
-      if (!quantize_row(spec, src, st, cols, r, out)) merge(status, ref.quantize_rows(spec, src, st, cols, r, r + 1, out));
+    auto rows = [&](auto row_fn) {
+      for (int64_t r = row_begin; r < row_end; ++r)
+        if (!row_fn(r)) merge(status, ref.quantize_rows(spec, src, st, cols, r, r + 1, out));
+    };
+    switch (st) {
+      case DType::F32: rows([&](int64_t r) { return quantize_row<DType::F32>(spec, src, cols, r, out); }); break;
+      case DType::F16: rows([&](int64_t r) { return quantize_row<DType::F16>(spec, src, cols, r, out); }); break;
+      case DType::BF16: rows([&](int64_t r) { return quantize_row<DType::BF16>(spec, src, cols, r, out); }); break;
+    }
     return status;
   }
 
@@ -243,7 +268,7 @@ struct SimdKernels {
         const uint8_t* b = row_in + ci * 34;
         uint16_t dh;
         __builtin_memcpy(&dh, b, 2);
-        const F d = O::set1(f16_to_f32(dh));
+        const F d = O::set1(O::from_f16(dh));
         O::unpack_i8(b + 2, q);
         for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(q[k]), d);
         return c;
@@ -252,7 +277,7 @@ struct SimdKernels {
         const uint8_t* b = row_in + ci * 18;
         uint16_t dh;
         __builtin_memcpy(&dh, b, 2);
-        const F d = O::set1(f16_to_f32(dh));
+        const F d = O::set1(O::from_f16(dh));
         O::unpack_nibbles_halves(b + 2, q);
         const I eight = O::iset1(8);
         for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], eight)), d);
@@ -263,7 +288,7 @@ struct SimdKernels {
         uint16_t dh, mh;
         __builtin_memcpy(&dh, b, 2);
         __builtin_memcpy(&mh, b + 2, 2);
-        const F d = O::set1(f16_to_f32(dh)), m = O::set1(f16_to_f32(mh));
+        const F d = O::set1(O::from_f16(dh)), m = O::set1(O::from_f16(mh));
         O::unpack_nibbles_halves(b + 4, q);
         for (int k = 0; k < V; ++k) c.v[k] = O::add(O::mul(O::i2f(q[k]), d), m);
         return c;
