@@ -1,17 +1,19 @@
 /**
- * Benchmarks (not tests): kernel throughput as GB/s of bf16 input and as a ratio to memcpy measured
- * in the same run, and end-to-end quantization of the bundled models. Prints the ISA and peak RSS.
- *   npm run bench            all of it
- *   npm run bench -- kernels only the kernel table
+ * Benchmarks (not tests). Figures go to docs/benchmarks.md.
+ *   npm run bench                      kernels (1 and 2 threads) and the bundled models end to end
+ *   npm run bench -- scale DIR         end to end on a large checkpoint (scripts/make-synthetic.ts)
+ * Every figure comes with the ISA, threads, bytes, seconds, GB/s and its ratio to memcpy measured
+ * in the same run (this machine is shared and noisy: compare ratios, not absolute numbers).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addon, allocateParts, type KernelSpec } from '../src/native.js';
-import { quantize } from '../src/quantize.js';
 
 const A = addon();
-const only = process.argv[2];
+const [mode, scaleDir] = process.argv.slice(2);
+const gb = (n: number) => (n / 1e9).toFixed(2);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -20,7 +22,7 @@ function median(xs: number[]): number {
 
 /** memcpy bandwidth (bytes copied per second) on a buffer far larger than the caches. */
 function memcpyRate(bytes: number): number {
-  const a = Buffer.alloc(bytes, 1), b = Buffer.alloc(bytes);
+  const a = Buffer.alloc(bytes, 1), b = Buffer.alloc(bytes, 2);
   const times: number[] = [];
   for (let i = 0; i < 7; i++) {
     const t = process.hrtime.bigint();
@@ -31,60 +33,75 @@ function memcpyRate(bytes: number): number {
 }
 
 function randomBf16(n: number): Uint8Array {
-  const f = new Float32Array(n);
+  const out = new Uint16Array(n);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
   let s = 1;
   for (let i = 0; i < n; i++) {
     s = (s * 1103515245 + 12345) >>> 0;
-    const u = s / 2 ** 32;
-    f[i] = (u - 0.5) * 0.04 * (i % 997 === 0 ? 10 : 1);
+    f[0] = (s / 2 ** 32 - 0.5) * 0.04 * (i % 997 === 0 ? 10 : 1);
+    out[i] = u[0]! >>> 16;
   }
-  const u32 = new Uint32Array(f.buffer);
-  const out = new Uint16Array(n);
-  for (let i = 0; i < n; i++) out[i] = u32[i]! >>> 16;
   return new Uint8Array(out.buffer);
 }
 
-async function kernels() {
-  const rows = 4096, cols = 4096;
+async function kernels(copy: number) {
+  const rows = 8192, cols = 4096;
   const src = randomBf16(rows * cols);
-  const copy = memcpyRate(src.length * 4);
   const info = A.info();
-  console.log(`kernels: isa ${info.isa}, 1 thread, input ${rows}x${cols} bf16 = ${(src.length / 1e6).toFixed(1)} MB; memcpy ${(copy / 1e9).toFixed(2)} GB/s`);
-  console.log('scheme               GB/s(bf16 in)  ratio-to-memcpy  ms');
+  console.log(`kernels: isa ${info.isa} (available: ${info.available.join(', ')}), input ${rows}x${cols} bf16 = ${gb(src.length)} GB; memcpy ${gb(copy)} GB/s`);
+  console.log('scheme            threads  seconds  GB/s(bf16 in)  per core  ratio-to-memcpy');
   const specs: [string, KernelSpec][] = [
     ['Q4_0 (ggml)', { scheme: 'q4_0', bits: 4, group: 32, scaleDtype: 'F16' }],
     ['Q8_0 (ggml)', { scheme: 'q8_0', bits: 8, group: 32, scaleDtype: 'F16' }],
     ['Q4_1 (ggml)', { scheme: 'q4_1', bits: 4, group: 32, scaleDtype: 'F16' }],
     ['int4 g32 sym', { scheme: 'int_sym', bits: 4, group: 32, scaleDtype: 'BF16' }],
-    ['int4 g128 asym', { scheme: 'int_asym', bits: 4, group: 128, scaleDtype: 'BF16' }],
     ['int8 g32 sym', { scheme: 'int_sym', bits: 8, group: 32, scaleDtype: 'BF16' }],
+    ['int4 g128 asym', { scheme: 'int_asym', bits: 4, group: 128, scaleDtype: 'BF16' }],
   ];
   for (const [label, spec] of specs) {
     const out = allocateParts(spec, rows, cols);
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = process.hrtime.bigint();
-      await A.quantize({ spec, rows, cols, src, srcDtype: 'BF16', out });
-      times.push(Number(process.hrtime.bigint() - t) / 1e9);
+    for (const threads of [1, 2]) {
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t = process.hrtime.bigint();
+        await A.quantize({ spec, rows, cols, src, srcDtype: 'BF16', out, threads });
+        times.push(Number(process.hrtime.bigint() - t) / 1e9);
+      }
+      const sec = median(times), rate = src.length / sec;
+      console.log(`${label.padEnd(17)} ${String(threads).padStart(7)}  ${sec.toFixed(4)}  ${gb(rate).padStart(13)}  ${gb(rate / threads).padStart(8)}  ${(rate / copy).toFixed(3).padStart(15)}`);
     }
-    const rate = src.length / median(times);
-    console.log(`${label.padEnd(20)} ${(rate / 1e9).toFixed(3).padStart(13)}  ${(rate / copy).toFixed(3).padStart(15)}  ${(median(times) * 1e3).toFixed(1)}`);
   }
 }
 
-async function endToEnd() {
+async function endToEnd(models: string[], runs: number, copy: number) {
   const dir = mkdtempSync(join(tmpdir(), 'quantkit-bench-'));
   try {
-    console.log('\nend to end (bundled models, page cache to disk, verify included):');
-    for (const model of ['models/stories260k', 'models/tinystories-656k']) {
-      for (const format of ['safetensors', 'gguf'] as const) {
-        const times: number[] = [];
-        for (let i = 0; i < 5; i++) {
-          const t = process.hrtime.bigint();
-          await quantize(model, { bits: 4, format, output: join(dir, `o${i}`), force: true });
-          times.push(Number(process.hrtime.bigint() - t) / 1e9);
+    console.log('\nend to end (page cache to disk; plan, write, fsync, verify, report):');
+    console.log('model                      format       bits threads   MB-in  seconds  GB/s-in  ratio-to-memcpy  peak-RSS');
+    for (const model of models) {
+      for (const [format, bits] of [['gguf', 4], ['safetensors', 4], ['gguf', 8]] as const) {
+        for (const threads of [1, 2]) {
+          const times: number[] = [];
+          let bytes = 0;
+          let rss = 0;
+          for (let i = 0; i < runs; i++) {
+            // A child process per run, so that peak RSS is this run's alone.
+            const t = process.hrtime.bigint();
+            const outDir = join(dir, 'o');
+            const res = execFileSync(process.execPath, ['-e', `
+              import('${join(process.cwd(), 'dist', 'index.js')}').then(async ({ quantize }) => {
+                const r = await quantize(${JSON.stringify(model)}, { bits: ${bits}, format: '${format}', output: ${JSON.stringify(outDir)}, force: true, threads: ${threads} });
+                console.log(JSON.stringify({ bytes: r.plan.sourceBytes, rss: process.resourceUsage().maxRSS }));
+              })`], { encoding: 'utf8' });
+            times.push(Number(process.hrtime.bigint() - t) / 1e9);
+            const j = JSON.parse(res.trim().split('\n').pop()!);
+            bytes = j.bytes;
+            rss = Math.max(rss, j.rss);
+            rmSync(outDir, { recursive: true, force: true });
+          }
+          const sec = median(times);
+          console.log(`${model.slice(-26).padEnd(26)} ${format.padEnd(12)} ${String(bits).padStart(4)} ${String(threads).padStart(7)}  ${(bytes / 1e6).toFixed(1).padStart(7)}  ${sec.toFixed(2).padStart(7)}  ${gb(bytes / sec).padStart(7)}  ${(bytes / sec / copy).toFixed(3).padStart(15)}  ${(rss / 1024).toFixed(0).padStart(5)} MiB`);
         }
-        console.log(`  ${model.padEnd(26)} ${format.padEnd(12)} ${(median(times) * 1e3).toFixed(1)} ms`);
       }
     }
   } finally {
@@ -92,6 +109,26 @@ async function endToEnd() {
   }
 }
 
-if (!only || only === 'kernels') await kernels();
-if (!only || only === 'e2e') await endToEnd();
-console.log(`\npeak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+/** Sequential write rate of this machine's disk (page cache, then fsync), for the end-to-end ceiling. */
+function diskWriteRate(): string {
+  const f = join(tmpdir(), `quantkit-dd-${process.pid}`);
+  try {
+    const out = execFileSync('dd', ['if=/dev/zero', `of=${f}`, 'bs=1M', 'count=1024', 'conv=fsync'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return out;
+  } catch (e) {
+    return String((e as { stderr?: string }).stderr ?? e);
+  } finally {
+    rmSync(f, { force: true });
+  }
+}
+
+const copy = memcpyRate(256e6);
+if (mode === 'scale') {
+  if (!scaleDir) throw new Error('usage: npm run bench -- scale DIR');
+  console.log(`memcpy ${gb(copy)} GB/s; disk (dd 1 GiB, fsync): ${diskWriteRate().trim().split('\n').pop()}`);
+  await endToEnd([scaleDir], 1, copy);
+} else {
+  await kernels(copy);
+  await endToEnd(['models/stories260k', 'models/tinystories-656k'], 3, copy);
+}
+console.log(`\nbench process peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

@@ -1,0 +1,38 @@
+/**
+ * The native harness (native/test/kernel_test.cc) compares every SIMD table with the scalar reference
+ * bit for bit. Here it runs for this CPU, and for aarch64 NEON under qemu-user (Debian's cross compiler
+ * and qemu-user; .ci/run installs both, so in CI their absence is a failure, not a skip).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { addon } from '../../src/native.js';
+import { ROOT } from '../helpers/models.js';
+
+const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const crossTools = have('aarch64-linux-gnu-g++') && have('qemu-aarch64');
+
+function build(target: string): string {
+  return execFileSync('bash', ['scripts/build-kernel-test.sh', target], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
+}
+
+describe('kernel harness: every SIMD table equals the scalar reference', () => {
+  it('on this CPU', () => {
+    const bin = build('native');
+    const r = spawnSync(bin, [], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, QUANTKIT_ISA: '' } });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // The harness sees the same tables as the addon, and every non-scalar one matched.
+    const available = /available: (.*)/.exec(r.stdout)![1]!.split(' ');
+    expect(available).toEqual(addon().info().available);
+    for (const isa of available.filter((i) => i !== 'scalar')) expect(r.stdout).toMatch(new RegExp(`${isa} matches scalar on \\d+ cases`));
+  });
+
+  it.skipIf(!crossTools && !process.env.CI)('aarch64 NEON under qemu-user', () => {
+    expect(crossTools, 'aarch64-linux-gnu-g++ and qemu-aarch64 must be installed (.ci/run does)').toBe(true);
+    const bin = build('aarch64');
+    const r = spawnSync('qemu-aarch64', [bin], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/neon matches scalar on \d+ cases/);
+  });
+});
