@@ -5,7 +5,7 @@
  * Every figure comes with the ISA, threads, bytes, seconds, GB/s and its ratio to memcpy measured
  * in the same run (this machine is shared and noisy: compare ratios, not absolute numbers).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,30 +77,38 @@ async function endToEnd(models: string[], runs: number, copy: number) {
   const dir = mkdtempSync(join(tmpdir(), 'quantkit-bench-'));
   try {
     console.log('\nend to end (page cache to disk; plan, write, fsync, verify, report):');
-    console.log('model                      format       bits threads   MB-in  seconds  GB/s-in  ratio-to-memcpy  peak-RSS');
+    console.log('(write = reading, quantizing and writing every tensor to the page cache, as llama-quantize does;');
+    console.log(' total = the whole run: process start, write, fsync, re-reading and verifying every tensor, report)');
+    console.log('model                      format       bits threads   MB-in  write-s  GB/s   total-s  GB/s  ratio-to-memcpy  peak-RSS');
     for (const model of models) {
       for (const [format, bits] of [['gguf', 4], ['safetensors', 4], ['gguf', 8]] as const) {
         for (const threads of [1, 2]) {
           const times: number[] = [];
           let bytes = 0;
           let rss = 0;
+          const writes: number[] = [];
           for (let i = 0; i < runs; i++) {
             // A child process per run, so that peak RSS is this run's alone.
             const t = process.hrtime.bigint();
             const outDir = join(dir, 'o');
             const res = execFileSync(process.execPath, ['-e', `
               import('${join(process.cwd(), 'dist', 'index.js')}').then(async ({ quantize }) => {
-                const r = await quantize(${JSON.stringify(model)}, { bits: ${bits}, format: '${format}', output: ${JSON.stringify(outDir)}, force: true, threads: ${threads} });
-                console.log(JSON.stringify({ bytes: r.plan.sourceBytes, rss: process.resourceUsage().maxRSS }));
+                const t0 = performance.now();
+                let written = 0;
+                const r = await quantize(${JSON.stringify(model)}, { bits: ${bits}, format: '${format}', output: ${JSON.stringify(outDir)}, force: true, threads: ${threads},
+                  onProgress: (p) => { if (p.phase === 'quantize' && p.done === p.total && !written) written = performance.now() - t0; } });
+                console.log(JSON.stringify({ bytes: r.plan.sourceBytes, rss: process.resourceUsage().maxRSS, write: written / 1000 }));
               })`], { encoding: 'utf8' });
             times.push(Number(process.hrtime.bigint() - t) / 1e9);
             const j = JSON.parse(res.trim().split('\n').pop()!);
             bytes = j.bytes;
             rss = Math.max(rss, j.rss);
+            writes.push(j.write);
             rmSync(outDir, { recursive: true, force: true });
           }
           const sec = median(times);
-          console.log(`${model.slice(-26).padEnd(26)} ${format.padEnd(12)} ${String(bits).padStart(4)} ${String(threads).padStart(7)}  ${(bytes / 1e6).toFixed(1).padStart(7)}  ${sec.toFixed(2).padStart(7)}  ${gb(bytes / sec).padStart(7)}  ${(bytes / sec / copy).toFixed(3).padStart(15)}  ${(rss / 1024).toFixed(0).padStart(5)} MiB`);
+          const w = median(writes);
+          console.log(`${model.slice(-26).padEnd(26)} ${format.padEnd(12)} ${String(bits).padStart(4)} ${String(threads).padStart(7)}  ${(bytes / 1e6).toFixed(1).padStart(7)}  ${w.toFixed(2).padStart(7)}  ${gb(bytes / w).padStart(5)}  ${sec.toFixed(2).padStart(7)}  ${gb(bytes / sec).padStart(5)}  ${(bytes / sec / copy).toFixed(3).padStart(15)}  ${(rss / 1024).toFixed(0).padStart(5)} MiB`);
         }
       }
     }
@@ -113,10 +121,8 @@ async function endToEnd(models: string[], runs: number, copy: number) {
 function diskWriteRate(): string {
   const f = join(tmpdir(), `quantkit-dd-${process.pid}`);
   try {
-    const out = execFileSync('dd', ['if=/dev/zero', `of=${f}`, 'bs=1M', 'count=1024', 'conv=fsync'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return out;
-  } catch (e) {
-    return String((e as { stderr?: string }).stderr ?? e);
+    const r = spawnSync('dd', ['if=/dev/zero', `of=${f}`, 'bs=1M', 'count=1024', 'conv=fsync'], { encoding: 'utf8' });
+    return (r.stderr || r.stdout || 'dd failed').trim().split('\n').pop()!;
   } finally {
     rmSync(f, { force: true });
   }
@@ -125,7 +131,7 @@ function diskWriteRate(): string {
 const copy = memcpyRate(256e6);
 if (mode === 'scale') {
   if (!scaleDir) throw new Error('usage: npm run bench -- scale DIR');
-  console.log(`memcpy ${gb(copy)} GB/s; disk (dd 1 GiB, fsync): ${diskWriteRate().trim().split('\n').pop()}`);
+  console.log(`memcpy ${gb(copy)} GB/s; disk (dd 1 GiB, fsync): ${diskWriteRate()}`);
   await endToEnd([scaleDir], 1, copy);
 } else {
   await kernels(copy);

@@ -160,17 +160,22 @@ struct SimdKernels {
     const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
     const float levels = static_cast<float>((1 << bits) - 1);
     float s, lo = 0.0f;
+    // The first chunk stays in registers: for groups of 32 (the common case) nothing is loaded twice.
+    const Chunk first = load32<ST>(src, base);
+    if (nonfinite(first)) return false;
     if (spec.scheme == Scheme::INT_SYM) {
-      F a = O::set1(0.0f);
-      for (int64_t j = 0; j < g; j += 32) {
+      F a = O::abs(first.v[0]);
+      for (int k = 1; k < V; ++k) a = O::max(a, O::abs(first.v[k]));
+      for (int64_t j = 32; j < g; j += 32) {
         const Chunk c = load32<ST>(src, base + j);
         if (nonfinite(c)) return false;
         for (int k = 0; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
       }
       s = O::hmax(a) / (levels * 0.5f);
     } else {
-      F mn = O::set1(0.0f), mx = O::set1(0.0f);
-      for (int64_t j = 0; j < g; j += 32) {
+      F mn = first.v[0], mx = first.v[0];
+      for (int k = 1; k < V; ++k) { mn = O::min(mn, first.v[k]); mx = O::max(mx, first.v[k]); }
+      for (int64_t j = 32; j < g; j += 32) {
         const Chunk c = load32<ST>(src, base + j);
         if (nonfinite(c)) return false;
         for (int k = 0; k < V; ++k) { mn = O::min(mn, c.v[k]); mx = O::max(mx, c.v[k]); }
@@ -193,7 +198,7 @@ struct SimdKernels {
     const F vid = O::set1(id), vzp = O::set1(zp), vmin = O::set1(qmin), vmax = O::set1(qmax);
     const I offset = O::iset1(1 << (bits - 1));
     for (int64_t j = 0; j < g; j += 32) {
-      const Chunk c = load32<ST>(src, base + j);
+      const Chunk c = j == 0 ? first : load32<ST>(src, base + j);
       I q[V];
       for (int k = 0; k < V; ++k) {
         const F qf = O::min(vmax, O::max(vmin, O::add(O::round_even(O::mul(c.v[k], vid)), vzp)));
