@@ -82,13 +82,16 @@ export interface Addon {
 
 let cached: Addon | undefined;
 
-/** Loads build/Release/quantkit.node (relative to the package root, from src/ or dist/). */
+/**
+ * Loads build/Release/quantkit.node (relative to the package root, from src/ or dist/), or the file
+ * named by QUANTKIT_ADDON (the sanitizer build in tests: scripts/build-asan.sh).
+ */
 export function addon(): Addon {
   if (cached) return cached;
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const require = createRequire(import.meta.url);
   try {
-    cached = require(join(root, 'build', 'Release', 'quantkit.node')) as Addon;
+    cached = require(process.env.QUANTKIT_ADDON || join(root, 'build', 'Release', 'quantkit.node')) as Addon;
   } catch (e) {
     const err = e as Error & { code?: string };
     if (err.code === 'ERR_ISA_UNAVAILABLE') throw new QuantkitError('ERR_USAGE', err.message);

@@ -14,6 +14,7 @@ import { QuantkitError, ioError } from './errors.js';
 import type { Materialized } from './formats/format.js';
 import { addon, allocateParts, newControl } from './native.js';
 import { Prefetcher } from './prefetch.js';
+import { lockOutput } from './output-lock.js';
 import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
@@ -124,8 +125,10 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
     await mkdir(dirname(out), { recursive: true }).catch((e) => {
       throw ioError('ERR_IO', dirname(out), e, 'cannot create');
     });
+    const lock = await lockOutput(out);
     const tmp = `${out}.quantkit-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
+      await checkOutput(out, ckpt, options.force ?? false); // again, now that no other run can create it
       await mkdir(tmp).catch((e) => {
         throw ioError('ERR_IO', out, e, 'cannot create the output directory');
       });
@@ -134,6 +137,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
       return { output: out, plan, report: { ...report, output: out } };
     } finally {
       await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      await lock.release();
     }
   } finally {
     await ckpt.close();

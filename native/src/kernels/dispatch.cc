@@ -8,11 +8,20 @@
 namespace qk {
 
 #if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
 const KernelTable* avx2_kernels();
 const KernelTable* avx512_kernels();
 #endif
 #if defined(__aarch64__)
 const KernelTable* neon_kernels();
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+// F16C through cpuid directly: not every compiler's __builtin_cpu_supports knows "f16c" (clang 14).
+static bool has_f16c() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
 #endif
 
 int available_isas(const KernelTable** out, int max) {
@@ -24,9 +33,8 @@ int available_isas(const KernelTable** out, int max) {
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
   // __builtin_cpu_supports returns a non-zero mask, not 1.
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) add(avx2_kernels());
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("f16c"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()) add(avx2_kernels());
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && has_f16c())
     add(avx512_kernels());
 #endif
 #if defined(__aarch64__)

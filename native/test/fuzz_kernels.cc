@@ -1,0 +1,85 @@
+// libFuzzer harness over the kernel entry points the binding calls: check_spec and the layout sizes
+// on raw values, then (when the spec is accepted) quantize / dequantize / error on every kernel table,
+// differentially against the scalar reference. Any out-of-bounds access (AddressSanitizer), undefined
+// behaviour (UBSan) or a table that disagrees with the reference is a crash, which libFuzzer reports.
+// Build and run: scripts/fuzz-kernels.sh [seconds]
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "../src/kernels/kernels.h"
+
+using namespace qk;
+
+namespace {
+
+struct Reader {
+  const uint8_t* p;
+  size_t n;
+  uint8_t u8() { return n ? (n--, *p++) : 0; }
+  uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
+};
+
+void require(bool ok) {
+  if (!ok) __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Reader r{data, size};
+  QuantSpec spec{};
+  spec.scheme = static_cast<Scheme>(r.u8() % 6);  // 5 is not a scheme: check_spec must refuse it
+  spec.bits = (r.u8() % 3) == 0 ? 8 : (r.u8() % 7 == 0 ? 5 : 4);
+  const DType src_type = static_cast<DType>(r.u8() % 3);
+  spec.scale_dtype = static_cast<DType>(r.u8() % 3);
+  const int64_t rows = 1 + r.u8() % 6;
+  const int64_t cols = static_cast<int64_t>(r.u16() % 700) - 2;  // includes 0 and negatives
+  const uint8_t g = r.u8();
+  spec.group = g < 64 ? 32 : g < 128 ? 64 : g < 160 ? 128 : g < 200 ? (cols > 0 ? cols : 1) : (g - 199);
+  // The layout functions must answer any spec without misbehaving.
+  const char* why = check_spec(spec, cols);
+  const int64_t db = data_bytes_per_row(spec, cols), sb = scale_bytes_per_row(spec, cols), zb = zero_bytes_per_row(spec, cols);
+  if (why) {
+    require(db == 0 && sb == 0 && zb == 0);
+    return 0;
+  }
+  require(db > 0 && sb >= 0 && zb >= 0 && cols > 0 && cols % spec.group == 0);
+
+  // Source values: the remaining bytes, cycled, as raw elements of the source dtype (NaN, Inf,
+  // subnormals and all).
+  const size_t esize = src_type == DType::F32 ? 4 : 2;
+  std::vector<uint8_t> src(static_cast<size_t>(rows * cols) * esize);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = r.n ? r.p[i % r.n] : static_cast<uint8_t>(i * 37);
+
+  const KernelTable* tables[8];
+  const int n = available_isas(tables, 8);
+  const KernelTable& ref = scalar_kernels();
+  std::vector<uint8_t> d0(static_cast<size_t>(rows * db)), s0(static_cast<size_t>(rows * sb));
+  std::vector<int8_t> z0(static_cast<size_t>(rows * zb));
+  const QuantStatus st0 = ref.quantize_rows(spec, src.data(), src_type, cols, 0, rows, QuantParts{d0.data(), s0.data(), z0.data()});
+  std::vector<float> y0(static_cast<size_t>(rows * cols));
+  ref.dequantize_rows(spec, ConstQuantParts{d0.data(), s0.data(), z0.data()}, cols, 0, rows, y0.data());
+  const ErrorStats e0 = ref.error_rows(spec, src.data(), src_type, ConstQuantParts{d0.data(), s0.data(), z0.data()}, cols, 0, rows);
+  require(e0.count + e0.nonfinite == rows * cols);
+  for (int t = 0; t < n; ++t) {
+    if (tables[t] == &ref) continue;
+    std::vector<uint8_t> d(d0.size()), s(s0.size());
+    std::vector<int8_t> z(z0.size());
+    const QuantStatus st = tables[t]->quantize_rows(spec, src.data(), src_type, cols, 0, rows, QuantParts{d.data(), s.data(), z.data()});
+    require(st.nonfinite == st0.nonfinite && st.first_nonfinite == st0.first_nonfinite);
+    require(st.scale_overflow == st0.scale_overflow && st.first_overflow_row == st0.first_overflow_row);
+    if (st0.nonfinite) continue;  // the output of a rejected tensor is not used
+    require(d == d0 && s == s0 && z == z0);
+    std::vector<float> y(y0.size());
+    tables[t]->dequantize_rows(spec, ConstQuantParts{d0.data(), s0.data(), z0.data()}, cols, 0, rows, y.data());
+    require(std::memcmp(y.data(), y0.data(), y.size() * 4) == 0);
+    const ErrorStats e = tables[t]->error_rows(spec, src.data(), src_type, ConstQuantParts{d0.data(), s0.data(), z0.data()}, cols, 0, rows);
+    require(e.count == e0.count && e.nonfinite == e0.nonfinite && (e.max_abs_err == e0.max_abs_err || (std::isnan(e.max_abs_err) && std::isnan(e0.max_abs_err))));
+    const double tol = 1e-12 * std::fmax(std::fabs(e0.sum_sq_err), 1e-300);
+    require(std::fabs(e.sum_sq_err - e0.sum_sq_err) <= tol || (std::isinf(e.sum_sq_err) && std::isinf(e0.sum_sq_err)));
+  }
+  return 0;
+}
