@@ -7,22 +7,13 @@
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { GgufValueType, encodeGgufHeader } from '../src/formats/gguf-container.js';
+import type { HostileCase } from '../test/helpers/hostile-case.js';
 
 const root = resolve(import.meta.dirname, '..', 'test', 'fixtures', 'hostile');
 rmSync(root, { recursive: true, force: true });
 mkdirSync(root, { recursive: true });
 
-interface Case {
-  name: string;
-  command: 'quantize' | 'verify';
-  /** Path (relative to the case directory) given to the command. */
-  target: string;
-  exit: number;
-  message: string;
-  /** Relative path of the file the message must name. */
-  file: string;
-  tensor?: string;
-}
+type Case = HostileCase;
 const cases: Case[] = [];
 
 function file(header: string | Uint8Array, data: Uint8Array | number = 0, lengthOverride?: bigint): Uint8Array {

@@ -7,20 +7,11 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { HostileCase } from './helpers/hostile-case.js';
 import { CLI, ROOT, STORIES260K, tempDir } from './helpers/models.js';
 
-interface Case {
-  name: string;
-  command: 'quantize' | 'verify';
-  target: string;
-  exit: number;
-  message: string;
-  file: string;
-  tensor?: string;
-}
-
 const corpus = join(ROOT, 'test', 'fixtures', 'hostile');
-const cases = JSON.parse(readFileSync(join(corpus, 'cases.json'), 'utf8')) as Case[];
+const cases = JSON.parse(readFileSync(join(corpus, 'cases.json'), 'utf8')) as HostileCase[];
 const work = tempDir('quantkit-hostile-');
 
 /** A digest of a directory tree (names, types, link targets, contents), to prove it was not touched. */

@@ -1,6 +1,5 @@
 /** The quantkit command line: yargs over the library API, one file per command in commands/. */
 import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { EXIT_CODES, QuantkitError } from '../errors.js';
 import { InfoCommand } from './commands/InfoCommand.js';
 import { PlanCommand } from './commands/PlanCommand.js';

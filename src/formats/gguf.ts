@@ -13,7 +13,7 @@ import type { KernelScheme, KernelSpec } from '../native.js';
 import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, matrixView } from '../plan.js';
 import { type Dtype, type FloatDtype, shapeElements } from '../safetensors/dtypes.js';
 import { VERSION } from '../version.js';
-import type { OutputFormat, PlannedFile, ReadBack, ReadBackTensor } from './format.js';
+import type { OutputFormat, ReadBack, ReadBackTensor } from './format.js';
 import { GGML_TYPES, type GgmlType, GgufReader, type GgufKV, GgufValueType, alignUp, encodeGgufHeader, GGUF_DEFAULT_ALIGNMENT } from './gguf-container.js';
 
 const SCHEME_TYPE: Record<'q8_0' | 'q4_0' | 'q4_1', GgmlType> = { q8_0: 'Q8_0', q4_0: 'Q4_0', q4_1: 'Q4_1' };

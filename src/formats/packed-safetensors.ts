@@ -15,7 +15,7 @@ import { rename } from 'node:fs/promises';
 import { QuantkitError, ioError } from '../errors.js';
 import type { KernelSpec } from '../native.js';
 import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, matrixView } from '../plan.js';
-import { type Dtype, type FloatDtype, dtypeSize, shapeElements } from '../safetensors/dtypes.js';
+import { type FloatDtype, dtypeSize, shapeElements } from '../safetensors/dtypes.js';
 import { SafetensorsWriter, type TensorEntry, predictSafetensorsSize } from '../safetensors/writer.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
 import type { OutputFormat, PlannedFile, ReadBack, ReadBackTensor } from './format.js';
