@@ -8,6 +8,31 @@ import { writeRaw } from '../helpers/fixtures.js';
 
 const dir = tempDir();
 
+/** dist/, the addon and the runtime dependency closure (yargs) copied into a world-readable directory. */
+function publicRuntimeCopy(to: string): string {
+  const copy = (rel: string) => cpSync(join(ROOT, rel), join(to, rel), { recursive: true });
+  copy('dist');
+  copy('build/Release/quantkit.node');
+  copy('package.json');
+  const seen = new Set<string>();
+  const depsOf = (pkgDir: string): string[] => {
+    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    const nested = join(pkgDir, 'node_modules');
+    // Packages nested under this one resolve their own dependencies from the top level too.
+    const inner = existsSync(nested) ? readdirSync(nested).flatMap((n) => depsOf(join(nested, n))) : [];
+    return [...Object.keys(pkg.dependencies ?? {}), ...inner];
+  };
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    copy(join('node_modules', name));
+    for (const dep of depsOf(join(ROOT, 'node_modules', name))) visit(dep);
+  };
+  visit('yargs');
+  spawnSync('chmod', ['-R', 'a+rX', to]);
+  return to;
+}
+
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: dir });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
@@ -141,15 +166,18 @@ describe('quantkit CLI', () => {
 
   it('bad input (unreadable directory): exit 3 naming it (run as an unprivileged user when root)', () => {
     // root reads anything; setpriv drops to nobody so that the permission check is real under CI too.
+    // nobody may not be able to reach this checkout (a clone in a 0700 directory), so the CLI runs from
+    // a world-readable copy of what it needs at run time: dist/, the addon, and yargs with its dependencies.
     const asRoot = process.getuid?.() === 0;
     const base = join(dir, 'perm');
     mkdirSync(base);
     chmodSync(base, 0o777);
     chmodSync(dir, 0o755);
+    const runtime = asRoot ? publicRuntimeCopy(join(base, 'runtime')) : ROOT;
     const model = join(base, 'unreadable');
     cpSync(STORIES260K, model, { recursive: true });
     chmodSync(model, 0o000);
-    const argv = [CLI, 'quantize', model, '-o', join(base, 'ur-out')];
+    const argv = [join(runtime, 'dist', 'cli', 'quantkit.js'), 'quantize', model, '-o', join(base, 'ur-out')];
     const r = asRoot
       ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...argv], { encoding: 'utf8' })
       : spawnSync(process.execPath, argv, { encoding: 'utf8' });
