@@ -50,6 +50,14 @@ struct Avx2Ops {
   static I iset1(int v) { return _mm256_set1_epi32(v); }
   static I iadd(I a, I b) { return _mm256_add_epi32(a, b); }
   static I isub(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static I abs_bits(F a) { return _mm256_and_si256(_mm256_castps_si256(a), _mm256_set1_epi32(0x7fffffff)); }
+  static I imax(I a, I b) { return _mm256_max_epi32(a, b); }
+  static int32_t hmax_i(I a) {
+    __m128i m = _mm_max_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+    m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0xb1));
+    return _mm_cvtsi128_si32(m);
+  }
   static I imin(I a, I b) { return _mm256_min_epi32(a, b); }
   static uint32_t sign_mask(F a) { return static_cast<uint32_t>(_mm256_movemask_ps(a)); }
   static uint32_t mask_eq(F a, F b) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }

@@ -48,6 +48,11 @@ struct Avx512Ops {
   static I iset1(int v) { return _mm512_set1_epi32(v); }
   static I iadd(I a, I b) { return _mm512_add_epi32(a, b); }
   static I isub(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static I abs_bits(F a) { return _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff)); }
+  static I imax(I a, I b) { return _mm512_max_epi32(a, b); }
+  static int32_t hmax_i(I a) {
+    return _mm512_reduce_max_epi32(a);
+  }
   static I imin(I a, I b) { return _mm512_min_epi32(a, b); }
   static uint32_t sign_mask(F a) { return _mm512_test_epi32_mask(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN)); }
   static uint32_t mask_eq(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }

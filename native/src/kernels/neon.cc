@@ -39,6 +39,11 @@ struct NeonOps {
   static I iset1(int v) { return vdupq_n_s32(v); }
   static I iadd(I a, I b) { return vaddq_s32(a, b); }
   static I isub(I a, I b) { return vsubq_s32(a, b); }
+  static I abs_bits(F a) { return vreinterpretq_s32_u32(vandq_u32(vreinterpretq_u32_f32(a), vdupq_n_u32(0x7fffffff))); }
+  static I imax(I a, I b) { return vmaxq_s32(a, b); }
+  static int32_t hmax_i(I a) {
+    return vmaxvq_s32(a);
+  }
   static I imin(I a, I b) { return vminq_s32(a, b); }
   static uint32_t bits(uint32x4_t m) {
     const uint32x4_t w = {1, 2, 4, 8};

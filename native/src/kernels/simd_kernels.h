@@ -51,6 +51,20 @@ struct SimdKernels {
     into.scale_overflow += s.scale_overflow;
   }
 
+  // Bits of the largest |x| of a chunk, reduced as integers: for non-negative floats integer order is
+  // float order, and NaN/±Inf have larger bits than every finite value, so the one reduction also
+  // detects them (>= kInfBits).
+  static constexpr int32_t kInfBits = 0x7f800000;
+  static I abs_max_bits(const Chunk& c, I acc) {
+    for (int k = 0; k < V; ++k) acc = O::imax(acc, O::abs_bits(c.v[k]));
+    return acc;
+  }
+  static float from_bits(int32_t b) {
+    float f;
+    __builtin_memcpy(&f, &b, 4);
+    return f;
+  }
+
   // True when any element of the chunk is NaN or ±Inf.
   static bool nonfinite(const Chunk& c) {
     uint32_t m = 0;
@@ -74,10 +88,9 @@ struct SimdKernels {
   // Returns false when the block must go to the scalar reference (non-finite input or reciprocal,
   // or a scale that overflows f16).
   static bool q8_0_block(const Chunk& c, uint8_t* out) {
-    if (nonfinite(c)) return false;
-    F a = O::abs(c.v[0]);
-    for (int k = 1; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
-    const float amax = O::hmax(a);
+    const int32_t bits = O::hmax_i(abs_max_bits(c, O::iset1(0)));
+    if (bits >= kInfBits) return false;  // NaN/Inf: the reference reports it
+    const float amax = from_bits(bits);
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
@@ -152,27 +165,26 @@ struct SimdKernels {
 
   // ---- compressed-tensors groups (group size a multiple of 32) ----------------------------------
 
-  template <DType ST>
+  // Bits and symmetry are template parameters: the per-chunk choices (packing, zero point) then cost
+  // nothing in the loops.
+  template <DType ST, int BITS, bool ASYM>
   static bool int_group(const QuantSpec& spec, const void* src, int64_t base, int64_t g,
                         uint8_t* packed_at, uint8_t* scales, int64_t scale_index, int8_t* zero) {
-    const int bits = spec.bits;
+    constexpr int bits = BITS;
     const float qmin = -static_cast<float>(1 << (bits - 1));
     const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
     const float levels = static_cast<float>((1 << bits) - 1);
     float s, lo = 0.0f;
     // The first chunk stays in registers: for groups of 32 (the common case) nothing is loaded twice.
     const Chunk first = load32<ST>(src, base);
-    if (nonfinite(first)) return false;
-    if (spec.scheme == Scheme::INT_SYM) {
-      F a = O::abs(first.v[0]);
-      for (int k = 1; k < V; ++k) a = O::max(a, O::abs(first.v[k]));
-      for (int64_t j = 32; j < g; j += 32) {
-        const Chunk c = load32<ST>(src, base + j);
-        if (nonfinite(c)) return false;
-        for (int k = 0; k < V; ++k) a = O::max(a, O::abs(c.v[k]));
-      }
-      s = O::hmax(a) / (levels * 0.5f);
+    if (!ASYM) {
+      I a = abs_max_bits(first, O::iset1(0));
+      for (int64_t j = 32; j < g; j += 32) a = abs_max_bits(load32<ST>(src, base + j), a);
+      const int32_t bits = O::hmax_i(a);
+      if (bits >= kInfBits) return false;
+      s = from_bits(bits) / (levels * 0.5f);
     } else {
+      if (nonfinite(first)) return false;
       F mn = first.v[0], mx = first.v[0];
       for (int k = 1; k < V; ++k) { mn = O::min(mn, first.v[k]); mx = O::max(mx, first.v[k]); }
       for (int64_t j = 32; j < g; j += 32) {
@@ -190,7 +202,7 @@ struct SimdKernels {
     float id = sq != 0.0f ? 1.0f / sq : 0.0f;
     if (!__builtin_isfinite(id)) id = 0.0f;
     float zp = 0.0f;
-    if (spec.scheme == Scheme::INT_ASYM) {
+    if (ASYM) {
       zp = __builtin_nearbyintf(qmin - lo * id);
       zp = zp < qmin ? qmin : (zp > qmax ? qmax : zp);
       *zero = static_cast<int8_t>(zp);
@@ -201,10 +213,11 @@ struct SimdKernels {
       const Chunk c = j == 0 ? first : load32<ST>(src, base + j);
       I q[V];
       for (int k = 0; k < V; ++k) {
-        const F qf = O::min(vmax, O::max(vmin, O::add(O::round_even(O::mul(c.v[k], vid)), vzp)));
-        q[k] = O::iadd(O::cvtt(qf), offset);
+        F r = O::round_even(O::mul(c.v[k], vid));
+        if (ASYM) r = O::add(r, vzp);  // + 0 would change nothing for symmetric groups
+        q[k] = O::iadd(O::cvtt(O::min(vmax, O::max(vmin, r))), offset);
       }
-      if (bits == 8) O::pack_bytes32(q, packed_at + j);
+      if (BITS == 8) O::pack_bytes32(q, packed_at + j);
       else O::pack_nibbles_pairs(q, packed_at + j / 2);
     }
     return true;
@@ -231,16 +244,27 @@ struct SimdKernels {
         for (int64_t b = 0; b < groups; ++b)
           if (!q4_1_block(load32<ST>(src, r * cols + b * 32), row_out + b * 20)) return false;
         return true;
-      default:
-        for (int64_t gi = 0; gi < groups; ++gi) {
-          int8_t unused = 0;
-          int8_t* zero = out.zeros ? out.zeros + r * groups + gi : &unused;
-          const int64_t packed_offset = spec.bits == 8 ? gi * g : gi * g / 2;
-          if (!int_group<ST>(spec, src, r * cols + gi * g, g, row_out + packed_offset, out.scales, r * groups + gi, zero))
-            return false;
-        }
-        return true;
+      default: {
+        const bool asym = spec.scheme == Scheme::INT_ASYM;
+        if (spec.bits == 8) return asym ? int_row<ST, 8, true>(spec, src, cols, r, out) : int_row<ST, 8, false>(spec, src, cols, r, out);
+        return asym ? int_row<ST, 4, true>(spec, src, cols, r, out) : int_row<ST, 4, false>(spec, src, cols, r, out);
+      }
     }
+  }
+
+  template <DType ST, int BITS, bool ASYM>
+  static bool int_row(const QuantSpec& spec, const void* src, int64_t cols, int64_t r, QuantParts out) {
+    const int64_t g = spec.group;
+    const int64_t groups = cols / g;
+    uint8_t* row_out = out.data + r * data_bytes_per_row(spec, cols);
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      int8_t unused = 0;
+      int8_t* zero = out.zeros ? out.zeros + r * groups + gi : &unused;
+      const int64_t packed_offset = BITS == 8 ? gi * g : gi * g / 2;
+      if (!int_group<ST, BITS, ASYM>(spec, src, r * cols + gi * g, g, row_out + packed_offset, out.scales, r * groups + gi, zero))
+        return false;
+    }
+    return true;
   }
 
   static QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
