@@ -150,6 +150,15 @@ async function readConfig(dir: string): Promise<ModelConfig | null> {
   return v as ModelConfig;
 }
 
+/**
+ * A model's name from its directory: the repository name for a Hugging Face cache snapshot
+ * (`.../models--org--name/snapshots/<commit>` → `name`), else the directory's own name.
+ */
+export function modelName(dir: string): string {
+  const m = /models--[^/\\]+?--([^/\\]+)[/\\]snapshots[/\\][^/\\]+[/\\]?$/.exec(dir);
+  return m ? m[1]! : basename(dir);
+}
+
 /** Is `child` inside `parent` (both absolute, resolved)? */
 export function isInside(parent: string, child: string): boolean {
   const rel = relative(parent, child);

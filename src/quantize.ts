@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { mkdir, rename, rm, stat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Checkpoint, isInside } from './checkpoint.js';
+import { Checkpoint, isInside, modelName } from './checkpoint.js';
 import { convertTensor } from './convert.js';
 import { QuantkitError, ioError } from './errors.js';
 import type { Materialized } from './formats/format.js';
@@ -55,7 +55,8 @@ export interface QuantizeResult {
 
 export function defaultOutputName(model: string, o: QuantizeOptions): string {
   const g = o.groupSize ?? 32;
-  return `${basename(resolve(model))}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}-${o.format ?? 'safetensors'}`;
+  const dir = resolve(model);
+  return `${modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir)}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}-${o.format ?? 'safetensors'}`;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -65,7 +66,9 @@ async function exists(p: string): Promise<boolean> {
 /** Refuses outputs that would overwrite or live inside the input, or that exist without --force. */
 async function checkOutput(out: string, ckpt: Checkpoint, force: boolean): Promise<void> {
   const inputs = [ckpt.dir, await realpath(ckpt.dir)];
-  const outs = [out, await realpath(out).catch(() => out)];
+  // An output that does not exist yet may still sit under a link into the input: resolve its parent.
+  const realOut = await realpath(out).catch(async () => join(await realpath(dirname(out)).catch(() => dirname(out)), basename(out)));
+  const outs = [out, realOut];
   for (const i of inputs)
     for (const o of outs)
       if (i === o || isInside(i, o) || isInside(o, i))

@@ -2,7 +2,7 @@
 import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Checkpoint } from '../src/checkpoint.js';
+import { Checkpoint, modelName } from '../src/checkpoint.js';
 import { QuantkitError } from '../src/errors.js';
 import { quantize } from '../src/quantize.js';
 import { STORIES260K, TINYSTORIES656K, tempDir } from './helpers/models.js';
@@ -92,5 +92,11 @@ describe('Checkpoint', () => {
     const out = join(dir, 'q-out');
     await quantize(STORIES260K, { bits: 4, output: out });
     await expect(quantize(out, { bits: 4, output: join(dir, 'q-again') })).rejects.toThrow(/already quantized/);
+  });
+
+  it('names a model after its repository inside a Hugging Face cache snapshot', () => {
+    expect(modelName('/c/hub/models--microsoft--Phi-3-mini-4k-instruct/snapshots/0a67737cc96d2554230f90338b163bc6380a2a85')).toBe('Phi-3-mini-4k-instruct');
+    expect(modelName('/c/hub/models--microsoft--Phi-3-mini-4k-instruct/snapshots/0a67737c/')).toBe('Phi-3-mini-4k-instruct');
+    expect(modelName('/work/models/stories260k')).toBe('stories260k');
   });
 });

@@ -5,9 +5,9 @@
  * is flagged `quantkit.runnable = false`.
  */
 import { readdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { AtomicFile } from '../atomic-file.js';
-import type { Checkpoint, CheckpointTensor, ModelConfig } from '../checkpoint.js';
+import { type Checkpoint, type CheckpointTensor, type ModelConfig, modelName } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
 import type { KernelScheme, KernelSpec } from '../native.js';
 import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, matrixView } from '../plan.js';
@@ -46,14 +46,14 @@ function fileTypeOf(entries: PlanEntry[]): { id: number; name: string } {
 }
 
 export function ggufFileName(modelDir: string, entries: PlanEntry[]): string {
-  return `${basename(modelDir)}-${fileTypeOf(entries).name}.gguf`;
+  return `${modelName(modelDir)}-${fileTypeOf(entries).name}.gguf`;
 }
 
 function metadata(entries: PlanEntry[], modelDir: string, config: ModelConfig | null, aliases: Map<string, string>): GgufKV[] {
   const S = GgufValueType.STRING, U32 = GgufValueType.U32;
   const kvs: GgufKV[] = [
     { key: 'general.architecture', type: S, value: typeof config?.model_type === 'string' ? config.model_type : 'unknown' },
-    { key: 'general.name', type: S, value: basename(modelDir) },
+    { key: 'general.name', type: S, value: modelName(modelDir) },
     { key: 'general.file_type', type: U32, value: fileTypeOf(entries).id },
     { key: 'general.alignment', type: U32, value: GGUF_DEFAULT_ALIGNMENT },
   ];

@@ -1,6 +1,6 @@
 /** The command line as users run it: exit codes, one-line errors naming file and tensor, no partial output. */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, ROOT, STORIES260K, tempDir } from '../helpers/models.js';
@@ -124,6 +124,13 @@ describe('quantkit CLI', () => {
       expect(r.stderr).toMatch(/overlaps the input/);
     }
     expect(readdirSync(model).sort()).toEqual(readdirSync(STORIES260K).sort());
+    // ... also through a symbolic link that points into the input
+    const link = join(dir, 'link-into-model');
+    symlinkSync(model, link);
+    const r = cli('quantize', model, '-o', join(link, 'q'));
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/overlaps the input/);
+    expect(existsSync(join(model, 'q'))).toBe(false);
   });
 
   it('usage errors exit 2 with a clear message', () => {
