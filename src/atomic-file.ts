@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { QuantkitError, ioError } from './errors.js';
+import { MAX_IO_CHUNK } from './safetensors/reader.js';
 
 export function temporaryName(path: string, tag = 'partial'): string {
   return `${path}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -37,7 +38,7 @@ export class AtomicFile {
     let done = 0;
     try {
       while (done < data.length) {
-        const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.position + done);
+        const { bytesWritten } = await this.fh.write(data, done, Math.min(MAX_IO_CHUNK, data.length - done), this.position + done);
         done += bytesWritten;
       }
     } catch (e) {

@@ -3,11 +3,14 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { QuantkitError, ioError } from '../errors.js';
 import { type SafetensorsHeader, type TensorInfo, checkHeaderLength, parseHeader } from './header.js';
 
+/** Largest single read or write: Node refuses lengths of 2 GiB and more in one call. */
+export const MAX_IO_CHUNK = 1 << 30;
+
 /** Reads exactly `length` bytes at `position`, or fails naming the file: short reads mean truncation. */
 export async function readExactly(fh: FileHandle, target: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < target.length) {
-    const { bytesRead } = await fh.read(target, done, target.length - done, position + done);
+    const { bytesRead } = await fh.read(target, done, Math.min(MAX_IO_CHUNK, target.length - done), position + done);
     if (bytesRead === 0)
       throw new QuantkitError('ERR_SAFETENSORS_DATA', `unexpected end of file at byte ${position + done} (file truncated or changed while reading)`, { file });
     done += bytesRead;

@@ -54,3 +54,23 @@ describe('SafetensorsWriter', () => {
     await expect(SafetensorsWriter.create(join(dir, 'c.safetensors'), [entries[0]!, entries[0]!])).rejects.toThrow(/duplicate/);
   });
 });
+
+describe('tensors over 2 GiB', () => {
+  it('are written and read in chunks (Node refuses one read or write of 2 GiB or more)', async () => {
+    const p = join(dir, 'big.safetensors');
+    const n = 2 ** 31 + 4096;
+    const entries: TensorEntry[] = [{ name: 'big', dtype: 'U8', shape: [n] }];
+    const data = new Uint8Array(n);
+    for (let i = 0; i < n; i += 1 << 20) data[i] = (i >> 20) & 0xff;
+    data[n - 1] = 0x5a;
+    const w = await SafetensorsWriter.create(p, entries);
+    await w.write('big', data);
+    await w.finish();
+    const r = await SafetensorsReader.open(p);
+    const back = await r.read(r.tensor('big'), data.fill(0));
+    await r.close();
+    expect(back[n - 1]).toBe(0x5a);
+    expect(back[5 << 20]).toBe(5);
+    expect(statSync(p).size).toBe(predictSafetensorsSize(entries));
+  }, 120_000);
+});
