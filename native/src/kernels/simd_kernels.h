@@ -285,64 +285,83 @@ struct SimdKernels {
   }
 
   // ---- dequantization ---------------------------------------------------------------------------
+  // Scheme, bits and source dtype are template parameters here too: the verify pass runs these loops
+  // over every quantized weight, and per-chunk switches were a large part of their cost.
+
+  template <Scheme S, int BITS>
+  struct Kind {};
+
+  // Calls fn(Kind<S, BITS>{}) for the spec's scheme and bit width.
+  template <class Fn>
+  static auto with_kind(const QuantSpec& spec, Fn fn) {
+    switch (spec.scheme) {
+      case Scheme::GGML_Q8_0: return fn(Kind<Scheme::GGML_Q8_0, 8>{});
+      case Scheme::GGML_Q4_0: return fn(Kind<Scheme::GGML_Q4_0, 4>{});
+      case Scheme::GGML_Q4_1: return fn(Kind<Scheme::GGML_Q4_1, 4>{});
+      case Scheme::INT_SYM: return spec.bits == 8 ? fn(Kind<Scheme::INT_SYM, 8>{}) : fn(Kind<Scheme::INT_SYM, 4>{});
+      default: return spec.bits == 8 ? fn(Kind<Scheme::INT_ASYM, 8>{}) : fn(Kind<Scheme::INT_ASYM, 4>{});
+    }
+  }
 
   // The 32 values of chunk `ci` (elements ci*32 .. ci*32+31) of row r.
+  template <Scheme S, int BITS>
   static Chunk dequant_chunk(const QuantSpec& spec, const ConstQuantParts& in, int64_t cols, int64_t data_row,
                              int64_t r, int64_t ci) {
     const uint8_t* row_in = in.data + r * data_row;
     Chunk c;
     I q[V];
-    switch (spec.scheme) {
-      case Scheme::GGML_Q8_0: {
-        const uint8_t* b = row_in + ci * 34;
-        uint16_t dh;
-        __builtin_memcpy(&dh, b, 2);
-        const F d = O::set1(O::from_f16(dh));
-        O::unpack_i8(b + 2, q);
-        for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(q[k]), d);
-        return c;
-      }
-      case Scheme::GGML_Q4_0: {
-        const uint8_t* b = row_in + ci * 18;
-        uint16_t dh;
-        __builtin_memcpy(&dh, b, 2);
-        const F d = O::set1(O::from_f16(dh));
-        O::unpack_nibbles_halves(b + 2, q);
-        const I eight = O::iset1(8);
-        for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], eight)), d);
-        return c;
-      }
-      case Scheme::GGML_Q4_1: {
-        const uint8_t* b = row_in + ci * 20;
-        uint16_t dh, mh;
-        __builtin_memcpy(&dh, b, 2);
-        __builtin_memcpy(&mh, b + 2, 2);
-        const F d = O::set1(O::from_f16(dh)), m = O::set1(O::from_f16(mh));
-        O::unpack_nibbles_halves(b + 4, q);
-        for (int k = 0; k < V; ++k) c.v[k] = O::add(O::mul(O::i2f(q[k]), d), m);
-        return c;
-      }
-      default: {
-        const int64_t groups = cols / spec.group;
-        const int64_t gi = ci * 32 / spec.group;
-        const F s = O::set1(load_scale(in.scales, spec.scale_dtype, r * groups + gi));
-        const int32_t zp = spec.scheme == Scheme::INT_ASYM ? in.zeros[r * groups + gi] : 0;
-        if (spec.bits == 8) O::unpack_u8(row_in + ci * 32, q);
-        else O::unpack_nibbles_pairs(row_in + ci * 16, q);
-        const I sub = O::iset1((1 << (spec.bits - 1)) + zp);
-        for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], sub)), s);
-        return c;
-      }
+    if constexpr (S == Scheme::GGML_Q8_0) {
+      const uint8_t* b = row_in + ci * 34;
+      uint16_t dh;
+      __builtin_memcpy(&dh, b, 2);
+      const F d = O::set1(O::from_f16(dh));
+      O::unpack_i8(b + 2, q);
+      for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(q[k]), d);
+    } else if constexpr (S == Scheme::GGML_Q4_0) {
+      const uint8_t* b = row_in + ci * 18;
+      uint16_t dh;
+      __builtin_memcpy(&dh, b, 2);
+      const F d = O::set1(O::from_f16(dh));
+      O::unpack_nibbles_halves(b + 2, q);
+      const I eight = O::iset1(8);
+      for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], eight)), d);
+    } else if constexpr (S == Scheme::GGML_Q4_1) {
+      const uint8_t* b = row_in + ci * 20;
+      uint16_t dh, mh;
+      __builtin_memcpy(&dh, b, 2);
+      __builtin_memcpy(&mh, b + 2, 2);
+      const F d = O::set1(O::from_f16(dh)), m = O::set1(O::from_f16(mh));
+      O::unpack_nibbles_halves(b + 4, q);
+      for (int k = 0; k < V; ++k) c.v[k] = O::add(O::mul(O::i2f(q[k]), d), m);
+    } else {
+      const int64_t groups = cols / spec.group;
+      const int64_t gi = ci * 32 / spec.group;
+      const F s = O::set1(load_scale(in.scales, spec.scale_dtype, r * groups + gi));
+      const int32_t zp = S == Scheme::INT_ASYM ? in.zeros[r * groups + gi] : 0;
+      if constexpr (BITS == 8) O::unpack_u8(row_in + ci * 32, q);
+      else O::unpack_nibbles_pairs(row_in + ci * 16, q);
+      const I sub = O::iset1((1 << (BITS - 1)) + zp);
+      for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], sub)), s);
     }
+    return c;
   }
 
   static void dequantize_rows(const QuantSpec& spec, ConstQuantParts in, int64_t cols, int64_t row_begin,
                               int64_t row_end, float* out) {
     if (spec.group % 32 != 0) return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
     const int64_t data_row = data_bytes_per_row(spec, cols);
+    with_kind(spec, [&](auto kind) {
+      dequantize_rows_of(kind, spec, in, cols, data_row, row_begin, row_end, out);
+      return 0;
+    });
+  }
+
+  template <Scheme S, int BITS>
+  static void dequantize_rows_of(Kind<S, BITS>, const QuantSpec& spec, const ConstQuantParts& in, int64_t cols,
+                                 int64_t data_row, int64_t row_begin, int64_t row_end, float* out) {
     for (int64_t r = row_begin; r < row_end; ++r)
       for (int64_t ci = 0; ci < cols / 32; ++ci) {
-        const Chunk c = dequant_chunk(spec, in, cols, data_row, r, ci);
+        const Chunk c = dequant_chunk<S, BITS>(spec, in, cols, data_row, r, ci);
         for (int k = 0; k < V; ++k) O::store(out + r * cols + ci * 32 + k * N, c.v[k]);
       }
   }
@@ -350,16 +369,28 @@ struct SimdKernels {
   static ErrorStats error_rows(const QuantSpec& spec, const void* src, DType st, ConstQuantParts in,
                                int64_t cols, int64_t row_begin, int64_t row_end) {
     if (spec.group % 32 != 0) return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    return with_kind(spec, [&](auto kind) {
+      switch (st) {
+        case DType::F32: return error_rows_of<DType::F32>(kind, spec, src, in, cols, row_begin, row_end);
+        case DType::F16: return error_rows_of<DType::F16>(kind, spec, src, in, cols, row_begin, row_end);
+        default: return error_rows_of<DType::BF16>(kind, spec, src, in, cols, row_begin, row_end);
+      }
+    });
+  }
+
+  template <DType ST, Scheme S, int BITS>
+  static ErrorStats error_rows_of(Kind<S, BITS>, const QuantSpec& spec, const void* src, const ConstQuantParts& in,
+                                  int64_t cols, int64_t row_begin, int64_t row_end) {
     const int64_t data_row = data_bytes_per_row(spec, cols);
     typename O::Acc acc = O::acc_zero();
     ErrorStats es;
     for (int64_t r = row_begin; r < row_end; ++r)
       for (int64_t ci = 0; ci < cols / 32; ++ci) {
-        const Chunk y = dequant_chunk(spec, in, cols, data_row, r, ci);
-        const Chunk x = load32(src, st, r * cols + ci * 32);
-        bool finite = true;
-        for (int k = 0; k < V; ++k) finite = finite && !O::mask_nonfinite(y.v[k]) && !O::mask_nonfinite(x.v[k]);
-        if (finite) {
+        const Chunk y = dequant_chunk<S, BITS>(spec, in, cols, data_row, r, ci);
+        const Chunk x = load32<ST>(src, r * cols + ci * 32);
+        uint32_t bad = 0;
+        for (int k = 0; k < V; ++k) bad |= O::mask_nonfinite(y.v[k]) | O::mask_nonfinite(x.v[k]);
+        if (!bad) {
           for (int k = 0; k < V; ++k) O::acc_add(acc, y.v[k], x.v[k]);
           es.count += 32;
           continue;
