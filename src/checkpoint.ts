@@ -34,6 +34,8 @@ export class Checkpoint {
     /** Tensor names absent from the files and the stored tensor they stand for (tied weights). */
     readonly aliases: Map<string, string>,
     private readers: Map<string, SafetensorsReader>,
+    /** The path the user gave: the model directory, or a single .safetensors file. */
+    readonly input: string,
   ) {
     this.byName = new Map(tensors.map((t) => [t.name, t]));
   }
@@ -84,11 +86,16 @@ export class Checkpoint {
           if (owner.get(name) !== file)
             throw new QuantkitError('ERR_CHECKPOINT', `listed in ${INDEX_FILE} but missing from the shard`, { file, tensor: name });
       }
-      return new Checkpoint(dir, config, tensors, findAliases(readers, owner, config), readers);
+      return new Checkpoint(dir, config, tensors, findAliases(readers, owner, config), readers, path);
     } catch (e) {
       await Promise.all([...readers.values()].map((r) => r.close()));
       throw e;
     }
+  }
+
+  /** True when the checkpoint was opened from a single .safetensors file rather than a directory. */
+  get isSingleFile(): boolean {
+    return this.input !== this.dir;
   }
 
   get files(): string[] {

@@ -65,14 +65,15 @@ async function exists(p: string): Promise<boolean> {
 
 /** Refuses outputs that would overwrite or live inside the input, or that exist without --force. */
 async function checkOutput(out: string, ckpt: Checkpoint, force: boolean): Promise<void> {
-  const inputs = [ckpt.dir, await realpath(ckpt.dir)];
+  // The input is the model directory, or only the file when a single .safetensors file was given.
+  const inputs = [ckpt.input, await realpath(ckpt.input)];
   // An output that does not exist yet may still sit under a link into the input: resolve its parent.
   const realOut = await realpath(out).catch(async () => join(await realpath(dirname(out)).catch(() => dirname(out)), basename(out)));
   const outs = [out, realOut];
   for (const i of inputs)
     for (const o of outs)
       if (i === o || isInside(i, o) || isInside(o, i))
-        throw new QuantkitError('ERR_OUTPUT_INSIDE_INPUT', `output ${out} overlaps the input ${ckpt.dir}: choose a directory outside it`, { file: out });
+        throw new QuantkitError('ERR_OUTPUT_INSIDE_INPUT', `output ${out} overlaps the input ${ckpt.input}: choose a directory outside it`, { file: out });
   if ((await exists(out)) && !force) throw new QuantkitError('ERR_OUTPUT_EXISTS', 'output already exists (use --force to replace it)', { file: out });
 }
 

@@ -211,7 +211,8 @@ export const packedSafetensorsFormat: OutputFormat = {
     const config = { ...(ckpt.config ?? {}), quantization_config: quantizationConfig(entries) };
     const content = JSON.stringify(config, null, 2) + '\n';
     files.push({ name: 'config.json', bytes: Buffer.byteLength(content), kind: 'config', content });
-    files.push(...(await filesToCopy(ckpt.dir)));
+    // A lone .safetensors file has no model directory whose files belong to it: nothing is copied.
+    if (!ckpt.isSingleFile) files.push(...(await filesToCopy(ckpt.dir)));
     return files;
   },
 

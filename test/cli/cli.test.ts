@@ -216,3 +216,20 @@ describe('quantkit CLI', () => {
     expect(j.available).toContain(j.isa);
   });
 });
+
+describe('a single .safetensors file as input', () => {
+  it('quantizes it beside itself, copies no neighbouring files, and refuses an output that would contain it', () => {
+    const d = join(dir, 'loose');
+    mkdirSync(d);
+    cpSync(join(STORIES260K, 'model.safetensors'), join(d, 'weights.safetensors'));
+    writeFileSync(join(d, 'notes.md'), 'unrelated');
+    const out = join(d, 'q');
+    const r = cli('quantize', join(d, 'weights.safetensors'), '-o', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['config.json', 'model.safetensors', 'quantization-report.json']);
+    const refused = cli('quantize', join(d, 'weights.safetensors'), '-o', d, '--force');
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/overlaps the input/);
+    expect(existsSync(join(d, 'weights.safetensors'))).toBe(true);
+  });
+});
