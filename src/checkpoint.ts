@@ -52,7 +52,8 @@ export class Checkpoint {
       throw ioError('ERR_CHECKPOINT', path, e, 'cannot open model');
     }
     const dir = st.isDirectory() ? path : dirname(path);
-    const config = await readConfig(dir);
+    // A lone file is the whole input: a config.json beside it may belong to something else.
+    const config = st.isDirectory() ? await readConfig(dir) : null;
     let files: string[];
     let weightMap: Map<string, string> | null = null;
     if (!st.isDirectory()) {
