@@ -5,10 +5,15 @@ import { formatBytes } from './units.js';
 export function progressBar(stream: NodeJS.WriteStream = process.stderr): { update(p: Progress): void; done(): void } {
   if (!stream.isTTY) return { update() {}, done() {} };
   let last = 0;
-  const started = Date.now();
+  let started = Date.now();
+  let phase = '';
   return {
     update(p) {
       const now = Date.now();
+      if (p.phase !== phase) {
+        phase = p.phase; // each phase has its own rate
+        started = now;
+      }
       if (now - last < 100 && p.done !== p.total) return;
       last = now;
       const frac = p.phase === 'quantize' ? p.bytesDone / Math.max(1, p.bytesTotal) : p.done / Math.max(1, p.total);

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, ROOT, STORIES260K, tempDir } from '../helpers/models.js';
+import { CLI, ROOT, STORIES260K, TINYSTORIES656K, tempDir } from '../helpers/models.js';
 import { writeRaw } from '../helpers/fixtures.js';
 
 const dir = tempDir();
@@ -206,6 +206,19 @@ describe('quantkit CLI', () => {
     const r = cli('quantize', join(dir, 'nope'), '-o', join(dir, 'nope-out'));
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/nope: cannot open model: ENOENT/);
+  });
+
+  it('draws a progress bar on stderr only when it is a terminal', () => {
+    const out = join(dir, 'tty');
+    // script(1) gives the CLI a pseudo-terminal; the bar redraws one line with \r and an erase sequence.
+    const cmd = [process.execPath, CLI, 'quantize', TINYSTORIES656K, '-o', out, '--threads', '1'].map((a) => `'${a}'`).join(' ');
+    const tty = spawnSync('script', ['-qfec', cmd, '/dev/null'], { encoding: 'utf8' });
+    expect(tty.status).toBe(0);
+    expect(tty.stdout).toMatch(/\r\x1b\[2Kquantize +\[#*\.*\] \d+\/20 /);
+    expect(tty.stdout).toMatch(/\r\x1b\[2Kverify +\[/);
+    expect(tty.stdout).toMatch(/14 tensors quantized/);
+    const plain = cli('quantize', TINYSTORIES656K, '-o', out, '--force');
+    expect(plain.stderr).toBe('');
   });
 
   it('info names the kernel instruction set', () => {
