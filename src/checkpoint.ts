@@ -5,7 +5,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { QuantkitError, ioError } from './errors.js';
+import { type ErrorCode, QuantkitError, ioError } from './errors.js';
 import type { Dtype } from './safetensors/dtypes.js';
 import type { TensorInfo } from './safetensors/header.js';
 import { SafetensorsReader } from './safetensors/reader.js';
@@ -58,10 +58,10 @@ export class Checkpoint {
     let weightMap: Map<string, string> | null = null;
     if (!st.isDirectory()) {
       files = [path];
-    } else if (await exists(join(dir, INDEX_FILE))) {
+    } else if (await pathExists(join(dir, INDEX_FILE))) {
       weightMap = await readIndex(dir);
       files = [...new Set(weightMap.values())];
-    } else if (await exists(join(dir, 'model.safetensors'))) {
+    } else if (await pathExists(join(dir, 'model.safetensors'))) {
       files = [join(dir, 'model.safetensors')];
     } else {
       throw new QuantkitError('ERR_CHECKPOINT', `no model.safetensors or ${INDEX_FILE} in this directory`, { file: dir });
@@ -124,15 +124,18 @@ export class Checkpoint {
   }
 }
 
-/** False only when the path is absent; a permission or I/O error is reported, not mistaken for absence. */
-async function exists(p: string): Promise<boolean> {
+/**
+ * False only when the path is absent; a permission or I/O error is reported (with `code`, naming the
+ * path), not mistaken for absence.
+ */
+export async function pathExists(p: string, code: ErrorCode = 'ERR_CHECKPOINT'): Promise<boolean> {
   try {
     await stat(p);
     return true;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
-    throw ioError('ERR_CHECKPOINT', p, e);
+    const errno = (e as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') return false;
+    throw ioError(code, p, e);
   }
 }
 
@@ -152,7 +155,7 @@ async function readJsonFile(file: string): Promise<unknown> {
 
 async function readConfig(dir: string): Promise<ModelConfig | null> {
   const file = join(dir, 'config.json');
-  if (!(await exists(file))) return null;
+  if (!(await pathExists(file))) return null;
   const v = await readJsonFile(file);
   if (!isJsonObject(v as never)) throw new QuantkitError('ERR_CHECKPOINT', 'config.json is not a JSON object', { file });
   return v as ModelConfig;

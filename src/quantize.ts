@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { mkdir, rename, rm, stat, realpath } from 'node:fs/promises';
+import { mkdir, rename, rm, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Checkpoint, isInside, modelName } from './checkpoint.js';
+import { Checkpoint, isInside, modelName, pathExists } from './checkpoint.js';
 import { convertTensor } from './convert.js';
 import { QuantkitError, ioError } from './errors.js';
 import type { Materialized } from './formats/format.js';
@@ -21,7 +21,7 @@ export type { Progress } from './run-control.js';
 import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions } from './plan.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
-import { type VerifyResult, verifyOutput } from './verify.js';
+import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { VERSION } from './version.js';
 
 export const REPORT_FILE = 'quantization-report.json';
@@ -59,10 +59,6 @@ export function defaultOutputName(model: string, o: QuantizeOptions): string {
   return `${modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir)}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}-${o.format ?? 'safetensors'}`;
 }
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false);
-}
-
 /** Refuses outputs that would overwrite or live inside the input, or that exist without --force. */
 async function checkOutput(out: string, ckpt: Checkpoint, force: boolean): Promise<void> {
   // The input is the model directory, or only the file when a single .safetensors file was given.
@@ -74,7 +70,7 @@ async function checkOutput(out: string, ckpt: Checkpoint, force: boolean): Promi
     for (const o of outs)
       if (i === o || isInside(i, o) || isInside(o, i))
         throw new QuantkitError('ERR_OUTPUT_INSIDE_INPUT', `output ${out} overlaps the input ${ckpt.input}: choose a directory outside it`, { file: out });
-  if ((await exists(out)) && !force) throw new QuantkitError('ERR_OUTPUT_EXISTS', 'output already exists (use --force to replace it)', { file: out });
+  if ((await pathExists(out, 'ERR_IO')) && !force) throw new QuantkitError('ERR_OUTPUT_EXISTS', 'output already exists (use --force to replace it)', { file: out });
 }
 
 function planSummary(plan: Plan): QuantizationReport['plan'] {
@@ -188,11 +184,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   const wrong = sizes.filter((s) => s.predicted !== s.actual);
   if (wrong.length)
     throw new QuantkitError('ERR_VERIFY', `file sizes differ from the plan: ${wrong.map((s) => `${s.name} predicted ${s.predicted}, wrote ${s.actual}`).join('; ')}`, { file: dir });
-  if (options.maxRelRmse !== undefined) {
-    const over = verified.tensors.filter((t) => t.treatment === 'quantized' && t.relRmse > options.maxRelRmse!);
-    if (over.length)
-      throw new QuantkitError('ERR_ACCURACY', `${over.length} tensor(s) exceed --max-rel-rmse ${options.maxRelRmse}: ${over.slice(0, 5).map((t) => `${t.name} (${t.relRmse.toFixed(4)})`).join(', ')}${over.length > 5 ? ', ...' : ''}`);
-  }
+  checkMaxRelRmse(verified.tensors, options.maxRelRmse);
   const { signal: _s, onProgress: _p, ...plainOptions } = options;
   const report: QuantizationReport = {
     quantkit: VERSION,
@@ -212,7 +204,7 @@ export function jsonReplacer(_key: string, value: unknown): unknown {
 
 /** Moves the finished directory into place; an existing output (with --force) is replaced only now. */
 async function publish(tmp: string, out: string): Promise<void> {
-  if (await exists(out)) {
+  if (await pathExists(out, 'ERR_IO')) {
     const old = `${out}.quantkit-old-${process.pid}-${randomBytes(4).toString('hex')}`;
     await rename(out, old).catch((e) => {
       throw ioError('ERR_IO', out, e, 'cannot replace');

@@ -144,6 +144,14 @@ async function check(l: Loaded, src: Checkpoint, out: string, threads: number, c
   return { report: { ...base, treatment: 'quantized', format: l.rb.label, ...metricsFromSums(sums) }, sums };
 }
 
+/** Fails with ERR_ACCURACY (exit 5) when a quantized tensor's relative RMSE exceeds `limit`. */
+export function checkMaxRelRmse(tensors: readonly TensorReport[], limit: number | undefined): void {
+  if (limit === undefined) return;
+  const over = tensors.filter((t) => t.treatment === 'quantized' && t.relRmse > limit);
+  if (over.length)
+    throw new QuantkitError('ERR_ACCURACY', `${over.length} tensor(s) exceed --max-rel-rmse ${limit}: ${over.slice(0, 5).map((t) => `${t.name} (${t.relRmse.toFixed(4)})`).join(', ')}${over.length > 5 ? ', ...' : ''}`);
+}
+
 /** Verifies an output directory against its source checkpoint (a path or an open Checkpoint). */
 export async function verifyOutput(outDir: string, source: string | Checkpoint, options: VerifyOptions = {}): Promise<VerifyResult> {
   const src = typeof source === 'string' ? await Checkpoint.open(source) : source;

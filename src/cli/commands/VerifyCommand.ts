@@ -1,7 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { QuantkitError } from '../../errors.js';
 import { jsonReplacer } from '../../quantize.js';
-import { verifyOutput } from '../../verify.js';
+import { checkMaxRelRmse, verifyOutput } from '../../verify.js';
 import { reportText } from '../print.js';
 import { checkThreads } from '../quantize-options.js';
 import { abortOnSigint } from '../signals.js';
@@ -29,10 +28,6 @@ export const VerifyCommand: CommandModule<object, Args> = {
     const { signal, dispose } = abortOnSigint();
     const r = await verifyOutput(args.output, args.against, { signal, ...(threads !== undefined ? { threads } : {}) }).finally(dispose);
     process.stdout.write(args.json ? JSON.stringify(r, jsonReplacer, 2) + '\n' : reportText(r) + '\n');
-    const limit = args['max-rel-rmse'];
-    if (limit !== undefined) {
-      const over = r.tensors.filter((t) => t.treatment === 'quantized' && t.relRmse > limit);
-      if (over.length) throw new QuantkitError('ERR_ACCURACY', `${over.length} tensor(s) exceed --max-rel-rmse ${limit}: ${over.map((t) => t.name).slice(0, 5).join(', ')}`);
-    }
+    checkMaxRelRmse(r.tensors, args['max-rel-rmse']);
   },
 };
