@@ -28,12 +28,7 @@ struct SimdKernels {
     F v[V];
   };
 
-  static Chunk load32(const void* src, DType t, int64_t i) {
-    Chunk c;
-    for (int k = 0; k < V; ++k) c.v[k] = O::load(src, t, i + k * N);
-    return c;
-  }
-  // The same with the dtype fixed at compile time (the hot loops are instantiated per dtype).
+  // 32 source values as floats; the dtype is fixed at compile time (loops are instantiated per dtype).
   template <DType T>
   static Chunk load32(const void* src, int64_t i) {
     Chunk c;
