@@ -36,6 +36,11 @@ export class Checkpoint {
     private readers: Map<string, SafetensorsReader>,
     /** The path the user gave: the model directory, or a single .safetensors file. */
     readonly input: string,
+    /**
+     * True for a checkpoint known only by its tensor shapes (a config.json, or a hub repository's
+     * safetensors headers): it can be planned, never read.
+     */
+    readonly shapesOnly = false,
   ) {
     this.byName = new Map(tensors.map((t) => [t.name, t]));
   }
@@ -94,6 +99,20 @@ export class Checkpoint {
     }
   }
 
+  /**
+   * A checkpoint described by tensor shapes alone, for predictions: the planner sees what it would see
+   * on disk (same names, dtypes, shapes, aliases), but there are no bytes to read and no files to copy.
+   */
+  static fromShapes(name: string, config: ModelConfig | null, tensors: { name: string; dtype: Dtype; shape: number[]; bytes: number; file?: string }[], aliases = new Map<string, string>()): Checkpoint {
+    let offset = 0;
+    const list: CheckpointTensor[] = tensors.map((t) => {
+      const info: TensorInfo = { name: t.name, dtype: t.dtype, shape: t.shape, begin: offset, end: offset + t.bytes };
+      offset += t.bytes;
+      return { name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.bytes, file: t.file ?? name, info };
+    });
+    return new Checkpoint(name, config, list, aliases, new Map(), name, true);
+  }
+
   /** True when the checkpoint was opened from a single .safetensors file rather than a directory. */
   get isSingleFile(): boolean {
     return this.input !== this.dir;
@@ -112,11 +131,17 @@ export class Checkpoint {
   }
 
   async read(t: CheckpointTensor, target?: Uint8Array): Promise<Uint8Array> {
-    return this.readers.get(t.file)!.read(t.info, target);
+    return this.reader(t).read(t.info, target);
   }
 
   async readRange(t: CheckpointTensor, offset: number, target: Uint8Array): Promise<Uint8Array> {
-    return this.readers.get(t.file)!.readRange(t.info, offset, target);
+    return this.reader(t).readRange(t.info, offset, target);
+  }
+
+  private reader(t: CheckpointTensor): SafetensorsReader {
+    const r = this.readers.get(t.file);
+    if (!r) throw new QuantkitError('ERR_CHECKPOINT', 'this model is known by its tensor shapes only; its weights cannot be read', { file: t.file, tensor: t.name });
+    return r;
   }
 
   async close(): Promise<void> {

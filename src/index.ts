@@ -7,6 +7,7 @@
 export { quantize, defaultOutputName, REPORT_FILE, type QuantizeRunOptions, type QuantizeResult, type QuantizationReport, type Progress } from './quantize.js';
 export { planQuantization, resolveOptions, matrixView, type Plan, type PlanEntry, type QuantizeOptions, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize } from './plan.js';
 export { verifyOutput, metricsFromSums, type VerifyResult, type TensorReport, type ErrorMetrics, type VerifyOptions } from './verify.js';
+export { estimate, estimateModel, openLocalModel, fromConfig, architectureShapes, SUPPORTED_ARCHITECTURES, GPUS, findGpu, WEIGHT_DTYPES, LLAMA_CPP_FILE_TYPES, type Estimate, type EstimateOptions, type EstimateModel, type Scenario, type PeakKind, type ModelDims, type Gpu, type WeightDtype, type RemoteOptions } from './estimate/index.js';
 export { Checkpoint, type CheckpointTensor, type ModelConfig } from './checkpoint.js';
 export { SafetensorsReader } from './safetensors/reader.js';
 export { SafetensorsWriter, encodeHeader, predictSafetensorsSize, type TensorEntry } from './safetensors/writer.js';

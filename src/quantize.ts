@@ -23,6 +23,8 @@ import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { VERSION } from './version.js';
+import { type Estimate, estimateModel } from './estimate/estimate.js';
+import { fromCheckpoint } from './estimate/model.js';
 
 export const REPORT_FILE = 'quantization-report.json';
 
@@ -44,6 +46,13 @@ export interface QuantizationReport extends VerifyResult {
   options: Record<string, unknown>;
   /** Every file's size predicted by the plan before writing, and what was written. */
   sizes: { name: string; predicted: number; actual: number }[];
+  /**
+   * Inference memory of the written weights, predicted before writing (`quantkit estimate` with the
+   * same options; device peak, batch 1, 2048-token context or the model's own if shorter). Its weights
+   * component is checked against the tensor bytes read back from the output. Null when config.json does
+   * not name an architecture with formulas.
+   */
+  predicted_memory: { peak_bytes: number; peak_kind: string; components: Record<string, number>; batch: number | null; seq: number | null; weights_bytes_written: number } | null;
   plan: { name: string; treatment: string; format: string; reason?: string; note?: string }[];
 }
 
@@ -132,7 +141,8 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
       await mkdir(tmp).catch((e) => {
         throw ioError('ERR_IO', out, e, 'cannot create the output directory');
       });
-      const report = await writeAndVerify(plan, ckpt, tmp, options);
+      const predicted = await predictMemory(ckpt, options);
+      const report = await writeAndVerify(plan, ckpt, tmp, options, predicted);
       await publish(tmp, out);
       return { output: out, plan, report: { ...report, output: out } };
     } finally {
@@ -144,7 +154,14 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
   }
 }
 
-async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions): Promise<QuantizationReport> {
+/** The inference-memory prediction for the output, made before anything is written. */
+async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Estimate | null> {
+  const model = fromCheckpoint(ckpt, 'safetensors headers');
+  if (!model.dims) return null;
+  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize });
+}
+
+async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null): Promise<QuantizationReport> {
   const threads = options.threads ?? defaultThreads();
   const control = newControl();
   const unlink = linkCancel(options.signal, control);
@@ -185,12 +202,16 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   if (wrong.length)
     throw new QuantkitError('ERR_VERIFY', `file sizes differ from the plan: ${wrong.map((s) => `${s.name} predicted ${s.predicted}, wrote ${s.actual}`).join('; ')}`, { file: dir });
   checkMaxRelRmse(verified.tensors, options.maxRelRmse);
+  const weightsWritten = verified.tensors.reduce((n, t) => n + t.bytes, 0);
+  if (predicted && predicted.components.weights !== weightsWritten)
+    throw new QuantkitError('ERR_VERIFY', `tensor bytes written (${weightsWritten}) differ from the memory prediction's weights (${predicted.components.weights})`, { file: dir });
   const { signal: _s, onProgress: _p, ...plainOptions } = options;
   const report: QuantizationReport = {
     quantkit: VERSION,
     ...verified,
     options: { ...plainOptions, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode, threads },
     sizes,
+    predicted_memory: predicted && { peak_bytes: predicted.peak_bytes, peak_kind: predicted.peak_kind, components: predicted.components, batch: predicted.batch, seq: predicted.seq, weights_bytes_written: weightsWritten },
     plan: planSummary(plan),
   };
   await writeFileAtomic(join(dir, REPORT_FILE), JSON.stringify(report, jsonReplacer, 2) + '\n');

@@ -1,6 +1,7 @@
 /** The quantkit command line: yargs over the library API, one file per command in commands/. */
 import yargs from 'yargs';
 import { EXIT_CODES, QuantkitError } from '../errors.js';
+import { EstimateCommand } from './commands/EstimateCommand.js';
 import { InfoCommand } from './commands/InfoCommand.js';
 import { PlanCommand } from './commands/PlanCommand.js';
 import { QuantizeCommand } from './commands/QuantizeCommand.js';
@@ -13,8 +14,9 @@ export async function main(argv: string[]): Promise<number> {
       .command(QuantizeCommand)
       .command(PlanCommand)
       .command(VerifyCommand)
+      .command(EstimateCommand)
       .command(InfoCommand)
-      .demandCommand(1, 'name a command: quantize, plan, verify or info')
+      .demandCommand(1, 'name a command: quantize, plan, verify, estimate or info')
       .strict()
       .fail((msg, err) => {
         throw err ?? new QuantkitError('ERR_USAGE', msg);

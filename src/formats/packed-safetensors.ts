@@ -212,7 +212,7 @@ export const packedSafetensorsFormat: OutputFormat = {
     const content = JSON.stringify(config, null, 2) + '\n';
     files.push({ name: 'config.json', bytes: Buffer.byteLength(content), kind: 'config', content });
     // A lone .safetensors file has no model directory whose files belong to it: nothing is copied.
-    if (!ckpt.isSingleFile) files.push(...(await filesToCopy(ckpt.dir)));
+    if (!ckpt.isSingleFile && !ckpt.shapesOnly) files.push(...(await filesToCopy(ckpt.dir)));
     return files;
   },
 
