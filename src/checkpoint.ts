@@ -239,15 +239,20 @@ async function readIndex(dir: string): Promise<Map<string, string>> {
  * Without that, `tie_word_embeddings` means lm_head.weight is the embedding table.
  */
 function findAliases(readers: Map<string, SafetensorsReader>, owner: Map<string, string>, config: ModelConfig | null): Map<string, string> {
+  return tiedAliases([...readers.values()].map((r) => r.header.metadata ?? {}), new Set(owner.keys()), config);
+}
+
+/** Tied weights from the files' `__metadata__` and config.json (for local and remote headers alike). */
+export function tiedAliases(metadatas: Record<string, string>[], stored: Set<string>, config: ModelConfig | null): Map<string, string> {
   const aliases = new Map<string, string>();
-  for (const r of readers.values()) {
-    for (const [k, v] of Object.entries(r.header.metadata ?? {})) {
-      if (!owner.has(k) && owner.has(v)) aliases.set(k, v);
+  for (const m of metadatas) {
+    for (const [k, v] of Object.entries(m)) {
+      if (!stored.has(k) && stored.has(v)) aliases.set(k, v);
     }
   }
   const tied = config?.tie_word_embeddings;
-  if ((tied === true || tied === undefined) && !owner.has('lm_head.weight') && !aliases.has('lm_head.weight')) {
-    const embed = ['model.embed_tokens.weight', 'transformer.wte.weight', 'model.decoder.embed_tokens.weight'].find((n) => owner.has(n));
+  if ((tied === true || tied === undefined) && !stored.has('lm_head.weight') && !aliases.has('lm_head.weight')) {
+    const embed = ['model.embed_tokens.weight', 'transformer.wte.weight', 'model.decoder.embed_tokens.weight'].find((n) => stored.has(n));
     if (embed && config) aliases.set('lm_head.weight', embed);
   }
   return aliases;

@@ -15,6 +15,12 @@ export type ErrorCode =
   | 'ERR_VERIFY'
   | 'ERR_NATIVE'
   | 'ERR_IO'
+  | 'ERR_HUB_NOT_FOUND'
+  | 'ERR_HUB_AUTH'
+  | 'ERR_HUB_NETWORK'
+  | 'ERR_HUB_INTEGRITY'
+  | 'ERR_HUB_LISTING'
+  | 'ERR_HUB_OFFLINE'
   | 'ERR_ABORTED';
 
 /** Process exit codes, documented in the README. */
@@ -33,6 +39,12 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   ERR_IO: 4,
   ERR_ACCURACY: 5,
   ERR_VERIFY: 6,
+  ERR_HUB_NOT_FOUND: 7,
+  ERR_HUB_AUTH: 7,
+  ERR_HUB_NETWORK: 7,
+  ERR_HUB_INTEGRITY: 7,
+  ERR_HUB_LISTING: 7,
+  ERR_HUB_OFFLINE: 7,
   ERR_NATIVE: 1,
   ERR_ABORTED: 130,
 };

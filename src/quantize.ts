@@ -25,6 +25,8 @@ import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { VERSION } from './version.js';
 import { type Estimate, estimateModel } from './estimate/estimate.js';
 import { fromCheckpoint } from './estimate/model.js';
+import { parseRepoId } from './hub/client.js';
+import { type PullOptions, pull } from './hub/pull.js';
 
 export const REPORT_FILE = 'quantization-report.json';
 
@@ -39,6 +41,8 @@ export interface QuantizeRunOptions extends QuantizeOptions {
   maxRelRmse?: number;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
+  /** When `model` is a hub id (`org/name[@revision]`) rather than a path: how to pull it first. */
+  hub?: PullOptions;
 }
 
 export interface QuantizationReport extends VerifyResult {
@@ -66,6 +70,17 @@ export function defaultOutputName(model: string, o: QuantizeOptions): string {
   const g = o.groupSize ?? 32;
   const dir = resolve(model);
   return `${modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir)}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}-${o.format ?? 'safetensors'}`;
+}
+
+/**
+ * A model path as given, or, for a hub id that is not a local path, the cache snapshot `pull` fills
+ * (downloading only what is missing; HF_HUB_OFFLINE=1 uses the cache alone).
+ */
+export async function localModel(model: string, o: { hub?: PullOptions; onProgress?: (p: Progress) => void; signal?: AbortSignal } = {}): Promise<string> {
+  const id = parseRepoId(model);
+  if (!id || (await pathExists(model))) return model;
+  const r = await pull(id.repo, { ...o.hub, revision: o.hub?.revision ?? id.revision, onProgress: o.onProgress, signal: o.signal });
+  return r.snapshot;
 }
 
 /** Refuses outputs that would overwrite or live inside the input, or that exist without --force. */
@@ -126,6 +141,7 @@ async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, cont
 /** Quantizes a checkpoint directory end to end; see the module comment for the guarantees. */
 export async function quantize(model: string, options: QuantizeRunOptions): Promise<QuantizeResult> {
   const o = resolveOptions(options);
+  model = await localModel(model, options);
   const ckpt = await Checkpoint.open(model);
   try {
     const plan = await planResolved(ckpt, o);

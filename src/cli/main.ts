@@ -4,6 +4,7 @@ import { EXIT_CODES, QuantkitError } from '../errors.js';
 import { EstimateCommand } from './commands/EstimateCommand.js';
 import { InfoCommand } from './commands/InfoCommand.js';
 import { PlanCommand } from './commands/PlanCommand.js';
+import { PullCommand } from './commands/PullCommand.js';
 import { QuantizeCommand } from './commands/QuantizeCommand.js';
 import { VerifyCommand } from './commands/VerifyCommand.js';
 
@@ -15,8 +16,9 @@ export async function main(argv: string[]): Promise<number> {
       .command(PlanCommand)
       .command(VerifyCommand)
       .command(EstimateCommand)
+      .command(PullCommand)
       .command(InfoCommand)
-      .demandCommand(1, 'name a command: quantize, plan, verify, estimate or info')
+      .demandCommand(1, 'name a command: quantize, plan, verify, estimate, pull or info')
       .strict()
       .fail((msg, err) => {
         throw err ?? new QuantkitError('ERR_USAGE', msg);

@@ -1,7 +1,10 @@
 /** The estimate API: one entry point for local directories, config.json files and hub repositories. */
 import { pathExists } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
-import { type Estimate, type EstimateOptions, estimateLocal } from './estimate.js';
+import { type HubOptions, parseRepoId } from '../hub/client.js';
+import { isOffline, pull } from '../hub/pull.js';
+import { openRemoteModel } from '../hub/remote-model.js';
+import { type Estimate, type EstimateOptions, estimateLocal, estimateModel } from './estimate.js';
 
 export { type Estimate, type EstimateOptions, type Scenario, type PeakKind, estimateModel, estimateLocal, DEFAULT_CUDA_CONTEXT } from './estimate.js';
 export { type EstimateModel, openLocalModel, fromConfig, fromCheckpoint } from './model.js';
@@ -11,16 +14,23 @@ export { parseParallel, type ParallelLayout } from './parallel.js';
 export { weightBytes, tensorRole, WEIGHT_DTYPES, type WeightDtype, type WeightFormat } from './weights.js';
 export { LLAMA_CPP_FILE_TYPES, type LlamaCppFileType } from './llamacpp-mix.js';
 
-export interface RemoteOptions {
+export interface RemoteOptions extends HubOptions {
   revision?: string;
-  token?: string;
+  cacheDir?: string;
+  offline?: boolean;
 }
 
 /**
  * Estimates for TARGET: a model directory or config.json on disk, else a hub id `org/name[@revision]`
  * whose safetensors headers and config.json are fetched (never the weights).
  */
-export async function estimate(target: string, options: EstimateOptions = {}, _remote: RemoteOptions = {}): Promise<Estimate> {
+export async function estimate(target: string, options: EstimateOptions = {}, remote: RemoteOptions = {}): Promise<Estimate> {
   if (await pathExists(target)) return estimateLocal(target, options);
-  throw new QuantkitError('ERR_CHECKPOINT', 'no such file or directory', { file: target });
+  const id = parseRepoId(target);
+  if (!id) throw new QuantkitError('ERR_CHECKPOINT', 'no such file or directory, and not a hub id (org/name[@revision])', { file: target });
+  const revision = remote.revision ?? id.revision;
+  // Offline, a snapshot already in the cache is a local model directory.
+  if (remote.offline ?? isOffline()) return estimateLocal((await pull(id.repo, { ...remote, revision, offline: true })).snapshot, options);
+  const model = await openRemoteModel(id.repo, { ...remote, revision });
+  return estimateModel(model, options);
 }

@@ -8,7 +8,7 @@ import { writeRaw } from '../helpers/fixtures.js';
 
 const dir = tempDir();
 
-/** dist/, the addon and the runtime dependency closure (yargs) copied into a world-readable directory. */
+/** dist/, the addon and the runtime dependency closure copied into a world-readable directory. */
 function publicRuntimeCopy(to: string): string {
   const copy = (rel: string) => cpSync(join(ROOT, rel), join(to, rel), { recursive: true });
   copy('dist');
@@ -28,7 +28,8 @@ function publicRuntimeCopy(to: string): string {
     copy(join('node_modules', name));
     for (const dep of depsOf(join(ROOT, 'node_modules', name))) visit(dep);
   };
-  visit('yargs');
+  const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const dep of Object.keys(root.dependencies)) if (existsSync(join(ROOT, 'node_modules', dep, 'package.json')) && !/^(cmake-js|node-addon-api|node-api-headers)$/.test(dep)) visit(dep);
   spawnSync('chmod', ['-R', 'a+rX', to]);
   return to;
 }
