@@ -35,10 +35,58 @@ export function toFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array {
   throw new QuantkitError('ERR_PLAN', `cannot convert ${dtype} to F32`);
 }
 
-/** Re-encodes a kept tensor in another dtype; only widening to F32 is ever needed (lossless). */
-export function convertTensor(bytes: Uint8Array, from: Dtype, to: Dtype): Uint8Array {
+/** float32 → IEEE half, rounding to nearest even; NaN if the value does not fit (the caller refuses). */
+export function f32ToF16(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let man = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow → inf
+  if (e <= 0) {
+    if (e < -10) return sign; // underflows to ±0
+    man |= 0x800000;
+    const shift = 14 - e;
+    let h = man >>> shift;
+    const rem = man & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = sign | (e << 10) | (man >>> 13);
+  const rem = man & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return h;
+}
+
+/** float32 → bfloat16, rounding to nearest even. */
+export function f32ToBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff; // quiet NaN
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/**
+ * Re-encodes a kept tensor in another dtype: widening to F32 is exact; narrowing to F16/BF16 rounds to
+ * nearest even and refuses values F16 cannot hold (naming `where`).
+ */
+export function convertTensor(bytes: Uint8Array, from: Dtype, to: Dtype, where: { file?: string; tensor?: string } = {}): Uint8Array {
   if (from === to) return bytes;
-  if (to !== 'F32') throw new QuantkitError('ERR_PLAN', `conversion ${from} -> ${to} is not supported`);
   const f = toFloat32(bytes, from);
-  return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+  if (to === 'F32') return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+  if (to !== 'F16' && to !== 'BF16') throw new QuantkitError('ERR_PLAN', `conversion ${from} -> ${to} is not supported`, where);
+  const out = new Uint16Array(f.length);
+  for (let i = 0; i < f.length; i++) {
+    const v = f[i]!;
+    if (to === 'F16') {
+      const h = f32ToF16(v);
+      if ((h & 0x7c00) === 0x7c00 && Number.isFinite(v))
+        throw new QuantkitError('ERR_SCALE_OVERFLOW', `value ${v} at element ${i} does not fit F16; use --gguf-type F32 or BF16`, where);
+      out[i] = h;
+    } else out[i] = f32ToBf16(v);
+  }
+  return new Uint8Array(out.buffer);
 }

@@ -7,11 +7,15 @@ import type { Checkpoint, CheckpointTensor, ModelConfig } from './checkpoint.js'
 import { QuantkitError } from './errors.js';
 import type { KernelSpec } from './native.js';
 import { type Dtype, type FloatDtype, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
-import { ggmlFormat } from './formats/gguf.js';
+import { ggufFormat, ggufRawFormat } from './formats/gguf.js';
+import type { TensorTransform } from './formats/gguf-arch.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
 import type { OutputFormat, PlannedFile } from './formats/format.js';
 
-export type FormatName = 'safetensors' | 'gguf';
+export type FormatName = 'safetensors' | 'gguf' | 'gguf-raw';
+/** GGUF tensor types a whole file can be asked for; 'mobile' is quantkit's mix (see formats/gguf.ts). */
+export type GgufFileType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_1' | 'mobile';
+export const GGUF_FILE_TYPES: GgufFileType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'mobile'];
 export type Mode = 'sym' | 'asym';
 export type GroupSize = number | 'row';
 
@@ -30,6 +34,8 @@ export interface QuantizeOptions {
   scaleDtype?: FloatDtype;
   /** Split safetensors output into shards of at most this many bytes (a single tensor may exceed it). */
   maxShardSize?: number;
+  /** GGUF only: the file's type, overriding bits/mode (F16 for an unquantized runnable file, 'mobile' mix). */
+  ggufType?: GgufFileType;
 }
 
 export interface ResolvedOptions {
@@ -41,6 +47,7 @@ export interface ResolvedOptions {
   bitsFor: { glob: string; re: RegExp; bits: 4 | 8 }[];
   scaleDtype: FloatDtype | undefined;
   maxShardSize: number | undefined;
+  ggufType: GgufFileType | undefined;
 }
 
 /** A matrix view of a tensor: quantization groups run along `cols`, the contiguous last dimension(s). */
@@ -49,9 +56,15 @@ export interface MatrixView {
   cols: number;
 }
 
+/** Where a tensor goes: its name in the output (when the format renames it) and a change made to its values first. */
+interface Placement {
+  outputName?: string;
+  transform?: TensorTransform;
+}
+
 export type Treatment =
-  | { kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; note?: string }
-  | { kind: 'keep'; outDtype: Dtype; reason: string };
+  | ({ kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; note?: string } & Placement)
+  | ({ kind: 'keep'; outDtype: Dtype; reason: string } & Placement);
 
 export interface PlanEntry {
   tensor: CheckpointTensor;
@@ -91,7 +104,9 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
   const mode = o.mode ?? 'sym';
   if (mode !== 'sym' && mode !== 'asym') throw usage(`mode must be sym or asym (got ${String(mode)})`);
   const format = o.format ?? 'safetensors';
-  if (format !== 'safetensors' && format !== 'gguf') throw usage(`--format must be safetensors or gguf (got ${String(format)})`);
+  if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw') throw usage(`--format must be safetensors, gguf or gguf-raw (got ${String(format)})`);
+  if (o.ggufType !== undefined && !GGUF_FILE_TYPES.includes(o.ggufType)) throw usage(`--gguf-type must be one of ${GGUF_FILE_TYPES.join(', ')} (got ${String(o.ggufType)})`);
+  if (o.ggufType !== undefined && format !== 'gguf') throw usage('--gguf-type applies to --format gguf');
   const bitsFor = (o.bitsFor ?? []).map((rule) => {
     const m = /^(.+)=(\d+)$/.exec(rule);
     if (!m || (m[2] !== '4' && m[2] !== '8')) throw usage(`--bits-for takes GLOB=4 or GLOB=8 (got '${rule}')`);
@@ -101,13 +116,13 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
     throw usage(`--scale-dtype must be F16, BF16 or F32 (got ${String(o.scaleDtype)})`);
   if (o.maxShardSize !== undefined && !(Number.isSafeInteger(o.maxShardSize) && o.maxShardSize > 0))
     throw usage(`--max-shard-size must be a positive number of bytes`);
-  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize };
+  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType };
   formatFor(format).checkOptions(r);
   return r;
 }
 
 export function formatFor(name: FormatName): OutputFormat {
-  return name === 'gguf' ? ggmlFormat : packedSafetensorsFormat;
+  return name === 'gguf' ? ggufFormat : name === 'gguf-raw' ? ggufRawFormat : packedSafetensorsFormat;
 }
 
 /** Rows and columns of the matrix a tensor is quantized as (conv weights: one row per output channel). */

@@ -10,6 +10,7 @@ import { mkdir, rename, rm, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Checkpoint, isInside, modelName, pathExists } from './checkpoint.js';
 import { convertTensor } from './convert.js';
+import { transformTensor } from './formats/gguf-arch.js';
 import { QuantkitError, ioError } from './errors.js';
 import type { Materialized } from './formats/format.js';
 import { addon, allocateParts, newControl } from './native.js';
@@ -69,7 +70,9 @@ export interface QuantizeResult {
 export function defaultOutputName(model: string, o: QuantizeOptions): string {
   const g = o.groupSize ?? 32;
   const dir = resolve(model);
-  return `${modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir)}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}-${o.format ?? 'safetensors'}`;
+  const name = modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir);
+  if (o.ggufType) return `${name}-${o.ggufType}-gguf`;
+  return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}-${o.format ?? 'safetensors'}`;
 }
 
 /**
@@ -115,19 +118,26 @@ export function defaultThreads(): number {
 
 /** Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. */
 async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool): Promise<Materialized> {
-  const bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
+  let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
+  let dtype = e.tensor.dtype;
   const t = e.treatment;
+  if (t.transform) {
+    const read = bytes;
+    ({ bytes, dtype } = transformTensor(read, dtype, e.tensor.shape, t.transform));
+    pool.release(read);
+  }
   if (t.kind === 'keep') {
-    Atomics.add(control, 0, BigInt(bytes.length));
-    const out = convertTensor(bytes, e.tensor.dtype, t.outDtype);
+    Atomics.add(control, 0, BigInt(e.tensor.bytes));
+    const out = convertTensor(bytes, dtype, t.outDtype, { file: e.tensor.file, tensor: e.tensor.name });
     if (out !== bytes) pool.release(bytes);
     return { kind: 'keep', bytes: out };
   }
   const { rows, cols } = t.view;
   const parts = allocateParts(t.spec, rows, cols, (n) => pool.acquire(n));
+  const src = bytes;
   const status = await addon()
-    .quantize({ spec: t.spec, rows, cols, src: bytes, srcDtype: e.tensor.dtype as FloatDtype, out: parts, threads, control })
-    .finally(() => pool.release(bytes));
+    .quantize({ spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control })
+    .finally(() => pool.release(src));
   const where = { file: e.tensor.file, tensor: e.tensor.name };
   if (status.nonfinite > 0) {
     const i = status.firstNonfinite;
@@ -174,7 +184,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
 async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Estimate | null> {
   const model = fromCheckpoint(ckpt, 'safetensors headers');
   if (!model.dims) return null;
-  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize });
+  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType });
 }
 
 async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null): Promise<QuantizationReport> {

@@ -1,7 +1,9 @@
 /**
  * Verification: re-open an output directory with quantkit's own readers, dequantize every quantized
  * tensor and compare it with the source checkpoint (RMSE, relative RMSE, SNR, max abs error, all from
- * sums accumulated in double); kept tensors must be bit-exact (or exact after widening to F32).
+ * sums accumulated in double); kept tensors must be bit-exact (or exact after widening to F32), and
+ * tensors converted to a narrower float (F16, BF16) or transformed for llama.cpp are compared value by
+ * value after the same transform, their rounding error reported like a quantization error.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,7 +13,8 @@ import { BufferPool } from './buffer-pool.js';
 import { Prefetcher } from './prefetch.js';
 import { QuantkitError } from './errors.js';
 import type { ReadBackTensor } from './formats/format.js';
-import { ggmlFormat } from './formats/gguf.js';
+import { ggufFormat } from './formats/gguf.js';
+import { type TensorTransform, ggufArchitecture, transformTensor } from './formats/gguf-arch.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
 import { addon, newControl, type ErrorSums, type QuantizedParts } from './native.js';
 import { availableParallelism } from 'node:os';
@@ -28,9 +31,11 @@ export interface ErrorMetrics {
 
 export interface TensorReport extends ErrorMetrics {
   name: string;
+  /** The checkpoint tensor it came from, when the output renamed it (runnable GGUF). */
+  source?: string;
   shape: number[];
   sourceDtype: Dtype;
-  treatment: 'quantized' | 'kept';
+  treatment: 'quantized' | 'kept' | 'converted';
   /** e.g. "Q4_0", "int4 g32 sym", or the stored dtype of a kept tensor. */
   format: string;
   bytes: number;
@@ -77,7 +82,7 @@ const EXACT: ErrorMetrics = { rmse: 0, relRmse: 0, snrDb: Infinity, maxAbsErr: 0
 
 async function detectFormat(dir: string) {
   if (await packedSafetensorsFormat.detect(dir)) return packedSafetensorsFormat;
-  if (await ggmlFormat.detect(dir)) return ggmlFormat;
+  if (await ggufFormat.detect(dir)) return ggufFormat; // reads runnable and raw files alike
   throw new QuantkitError('ERR_VERIFY', 'no quantkit output here (no .gguf file, no config.json with a pack-quantized quantization_config)', { file: dir });
 }
 
@@ -95,8 +100,36 @@ function sameValues(a: Uint8Array, aType: Dtype, b: Uint8Array, bType: Dtype): b
 
 /** A tensor of the output and its source, both read into pool buffers, ready to compare. */
 type Loaded =
-  | { kind: 'keep'; rb: Extract<ReadBackTensor, { kind: 'keep' }>; s: CheckpointTensor }
-  | { kind: 'quantize'; rb: Extract<ReadBackTensor, { kind: 'quantize' }>; s: CheckpointTensor; source: Uint8Array; parts: QuantizedParts };
+  | { kind: 'keep'; rb: Extract<ReadBackTensor, { kind: 'keep' }>; s: CheckpointTensor; transform?: TensorTransform }
+  | { kind: 'quantize'; rb: Extract<ReadBackTensor, { kind: 'quantize' }>; s: CheckpointTensor; source: Uint8Array; sourceDtype: Dtype; parts: QuantizedParts };
+
+/** What the writer did to a source tensor before storing it (runnable GGUF), so the comparison does it too. */
+type TransformOf = (sourceName: string) => TensorTransform | undefined;
+
+function transformsFor(src: Checkpoint, runnable: boolean | undefined, out: string): TransformOf {
+  if (!runnable) return () => undefined;
+  const arch = ggufArchitecture(src.config, out);
+  return (name) => arch.map(name === 'lm_head.weight' && src.aliases.get('model.embed_tokens.weight') === 'lm_head.weight' ? 'model.embed_tokens.weight' : name)?.transform;
+}
+
+const NARROWER: Partial<Record<Dtype, Dtype[]>> = { F16: ['F32', 'BF16'], BF16: ['F32', 'F16'] };
+
+/** Compares a converted or transformed tensor with its (transformed) source value by value. */
+async function convertedMetrics(rb: Extract<ReadBackTensor, { kind: 'keep' }>, s: CheckpointTensor, src: Checkpoint, transform: TensorTransform | undefined): Promise<{ metrics: ErrorMetrics; exact: boolean }> {
+  let source = await src.read(s);
+  let dtype = s.dtype;
+  if (transform) ({ bytes: source, dtype } = transformTensor(source, dtype, s.shape, transform));
+  const stored = await rb.readRange(0, new Uint8Array(rb.bytes));
+  const x = toFloat32(source, dtype), y = toFloat32(stored, rb.dtype);
+  let sumSqErr = 0, sumSqRef = 0, maxAbsErr = 0;
+  for (let i = 0; i < x.length; i++) {
+    const e = y[i]! - x[i]!;
+    sumSqErr += e * e;
+    sumSqRef += x[i]! * x[i]!;
+    maxAbsErr = Math.max(maxAbsErr, Math.abs(e));
+  }
+  return { metrics: metricsFromSums({ sumSqErr, sumSqRef, maxAbsErr, count: x.length }), exact: sumSqErr === 0 };
+}
 
 const COMPARE_SLICE_ELEMENTS = 4 << 20;
 
@@ -115,30 +148,39 @@ async function sameAsSource(rb: Extract<ReadBackTensor, { kind: 'keep' }>, s: Ch
   return true;
 }
 
-async function load(rb: ReadBackTensor, src: Checkpoint, out: string, pool: BufferPool): Promise<Loaded> {
-  const s = sourceOf(src, rb.name, out);
+async function load(rb: ReadBackTensor, src: Checkpoint, out: string, pool: BufferPool, transformOf: TransformOf): Promise<Loaded> {
+  const s = sourceOf(src, rb.source ?? rb.name, out);
+  const transform = transformOf(s.name);
   const params = shapeElements(s.shape)!;
   const alloc = (n: number) => pool.acquire(n);
   if (rb.kind === 'keep') {
     if (shapeElements(rb.shape) !== params) throw new QuantkitError('ERR_VERIFY', `shape ${JSON.stringify(rb.shape)} does not match the source ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
-    return { kind: 'keep', rb, s };
+    return { kind: 'keep', rb, s, ...(transform ? { transform } : {}) };
   }
   if (rb.view.rows * rb.view.cols !== params || !isKernelFloat(s.dtype))
     throw new QuantkitError('ERR_VERIFY', `quantized ${rb.view.rows}x${rb.view.cols} does not match the source ${s.dtype} ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
-  const [source, parts] = await Promise.all([src.read(s, alloc(s.bytes)), rb.load(alloc)]);
-  return { kind: 'quantize', rb, s, source, parts };
+  const [read, parts] = await Promise.all([src.read(s, alloc(s.bytes)), rb.load(alloc)]);
+  if (!transform) return { kind: 'quantize', rb, s, source: read, sourceDtype: s.dtype, parts };
+  const t = transformTensor(read, s.dtype, s.shape, transform);
+  pool.release(read);
+  return { kind: 'quantize', rb, s, source: t.bytes, sourceDtype: t.dtype, parts };
 }
 
 async function check(l: Loaded, src: Checkpoint, out: string, threads: number, control: BigInt64Array, pool: BufferPool): Promise<{ report: TensorReport; sums?: ErrorSums }> {
   const { rb, s } = l;
-  const base = { name: rb.name, shape: s.shape, sourceDtype: s.dtype, bytes: rb.bytes, params: shapeElements(s.shape)! };
+  const base = { name: rb.name, ...(rb.source ? { source: rb.source } : {}), shape: s.shape, sourceDtype: s.dtype, bytes: rb.bytes, params: shapeElements(s.shape)! };
+  if (l.kind === 'keep' && (l.transform || NARROWER[l.rb.dtype]?.includes(s.dtype))) {
+    const { metrics, exact } = await convertedMetrics(l.rb, s, src, l.transform);
+    Atomics.add(control, 0, BigInt(s.bytes));
+    return { report: { ...base, treatment: exact ? 'kept' : 'converted', format: l.rb.dtype, ...metrics } };
+  }
   if (l.kind === 'keep') {
     if (!(await sameAsSource(l.rb, s, src, pool))) throw new QuantkitError('ERR_VERIFY', 'kept tensor differs from the source', { file: out, tensor: rb.name });
     Atomics.add(control, 0, BigInt(s.bytes));
     return { report: { ...base, treatment: 'kept', format: l.rb.dtype, ...EXACT } };
   }
   const sums = await addon()
-    .errorStats({ spec: l.rb.spec, rows: l.rb.view.rows, cols: l.rb.view.cols, src: l.source, srcDtype: s.dtype as FloatDtype, parts: l.parts, threads, control })
+    .errorStats({ spec: l.rb.spec, rows: l.rb.view.rows, cols: l.rb.view.cols, src: l.source, srcDtype: l.sourceDtype as FloatDtype, parts: l.parts, threads, control })
     .finally(() => pool.release(l.source, l.parts.data, l.parts.scales));
   if (sums.nonfinite > 0) throw new QuantkitError('ERR_VERIFY', `${sums.nonfinite} values are NaN/Inf after dequantization`, { file: out, tensor: rb.name });
   return { report: { ...base, treatment: 'quantized', format: l.rb.label, ...metricsFromSums(sums) }, sums };
@@ -162,13 +204,14 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
     const control = newControl();
     const pool = options.pool ?? new BufferPool();
     const unlink = linkCancel(options.signal, control);
-    const bytesTotal = rb.tensors.reduce((n, t) => n + (src.tensor(t.name)?.bytes ?? 0), 0);
+    const transformOf = transformsFor(src, rb.runnable, outDir);
+    const bytesTotal = rb.tensors.reduce((n, t) => n + (src.tensor(t.source ?? t.name)?.bytes ?? 0), 0);
     const ticker = progressTicker(options.onProgress, 'verify', control, bytesTotal, rb.tensors.length);
     try {
       const tensors: TensorReport[] = [];
       let sumSqErr = 0, sumSqRef = 0, maxAbsErr = 0, count = 0;
       // Reading the next tensors overlaps the error pass of the current one.
-      const prefetch = new Prefetcher(rb.tensors, (t) => (t.kind === 'keep' ? 0 : t.bytes + (src.tensor(t.name)?.bytes ?? 0)), (t) => load(t, src, outDir, pool), 256 * 2 ** 20);
+      const prefetch = new Prefetcher(rb.tensors, (t) => (t.kind === 'keep' ? 0 : t.bytes + (src.tensor(t.source ?? t.name)?.bytes ?? 0)), (t) => load(t, src, outDir, pool, transformOf), 256 * 2 ** 20);
       for (const [i, t] of rb.tensors.entries()) {
         options.signal?.throwIfAborted();
         const { report: r, sums } = await prefetch
@@ -188,7 +231,7 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
         tensors.push(r);
         ticker.tensorDone(t.name, i + 1);
       }
-      const covered = new Set(tensors.map((t) => sourceOf(src, t.name, outDir).name));
+      const covered = new Set(tensors.map((t) => sourceOf(src, t.source ?? t.name, outDir).name));
       for (const t of src.tensors) if (!covered.has(t.name)) throw new QuantkitError('ERR_VERIFY', 'source tensor is missing from the output', { file: outDir, tensor: t.name });
       const q = tensors.filter((t) => t.treatment === 'quantized');
       const quantizedParams = q.reduce((s, t) => s + t.params, 0);

@@ -24,11 +24,18 @@ export function planText(plan: Plan): string {
   return lines.join('\n');
 }
 
+function converted(r: VerifyResult): string {
+  const c = r.tensors.filter((x) => x.treatment === 'converted');
+  if (!c.length) return '';
+  const worst = Math.max(...c.map((x) => x.relRmse));
+  return ` (${c.length} converted to a narrower float, worst relative RMSE ${worst.toExponential(2)})`;
+}
+
 export function reportText(r: VerifyResult | QuantizationReport): string {
   const t = r.totals;
   const lines = [
     `${r.output}`,
-    `  ${t.quantizedTensors} tensors quantized (${t.quantizedParams} weights, ${t.bitsPerQuantizedWeight.toFixed(3)} bits/weight), ${t.keptTensors} kept`,
+    `  ${t.quantizedTensors} tensors quantized (${t.quantizedParams} weights, ${t.bitsPerQuantizedWeight.toFixed(3)} bits/weight), ${t.keptTensors} kept${converted(r)}`,
     `  quantized weights: relative RMSE ${t.relRmse.toFixed(5)}, RMSE ${t.rmse.toExponential(3)}, SNR ${t.snrDb.toFixed(2)} dB, max abs error ${t.maxAbsErr.toExponential(3)}`,
   ];
   const worst = [...r.tensors].filter((x) => x.treatment === 'quantized').sort((a, b) => b.relRmse - a.relRmse).slice(0, 3);

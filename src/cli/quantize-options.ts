@@ -1,6 +1,6 @@
 /** The yargs options shared by `quantize` and `plan`, and their conversion into library options. */
 import type { Argv } from 'yargs';
-import type { QuantizeOptions } from '../plan.js';
+import { type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
 import { parseSize } from './units.js';
@@ -10,7 +10,8 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .positional('model', { type: 'string', demandOption: true, describe: 'model directory (config.json + safetensors) or a .safetensors file' })
     .option('bits', { type: 'number', choices: [4, 8], default: 4, describe: 'bits per quantized weight' })
     .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row'" })
-    .option('format', { type: 'string', choices: ['safetensors', 'gguf'], default: 'safetensors', describe: 'output format' })
+    .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture)' })
+    .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'GGUF file type: F32, F16, BF16, Q8_0, Q4_0, Q4_1 or mobile (default: from --bits/--asym)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
     .option('keep', { type: 'string', array: true, describe: 'glob of tensors to keep unquantized (repeatable)' })
@@ -26,6 +27,7 @@ export interface QuantizeArgs {
   bits: number;
   'group-size': string;
   format: string;
+  'gguf-type'?: string;
   sym?: boolean;
   asym?: boolean;
   keep?: string[];
@@ -56,7 +58,8 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     bits: a.bits as 4 | 8,
     groupSize,
     mode: a.asym ? 'asym' : 'sym',
-    format: a.format as 'safetensors' | 'gguf',
+    format: a.format as FormatName,
+    ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),
     ...(a.keep ? { keep: a.keep } : {}),
     ...(a['bits-for'] ? { bitsFor: a['bits-for'] } : {}),
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-/** `quantize ARGS` is `quantkit quantize ARGS`. */
-import { hideBin } from 'yargs/helpers';
-import { main } from './main.js';
+/** The `quantize` executable: `quantkit quantize` under its own name. */
+import { exitOnEarlySignal } from './signals.js';
 
-main(['quantize', ...hideBin(process.argv)]).then((code) => {
-  process.exitCode = code;
-});
+exitOnEarlySignal();
+const { hideBin } = await import('yargs/helpers');
+const { main } = await import('./main.js');
+process.exitCode = await main(['quantize', ...hideBin(process.argv)]);

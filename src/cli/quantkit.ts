@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /** The `quantkit` executable. */
-import { hideBin } from 'yargs/helpers';
-import { main } from './main.js';
+import { exitOnEarlySignal } from './signals.js';
 
-main(hideBin(process.argv)).then((code) => {
-  process.exitCode = code;
-});
+// Before the rest of the CLI loads: a Ctrl-C during start-up exits 130 like one during a run.
+exitOnEarlySignal();
+const { hideBin } = await import('yargs/helpers');
+const { main } = await import('./main.js');
+process.exitCode = await main(hideBin(process.argv));

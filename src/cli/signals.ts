@@ -1,7 +1,23 @@
-/** SIGINT/SIGTERM abort the running job; the pipeline then removes its temporary output. */
+/**
+ * SIGINT/SIGTERM: before a job has started (or after it ended) they end the process at once with exit
+ * 130; during a job they abort it, and the pipeline removes its temporary output before exiting 130.
+ */
+const early = (name: NodeJS.Signals) => {
+  process.stderr.write(`quantkit: interrupted by ${name}; no output was written\n`);
+  process.exit(130);
+};
+
+/** Installed first thing by the CLI, so a Ctrl-C during start-up is handled like one during a run. */
+export function exitOnEarlySignal(): void {
+  process.on('SIGINT', early);
+  process.on('SIGTERM', early);
+}
+
 export function abortOnSigint(): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const onSignal = (name: NodeJS.Signals) => controller.abort(new Error(`interrupted by ${name}`));
+  process.off('SIGINT', early);
+  process.off('SIGTERM', early);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   return {

@@ -4,7 +4,7 @@
  * Packed sizes for quantkit's own formats come from the planner that `quantize` executes.
  */
 import { QuantkitError } from '../errors.js';
-import type { FormatName, GroupSize, Mode } from '../plan.js';
+import type { FormatName, GgufFileType, GroupSize, Mode } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { type Gpu, findGpu } from './gpus.js';
 import { type EstimateModel, openLocalModel } from './model.js';
@@ -12,6 +12,7 @@ import { parseParallel } from './parallel.js';
 import { type Components, type Convention, type Method, type Optimizer, type Precision, finetuneComponents, finetunePeak, inferenceComponents, loraParams, peakRule } from './scenarios.js';
 import { type WeightDtype, type WeightFormat, weightBytes } from './weights.js';
 import type { Attention } from './activations.js';
+import { llamaCppMemory } from './llamacpp-runtime.js';
 
 export type Scenario = 'inference' | 'finetune' | 'packed';
 export type PeakKind = 'allocator' | 'device';
@@ -30,6 +31,7 @@ export interface EstimateOptions {
   bitsFor?: string[];
   scaleDtype?: FloatDtype;
   maxShardSize?: number;
+  ggufType?: GgufFileType;
   doubleQuant?: boolean;
   batch?: number;
   /** Tokens per sequence: context for inference (prompt + generated), training sequence length. */
@@ -60,6 +62,13 @@ export interface EstimateOptions {
   cudaContextBytes?: number;
   /** Look for the cheapest configuration that fits --gpu. */
   recommend?: boolean;
+  /**
+   * Inference runtime: 'pytorch' (transformers/bitsandbytes on a GPU, the default) or 'llama.cpp'
+   * (the buffers llama.cpp allocates for a GGUF file: model, KV cache, output, compute).
+   */
+  runtime?: 'pytorch' | 'llama.cpp';
+  /** llama.cpp micro-batch (n_ubatch, default 512). */
+  ubatch?: number;
 }
 
 export interface Estimate {
@@ -94,7 +103,7 @@ function positive(name: string, v: number | undefined, fallback: number): number
 function weightFormat(o: EstimateOptions, fallback: WeightDtype): WeightFormat {
   if (o.bits !== undefined) {
     if (o.dtype !== undefined && o.dtype !== 'quantkit') throw new QuantkitError('ERR_USAGE', '--bits selects quantkit\'s own format: do not combine it with --dtype');
-    return { dtype: 'quantkit', quantkit: { bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize } };
+    return { dtype: 'quantkit', quantkit: { bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType } };
   }
   return { dtype: o.dtype ?? fallback, doubleQuant: o.doubleQuant };
 }
@@ -130,6 +139,13 @@ export async function estimateModel(model: EstimateModel, o: EstimateOptions = {
       const w = await weightBytes(model, wf);
       const bnb = ['int8', 'nf4', 'fp4'].includes(wf.dtype);
       const kvBytes = o.kvBytes ?? 2;
+      if (o.runtime === 'llama.cpp') {
+        if (!dims) throw new QuantkitError('ERR_CHECKPOINT', 'llama.cpp memory needs the architecture from config.json', { file: model.checkpoint.dir });
+        const m = llamaCppMemory(dims, w.total, { contextSize: seq, batchSize: o.ubatch, kvBytes });
+        const components = { weights: m.model, kv_cache: m.kv_cache, output_buffer: m.output, compute_buffer: m.compute };
+        est = { ...base, dtype: wf.dtype, peak_bytes: m.total, peak_kind: 'allocator', components, assumptions: { scenario, runtime: 'llama.cpp (CPU buffers, flash attention)', dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), context: seq, ubatch: Math.min(o.ubatch ?? 512, seq), kv_bytes: kvBytes, gpus, parallel: layout.label } };
+        return withFit(est, model, o);
+      }
       const components = !dims ? { weights: w.total } : inferenceComponents({ dims, weights: w.total, dequantScratchParams: bnb ? w.largestQuantizedParams : 0, activationBytes: 2, kvBytes, batch, seq, attention, logitsAllPositions: o.logitsAllPositions ?? false, layout });
       est = { ...base, dtype: wf.dtype, peak_bytes: 0, peak_kind: peakKind, components, assumptions: { scenario, dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), batch, seq, kv_bytes: kvBytes, attention, method: 'inference', gpus, parallel: layout.label } };
       est.peak_bytes = Object.values(components).reduce((a, b) => a + b, 0);
@@ -170,6 +186,10 @@ export async function estimateModel(model: EstimateModel, o: EstimateOptions = {
     }
   }
 
+  return withFit(est, model, o);
+}
+
+async function withFit(est: Estimate, model: EstimateModel, o: EstimateOptions): Promise<Estimate> {
   if (o.gpu) {
     const gpu = findGpu(o.gpu);
     est.fits = fitsOn(est.peak_bytes, gpu);
@@ -188,7 +208,7 @@ function fitsOn(bytes: number, gpu: Gpu) {
  */
 async function cheapestFit(model: EstimateModel, o: EstimateOptions, gpu: Gpu): Promise<Estimate['cheapest_fit']> {
   const scenario = o.scenario ?? 'inference';
-  const common: EstimateOptions = { ...o, gpu: undefined, recommend: false, bits: undefined, dtype: undefined, keep: undefined, bitsFor: undefined };
+  const common: EstimateOptions = { ...o, gpu: undefined, recommend: false, bits: undefined, dtype: undefined, keep: undefined, bitsFor: undefined, ggufType: undefined };
   const candidates: [string, EstimateOptions][] = [];
   if (scenario === 'inference') {
     candidates.push(['bf16 weights', { ...common, dtype: 'bf16' }], ['int8 (bitsandbytes)', { ...common, dtype: 'int8' }], ['quantkit int8 (GGUF Q8_0)', { ...common, bits: 8, format: 'gguf' }], ['nf4 (bitsandbytes, double quant)', { ...common, dtype: 'nf4', doubleQuant: true }], ['quantkit int4 (GGUF Q4_0)', { ...common, bits: 4, format: 'gguf' }]);

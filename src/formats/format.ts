@@ -3,6 +3,7 @@ import type { Checkpoint, CheckpointTensor } from '../checkpoint.js';
 import type { KernelSpec, QuantizedParts } from '../native.js';
 import type { GenericDecision, MatrixView, Plan, PlanEntry, ResolvedOptions, Treatment } from '../plan.js';
 import type { Dtype } from '../safetensors/dtypes.js';
+import type { GgufKV } from './gguf-container.js';
 
 export interface PlannedFile {
   /** File name inside the output directory. */
@@ -18,6 +19,8 @@ export interface PlannedFile {
   metadata?: Record<string, string>;
   /** Absolute path of the file copied from the checkpoint. */
   source?: string;
+  /** GGUF metadata of a GGUF file, computed at plan time (its size is part of the file's). */
+  gguf?: GgufKV[];
 }
 
 /** A tensor's output, ready to write: quantized parts, or the kept bytes already in their output dtype. */
@@ -30,14 +33,16 @@ export interface WriteContext {
 
 /** A tensor found in an output file, matched to its source tensor by name. */
 export type ReadBackTensor =
-  | { name: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(alloc?: Alloc): Promise<QuantizedParts> }
-  | { name: string; kind: 'keep'; dtype: Dtype; shape: number[]; bytes: number; readRange(offset: number, target: Uint8Array): Promise<Uint8Array> };
+  | { name: string; source?: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(alloc?: Alloc): Promise<QuantizedParts> }
+  | { name: string; source?: string; kind: 'keep'; dtype: Dtype; shape: number[]; bytes: number; readRange(offset: number, target: Uint8Array): Promise<Uint8Array> };
 
 /** Where a reader puts the bytes it loads (a BufferPool's acquire, say); fresh buffers by default. */
 export type Alloc = (bytes: number) => Uint8Array;
 
 export interface ReadBack {
   format: 'safetensors' | 'gguf';
+  /** A runnable GGUF: tensors renamed (`source` gives the checkpoint's name) and some transformed. */
+  runnable?: boolean;
   tensors: ReadBackTensor[];
   close(): Promise<void>;
 }

@@ -26,11 +26,11 @@ async function run(model: string, o: Omit<QuantizeRunOptions, 'output'>) {
 
 const MODELS = [['stories260k', STORIES260K], ['tinystories-656k', TINYSTORIES656K]] as const;
 
-describe('GGUF output', () => {
+describe('GGUF container (gguf-raw): the checkpoint\'s names, ggml blocks', () => {
   for (const [label, model] of MODELS) {
     for (const [bits, mode, type] of [[4, 'sym', 'Q4_0'], [8, 'sym', 'Q8_0'], [4, 'asym', 'Q4_1']] as const) {
       it(`${label} ${type}: @huggingface/gguf reads it, blocks equal the reference quantizer, sizes equal the plan`, async () => {
-        const { output, report, plan } = await run(model, { bits, mode, format: 'gguf' });
+        const { output, report, plan } = await run(model, { bits, mode, format: 'gguf-raw' });
         const files = readdirSync(output).sort();
         expect(files).toEqual([REPORT_FILE, `${label}-${type}.gguf`].sort());
         const path = join(output, `${label}-${type}.gguf`);
@@ -215,7 +215,7 @@ function syntheticModel(name: string, dtype: 'F16' | 'BF16' | 'F32', poison?: nu
 
 describe('synthetic checkpoints with odd shapes and values', () => {
   for (const dtype of ['F16', 'BF16', 'F32'] as const) {
-    for (const format of ['safetensors', 'gguf'] as const) {
+    for (const format of ['safetensors', 'gguf-raw'] as const) {
       it(`${dtype} -> ${format}: every tensor planned, written and verified`, async () => {
         const model = syntheticModel(`syn-${dtype}-${format}`, dtype);
         const { report, plan } = await run(model, { bits: 4, format, bitsFor: ['conv*=8'] });
@@ -223,14 +223,14 @@ describe('synthetic checkpoints with odd shapes and values', () => {
         const byName = new Map(report.tensors.map((t) => [t.name, t]));
         expect(byName.get('zeros.weight')).toMatchObject({ treatment: 'quantized', relRmse: 0, maxAbsErr: 0 });
         // absmax/7.5 maps a positive maximum to 7.5, clamped to 7: a constant group keeps 14/15 of its value.
-        expect(byName.get('const.weight')!.relRmse).toBeLessThan(format === 'gguf' ? 1e-3 : 0.07);
+        expect(byName.get('const.weight')!.relRmse).toBeLessThan(format === 'gguf-raw' ? 1e-3 : 0.07);
         expect(byName.get('norm.weight')!.treatment).toBe('kept');
         expect(byName.get('scalar')!.treatment).toBe('kept');
-        expect(byName.get('conv.weight')!.format).toMatch(format === 'gguf' ? /Q8_0|BF16|F16|F32/ : /int8/);
+        expect(byName.get('conv.weight')!.format).toMatch(format === 'gguf-raw' ? /Q8_0|BF16|F16|F32/ : /int8/);
         expect(byName.get('experts.weight')!.treatment).toBe('quantized');
         expect(byName.get('outlier.weight')!.maxAbsErr).toBeGreaterThan(0);
         const odd = plan.entries.find((e) => e.tensor.name === 'odd.weight')!.treatment;
-        if (format === 'gguf') expect(odd).toMatchObject({ kind: 'keep', reason: expect.stringMatching(/not a multiple of 32/) });
+        if (format === 'gguf-raw') expect(odd).toMatchObject({ kind: 'keep', reason: expect.stringMatching(/not a multiple of 32/) });
         else expect(odd).toMatchObject({ kind: 'quantize', spec: { group: 50 }, note: expect.stringMatching(/groups of 50/) });
         const prime = plan.entries.find((e) => e.tensor.name === 'prime.weight')!.treatment;
         if (format === 'safetensors') expect(prime).toMatchObject({ spec: { group: 97 }, note: expect.stringMatching(/one scale per row/) });
@@ -257,7 +257,7 @@ describe('synthetic checkpoints with odd shapes and values', () => {
   it('keeps the source file untouched', async () => {
     const model = syntheticModel('untouched', 'BF16');
     const before = readFileSync(join(model, 'model.safetensors'));
-    await run(model, { bits: 8, format: 'gguf' });
+    await run(model, { bits: 8, format: 'gguf-raw' });
     expect(Buffer.compare(readFileSync(join(model, 'model.safetensors')), before)).toBe(0);
     expect(decodeFloats({ dtype: 'BF16', shape: [1], bytes: new Uint8Array(before.subarray(before.length - 2)) })[0]).toBe(3);
   });

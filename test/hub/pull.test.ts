@@ -203,8 +203,8 @@ describe('remote estimate', () => {
   it('reads only config.json, the index and the safetensors headers: no weight bytes', async () => {
     for (const [repo, local] of [['org/stories260k', STORIES260K], ['org/sharded', TINYSTORIES656K]] as const) {
       hub.reset();
-      const remote = await estimate(repo, { scenario: 'packed', bits: 4, format: 'gguf' }, { endpoint: hub.url, ...fast });
-      const here = await estimateLocal(local, { scenario: 'packed', bits: 4, format: 'gguf' });
+      const remote = await estimate(repo, { scenario: 'packed', bits: 4, format: 'gguf-raw' }, { endpoint: hub.url, ...fast });
+      const here = await estimateLocal(local, { scenario: 'packed', bits: 4, format: 'gguf-raw' });
       expect(remote.params).toBe(here.params);
       expect(remote.params_source).toBe('hub safetensors headers');
       // Same planner, same tensors: the GGUF tensor data is the same (its metadata names differ).

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { QuantkitError } from '../../errors.js';
 import { type Estimate, type EstimateOptions, estimate } from '../../estimate/index.js';
 import { WEIGHT_DTYPES, type WeightDtype } from '../../estimate/weights.js';
-import type { GroupSize } from '../../plan.js';
+import { GGUF_FILE_TYPES, type GgufFileType, type GroupSize } from '../../plan.js';
 import { formatBytes, parseSize } from '../units.js';
 
 interface EstimateArgs {
@@ -13,6 +13,7 @@ interface EstimateArgs {
   'group-size': string;
   format: string;
   asym?: boolean;
+  'gguf-type'?: string;
   keep?: string[];
   'bits-for'?: string[];
   'scale-dtype'?: string;
@@ -37,6 +38,8 @@ interface EstimateArgs {
   parallel?: string;
   gpu?: string;
   peak: string;
+  runtime: string;
+  ubatch?: number;
   'cuda-context'?: string;
   revision?: string;
   token?: string;
@@ -53,8 +56,9 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('dtype', { type: 'string', choices: WEIGHT_DTYPES, describe: 'weight format (default bf16); gguf:<type> predicts llama.cpp files' })
       .option('bits', { type: 'number', choices: [4, 8], describe: "quantkit's own format (as `quantize --bits`)" })
       .option('group-size', { type: 'string', default: '32', describe: 'with --bits' })
-      .option('format', { type: 'string', choices: ['safetensors', 'gguf'], default: 'safetensors', describe: 'with --bits' })
+      .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'with --bits' })
       .option('asym', { type: 'boolean', describe: 'with --bits: asymmetric' })
+      .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'with --bits and --format gguf (as quantize)' })
       .option('keep', { type: 'string', array: true, describe: 'with --bits: glob of tensors kept unquantized (as quantize)' })
       .option('bits-for', { type: 'string', array: true, describe: 'with --bits: GLOB=BITS rule (as quantize)' })
       .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: 'with --bits (as quantize)' })
@@ -78,6 +82,8 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('gpus', { type: 'number', default: 1 })
       .option('parallel', { type: 'string', describe: 'ddp, zero1, zero2, zero3, fsdp, tpN, ppN, dpN, combined with + (tp2+dp4)' })
       .option('gpu', { type: 'string', describe: 'check the fit on a device (RTX4090, A100-80, H100-80, M-32, phone-8, ...)' })
+      .option('runtime', { type: 'string', choices: ['pytorch', 'llama.cpp'], default: 'pytorch', describe: 'inference runtime: PyTorch on a GPU, or llama.cpp buffers for a GGUF file' })
+      .option('ubatch', { type: 'number', describe: 'llama.cpp micro-batch (default 512)' })
       .option('peak', { type: 'string', choices: ['allocator', 'device'], default: 'device', describe: "allocator (torch.cuda.max_memory_allocated) or device (nvidia-smi: + CUDA context)" })
       .option('cuda-context', { type: 'string', describe: 'CUDA context size for the device peak (default 1GiB)' })
       .option('revision', { type: 'string', describe: 'hub revision (or org/name@revision)' })
@@ -99,7 +105,8 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       bits: args.bits as 4 | 8 | undefined,
       groupSize,
       mode: args.asym ? 'asym' : 'sym',
-      format: args.format as 'safetensors' | 'gguf',
+      format: args.format as 'safetensors' | 'gguf' | 'gguf-raw',
+      ggufType: args['gguf-type'] as GgufFileType | undefined,
       keep: args.keep,
       bitsFor: args['bits-for'],
       scaleDtype: args['scale-dtype'] as EstimateOptions['scaleDtype'],
@@ -124,6 +131,8 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       parallel: args.parallel,
       gpu: args.gpu,
       peak: args.peak as 'allocator' | 'device',
+      runtime: args.runtime as 'pytorch' | 'llama.cpp',
+      ubatch: args.ubatch,
       cudaContextBytes,
     };
     const est = await estimate(args.target, o, { revision: args.revision, token: args.token });

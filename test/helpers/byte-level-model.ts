@@ -1,0 +1,64 @@
+/**
+ * A tiny Llama-architecture checkpoint with a GPT-2-style byte-level BPE tokenizer (Llama 3's
+ * pre-tokenizer), random weights: enough for llama.cpp to load it and tokenize with our export.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { headerFor, writeRaw } from './fixtures.js';
+
+/** GPT-2's byte → printable character table. */
+export function bytesToUnicode(): string[] {
+  const keep = new Set<number>();
+  for (let b = 33; b <= 126; b++) keep.add(b);
+  for (let b = 161; b <= 172; b++) keep.add(b);
+  for (let b = 174; b <= 255; b++) keep.add(b);
+  const out: string[] = [];
+  let n = 0;
+  for (let b = 0; b < 256; b++) out[b] = String.fromCodePoint(keep.has(b) ? b : 256 + n++);
+  return out;
+}
+
+export const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+export function byteLevelModel(dir: string): { dir: string; vocab: Record<string, number> } {
+  mkdirSync(dir, { recursive: true });
+  const chars = bytesToUnicode();
+  const vocab: Record<string, number> = {};
+  chars.forEach((c, i) => (vocab[c] = i));
+  const merges = ['Ġ t', 'h e', 'Ġt he', 'l l', 'he ll'];
+  for (const m of merges) vocab[m.replace(' ', '')] = Object.keys(vocab).length;
+  const bos = Object.keys(vocab).length, eos = bos + 1;
+  const tokenizer = {
+    version: '1.0',
+    added_tokens: [
+      { id: bos, content: '<|begin_of_text|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      { id: eos, content: '<|end_of_text|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+    ],
+    normalizer: null,
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: LLAMA3_SPLIT }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: true, vocab, merges },
+  };
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>', add_bos_token: true, chat_template: "{% for m in messages %}{{ m['content'] }}{% endfor %}" }));
+  const V = eos + 1, H = 32, I = 64;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: H, intermediate_size: I, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: V, max_position_embeddings: 256, rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: true, torch_dtype: 'float32', bos_token_id: bos, eos_token_id: eos }));
+  const shapes: [string, number[]][] = [
+    ['model.embed_tokens.weight', [V, H]],
+    ['model.layers.0.input_layernorm.weight', [H]],
+    ['model.layers.0.self_attn.q_proj.weight', [H, H]],
+    ['model.layers.0.self_attn.k_proj.weight', [H / 2, H]],
+    ['model.layers.0.self_attn.v_proj.weight', [H / 2, H]],
+    ['model.layers.0.self_attn.o_proj.weight', [H, H]],
+    ['model.layers.0.post_attention_layernorm.weight', [H]],
+    ['model.layers.0.mlp.gate_proj.weight', [I, H]],
+    ['model.layers.0.mlp.up_proj.weight', [I, H]],
+    ['model.layers.0.mlp.down_proj.weight', [H, I]],
+    ['model.norm.weight', [H]],
+  ];
+  const tensors = shapes.map(([name, shape]) => ({ name, dtype: 'F32', shape, bytes: 4 * shape.reduce((a, b) => a * b, 1) }));
+  const data = new Float32Array(tensors.reduce((s, t) => s + t.bytes, 0) / 4);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.61) * 0.1;
+  writeRaw(join(dir, 'model.safetensors'), headerFor(tensors).header, new Uint8Array(data.buffer));
+  return { dir, vocab };
+}
