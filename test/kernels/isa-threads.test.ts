@@ -119,8 +119,13 @@ describe('progress and cancellation', () => {
     const child = spawn(process.execPath, [CLI, 'quantize', model, '-o', output, '--threads', '1'], { env: { ...process.env, QUANTKIT_ISA: 'scalar' } });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
-    setTimeout(() => child.kill('SIGINT'), 700);
-    const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    let running = true;
+    const exited = new Promise<number | null>((res) => child.on('exit', (c) => ((running = false), res(c))));
+    // Interrupt once the run has started writing (its temporary output exists), however slow start-up is.
+    const started = Date.now();
+    while (running && !readdirSync(dir).some((f) => f.startsWith('sigint-out.quantkit-tmp')) && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGINT');
+    const code = await exited;
     expect(stderr).toMatch(/interrupted/);
     expect(code).toBe(130);
     expect(existsSync(output)).toBe(false);
