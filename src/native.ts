@@ -83,18 +83,21 @@ export interface Addon {
 let cached: Addon | undefined;
 
 /**
- * Loads build/Release/quantkit.node (relative to the package root, from src/ or dist/), or the file
- * named by QUANTKIT_ADDON (the sanitizer build in tests: scripts/build-asan.sh).
+ * Loads the addon through node-gyp-build: build/Release/quantkit.node when it was built here, else the
+ * prebuilt prebuilds/<platform>-<arch>/quantkit.napi.node shipped in the package; or the file named by
+ * QUANTKIT_ADDON (the sanitizer build in tests: scripts/build-asan.sh).
  */
 export function addon(): Addon {
   if (cached) return cached;
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const require = createRequire(import.meta.url);
   try {
-    cached = require(process.env.QUANTKIT_ADDON || join(root, 'build', 'Release', 'quantkit.node')) as Addon;
+    cached = (process.env.QUANTKIT_ADDON ? require(process.env.QUANTKIT_ADDON) : (require('node-gyp-build') as (dir: string) => unknown)(root)) as Addon;
   } catch (e) {
     const err = e as Error & { code?: string };
     if (err.code === 'ERR_ISA_UNAVAILABLE') throw new QuantkitError('ERR_USAGE', err.message);
+    if (/No native build was found/.test(err.message ?? ''))
+      throw new QuantkitError('ERR_NATIVE', `no quantkit addon for ${process.platform}-${process.arch} (no prebuilt binary, none built): run \`npm rebuild quantkit\` with cmake and a C++ compiler installed`);
     throw e;
   }
   return cached;
