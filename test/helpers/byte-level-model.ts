@@ -2,7 +2,7 @@
  * A tiny Llama-architecture checkpoint with a GPT-2-style byte-level BPE tokenizer (Llama 3's
  * pre-tokenizer), random weights: enough for llama.cpp to load it and tokenize with our export.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headerFor, writeRaw } from './fixtures.js';
 
@@ -43,9 +43,15 @@ export function byteLevelModel(dir: string, arch: TinyArch = 'llama'): { dir: st
   };
   let V = eos + 1;
   if (arch === 'phi3') {
-    // Phi-3 ships a SentencePiece tokenizer, and llama.cpp's phi3 loader expects one: borrow stories260k's.
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(import.meta.dirname, '..', '..', 'models', 'stories260k', f), join(dir, f));
-    V = 512;
+    // Phi-3 ships a SentencePiece tokenizer with chat tokens after the 32,000 pieces, and llama.cpp's
+    // phi3 loader looks them up: stories260k's tokenizer plus Phi-3's added tokens.
+    const src = join(import.meta.dirname, '..', '..', 'models', 'stories260k');
+    copyFileSync(join(src, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+    const tj = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8')) as { added_tokens: object[] };
+    const extra = ['<|endoftext|>', '<|assistant|>', '<|end|>', '<|user|>'];
+    extra.forEach((content, i) => tj.added_tokens.push({ id: 512 + i, content, single_word: false, lstrip: false, rstrip: true, normalized: false, special: true }));
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tj));
+    V = 512 + extra.length;
   } else {
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
     writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>', add_bos_token: true, chat_template: "{% for m in messages %}{{ m['content'] }}{% endfor %}" }));
