@@ -7,18 +7,16 @@
  * MB) is not counted.
  */
 import { QuantkitError } from '../errors.js';
+import { GGML_TYPES, type GgmlType } from '../formats/gguf-container.js';
+import { moreBits } from '../formats/gguf-arch.js';
 import { shapeElements } from '../safetensors/dtypes.js';
 import type { EstimateModel } from './model.js';
 import { tensorRole } from './weights.js';
 
-/** Weights per block and bytes per block (ggml-common.h). */
-const BLOCKS = {
-  F32: [1, 4], F16: [1, 2], BF16: [1, 2],
-  Q4_0: [32, 18], Q4_1: [32, 20], Q5_0: [32, 22], Q5_1: [32, 24], Q8_0: [32, 34], IQ4_NL: [32, 18],
-  Q2_K: [256, 84], Q3_K: [256, 110], Q4_K: [256, 144], Q5_K: [256, 176], Q6_K: [256, 210],
-  IQ2_XXS: [256, 66], IQ3_S: [256, 110], IQ4_XS: [256, 136],
-} as const satisfies Record<string, readonly [number, number]>;
-type BlockType = keyof typeof BLOCKS;
+/** Weights per block and bytes per block: ggml's table (GGML_TYPES) plus the IQ types quantkit never writes. */
+const IQ_BLOCKS = { IQ4_NL: [32, 18], IQ2_XXS: [256, 66], IQ3_S: [256, 110], IQ4_XS: [256, 136] } as const;
+type BlockType = Exclude<GgmlType, 'I8' | 'I16' | 'I32' | 'I64' | 'F64'> | keyof typeof IQ_BLOCKS;
+const BLOCKS = { ...Object.fromEntries(Object.entries(GGML_TYPES).map(([k, [, blck, size]]) => [k, [blck, size]])), ...IQ_BLOCKS } as Record<BlockType, readonly [number, number]>;
 
 const DEFAULT_TYPE = {
   F32: 'F32', F16: 'F16', BF16: 'BF16', Q8_0: 'Q8_0', Q4_0: 'Q4_0', Q4_1: 'Q4_1', Q5_0: 'Q5_0', Q5_1: 'Q5_1',
@@ -46,7 +44,7 @@ function category(name: string, role: ReturnType<typeof tensorRole>): Category {
   return 'other';
 }
 
-const moreBits = (i: number, n: number) => i < Math.floor(n / 8) || i >= Math.floor((7 * n) / 8) || (i - Math.floor(n / 8)) % 3 === 2;
+
 
 /** The type llama.cpp picks for one tensor (the parts of its recipe that apply without an imatrix). */
 function pickType(ftype: LlamaCppFileType, cat: Category, layer: number, m: { layers: number; gqa: number; experts: number; is70B: boolean; tied: boolean }): BlockType {

@@ -23,7 +23,7 @@ import { type Dtype, type FloatDtype, shapeElements } from '../safetensors/dtype
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
 import { VERSION } from '../version.js';
 import type { OutputFormat, PlannedFile, ReadBack, ReadBackTensor } from './format.js';
-import { type GgufArchitecture, ggufArchitecture } from './gguf-arch.js';
+import { type GgufArchitecture, ggufArchitecture, moreBits } from './gguf-arch.js';
 import { GGML_TYPES, type GgmlType, GgufReader, type GgufKV, GgufValueType, alignUp, encodeGgufHeader, GGUF_DEFAULT_ALIGNMENT } from './gguf-container.js';
 import { ggufTokenizerMetadata } from './gguf-tokenizer.js';
 
@@ -101,8 +101,6 @@ async function runnableMetadata(entries: PlanEntry[], ckpt: Checkpoint, arch: Gg
 function encode(entries: PlanEntry[], kvs: GgufKV[]) {
   return encodeGgufHeader(kvs, entries.map((e) => ({ name: outName(e), ne: ggufDims(e.tensor, e.treatment), type: ggmlType(e.treatment), bytes: e.outputBytes })));
 }
-
-const moreBits = (i: number, n: number) => i < Math.floor(n / 8) || i >= Math.floor((7 * n) / 8) || (i - Math.floor(n / 8)) % 3 === 2;
 
 /** The GGUF type a runnable file gives a 2-D weight, before shape fallbacks. */
 function runnableType(gguf: string, o: ResolvedOptions, requested: 4 | 8, explicit: boolean, layers: number): GgmlType {

@@ -59,6 +59,12 @@ export function redact(text: string, token: string | undefined): string {
   return token ? text.split(token).join('hf_***') : text;
 }
 
+/** A token must never reach a message, whatever layer produced the error. */
+export function scrub(e: unknown, token: string | undefined): unknown {
+  if (token && e instanceof Error && e.message.includes(token)) e.message = redact(e.message, token);
+  return e;
+}
+
 const RETRYABLE = new Set([429, 500, 502, 503, 504]);
 
 function retryAfterMs(h: string | null): number | undefined {

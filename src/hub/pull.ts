@@ -19,7 +19,7 @@ import { globToRegExp } from '../plan.js';
 import type { Progress } from '../run-control.js';
 import { QuantkitError, ioError } from '../errors.js';
 import { RepoCache, checkRepoPath, hubCacheDir, isCommitHash } from './cache.js';
-import { type HubContext, type HubOptions, hubContext, redact } from './client.js';
+import { type HubContext, type HubOptions, hubContext, scrub } from './client.js';
 
 /** What a quantization job reads: weights, their index, config and tokenizer files. */
 export const DEFAULT_INCLUDE = [
@@ -123,12 +123,6 @@ export async function pull(repo: string, o: PullOptions = {}): Promise<PullResul
   } catch (e) {
     throw scrub(e, ctx.token);
   }
-}
-
-/** A token must never reach a message, whatever layer produced it. */
-function scrub(e: unknown, token: string | undefined): unknown {
-  if (token && e instanceof Error && e.message.includes(token)) e.message = redact(e.message, token);
-  return e;
 }
 
 /** The hub library, loaded when a hub id is used (commands on local files never pay for it). */

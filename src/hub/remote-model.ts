@@ -10,7 +10,7 @@ import { type EstimateModel, fromCheckpoint } from '../estimate/model.js';
 import { checkHeaderLength, parseHeader } from '../safetensors/header.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
 import { checkRepoPath } from './cache.js';
-import { type HubContext, type HubOptions, hubContext, redact } from './client.js';
+import { type HubContext, type HubOptions, hubContext, scrub } from './client.js';
 import { hubLibrary, resolveCommit } from './pull.js';
 
 async function fetchBlob(ctx: HubContext, commit: string, path: string) {
@@ -67,7 +67,6 @@ export async function openRemoteModel(repo: string, o: HubOptions & { revision?:
     const ckpt = Checkpoint.fromShapes(`${ctx.endpoint}/${repo}@${commit.slice(0, 12)}`, config, tensors, tiedAliases(metadatas, names, config));
     return fromCheckpoint(ckpt, 'hub safetensors headers', repo);
   } catch (e) {
-    if (ctx.token && e instanceof Error) e.message = redact(e.message, ctx.token);
-    throw e;
+    throw scrub(e, ctx.token);
   }
 }
