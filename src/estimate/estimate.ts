@@ -211,8 +211,9 @@ async function cheapestFit(model: EstimateModel, o: EstimateOptions, gpu: Gpu): 
   const common: EstimateOptions = { ...o, gpu: undefined, recommend: false, bits: undefined, dtype: undefined, keep: undefined, bitsFor: undefined, ggufType: undefined };
   const candidates: [string, EstimateOptions][] = [];
   if (scenario === 'inference') {
-    candidates.push(['bf16 weights', { ...common, dtype: 'bf16' }], ['int8 (bitsandbytes)', { ...common, dtype: 'int8' }], ['quantkit int8 (GGUF Q8_0)', { ...common, bits: 8, format: 'gguf' }], ['nf4 (bitsandbytes, double quant)', { ...common, dtype: 'nf4', doubleQuant: true }], ['quantkit int4 (GGUF Q4_0)', { ...common, bits: 4, format: 'gguf' }]);
-    for (const seq of [1024, 512]) if ((o.seq ?? 2048) > seq) candidates.push([`quantkit int4 (GGUF Q4_0), context ${seq}`, { ...common, bits: 4, format: 'gguf', seq }]);
+    // gguf-raw prices the same Q8_0/Q4_0 blocks for any architecture (runnable GGUF needs a mapped one).
+    candidates.push(['bf16 weights', { ...common, dtype: 'bf16' }], ['int8 (bitsandbytes)', { ...common, dtype: 'int8' }], ['quantkit int8 (GGUF Q8_0)', { ...common, bits: 8, format: 'gguf-raw' }], ['nf4 (bitsandbytes, double quant)', { ...common, dtype: 'nf4', doubleQuant: true }], ['quantkit int4 (GGUF Q4_0)', { ...common, bits: 4, format: 'gguf-raw' }]);
+    for (const seq of [1024, 512]) if ((o.seq ?? 2048) > seq) candidates.push([`quantkit int4 (GGUF Q4_0), context ${seq}`, { ...common, bits: 4, format: 'gguf-raw', seq }]);
   } else if (scenario === 'finetune') {
     for (const g of [1, 2, 4, 8]) {
       const par = g === 1 ? undefined : 'zero3';

@@ -108,6 +108,10 @@ describe('scenario arithmetic', () => {
     const inf = await estimateModel(model('llama-3.1-8b'), { gpu: 'T4' });
     expect(inf.fits!.fits).toBe(false);
     expect(inf.cheapest_fit!.description).toMatch(/int8|nf4|int4/);
+    // An architecture llama.cpp's mapping does not cover (GPT-BigCode) still gets an answer.
+    const octo = await estimateModel(model('octocoder'), { gpu: 'RTX4090' });
+    expect(octo.fits!.fits).toBe(false);
+    expect(octo.cheapest_fit!.peak_bytes).toBeLessThanOrEqual(octo.fits!.capacity_bytes);
   });
 });
 
