@@ -84,7 +84,8 @@ export interface Estimate {
   gpus: number;
   parallel: string;
   peak_bytes: number;
-  peak_kind: PeakKind | 'file';
+  /** allocator/device: a GPU's; host: llama.cpp's CPU buffers; file: packed size. */
+  peak_kind: PeakKind | 'host' | 'file';
   components: Components;
   assumptions: Record<string, unknown>;
   fits?: { gpu: string; capacity_bytes: number; fits: boolean; headroom_bytes: number; note: string };
@@ -143,7 +144,7 @@ export async function estimateModel(model: EstimateModel, o: EstimateOptions = {
         if (!dims) throw new QuantkitError('ERR_CHECKPOINT', 'llama.cpp memory needs the architecture from config.json', { file: model.checkpoint.dir });
         const m = llamaCppMemory(dims, w.total, { contextSize: seq, batchSize: o.ubatch, kvBytes });
         const components = { weights: m.model, kv_cache: m.kv_cache, output_buffer: m.output, compute_buffer: m.compute };
-        est = { ...base, dtype: wf.dtype, peak_bytes: m.total, peak_kind: 'allocator', components, assumptions: { scenario, runtime: 'llama.cpp (CPU buffers, flash attention)', dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), context: seq, ubatch: Math.min(o.ubatch ?? 512, seq), kv_bytes: kvBytes, gpus, parallel: layout.label } };
+        est = { ...base, dtype: wf.dtype, peak_bytes: m.total, peak_kind: 'host', components, assumptions: { scenario, runtime: 'llama.cpp (CPU buffers, flash attention)', dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), context: seq, ubatch: Math.min(o.ubatch ?? 512, seq), kv_bytes: kvBytes, gpus, parallel: layout.label } };
         return withFit(est, model, o);
       }
       const components = !dims ? { weights: w.total } : inferenceComponents({ dims, weights: w.total, dequantScratchParams: bnb ? w.largestQuantizedParams : 0, activationBytes: 2, kvBytes, batch, seq, attention, logitsAllPositions: o.logitsAllPositions ?? false, layout });

@@ -147,7 +147,7 @@ export function estimateText(e: Estimate): string {
   out.push(`scenario: ${e.scenario}; ${Object.entries(a).filter(([k]) => k !== 'scenario' && k !== 'peak_rule' && k !== 'note').map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ')}`);
   const width = Math.max(...Object.keys(e.components).map((k) => k.length), 10);
   for (const [k, v] of Object.entries(e.components)) out.push(`  ${k.padEnd(width)}  ${formatBytes(v)}`);
-  const label = e.peak_kind === 'file' ? 'total file size' : `peak per GPU (${e.peak_kind})`;
+  const label = e.peak_kind === 'file' ? 'total file size' : e.peak_kind === 'host' ? 'llama.cpp buffers in all (host memory)' : `peak per GPU (${e.peak_kind})`;
   out.push(`  ${label}: ${formatBytes(e.peak_bytes)}`);
   if (a.peak_rule) out.push(`  peak = ${String(a.peak_rule)}`);
   if (a.note) out.push(`  ${String(a.note)}`);
