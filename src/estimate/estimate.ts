@@ -4,8 +4,7 @@
  * Packed sizes for quantkit's own formats come from the planner that `quantize` executes.
  */
 import { QuantkitError } from '../errors.js';
-import type { FormatName, GgufFileType, GroupSize, Mode } from '../plan.js';
-import type { FloatDtype } from '../safetensors/dtypes.js';
+import type { QuantizeOptions } from '../plan.js';
 import { type Gpu, findGpu } from './gpus.js';
 import { type EstimateModel, openLocalModel } from './model.js';
 import { parseParallel } from './parallel.js';
@@ -17,21 +16,14 @@ import { llamaCppMemory } from './llamacpp-runtime.js';
 export type Scenario = 'inference' | 'finetune' | 'packed';
 export type PeakKind = 'allocator' | 'device';
 
-export interface EstimateOptions {
+/**
+ * `bits` (with quantize's other options: group size, mode, format, keep/override rules, scale dtype,
+ * shard size, GGUF type) selects quantkit's own format, priced by the planner byte for byte.
+ */
+export interface EstimateOptions extends Partial<QuantizeOptions> {
   scenario?: Scenario;
   /** Weight format: fp32, bf16, fp16, int8/nf4/fp4 (bitsandbytes), gguf:<llama.cpp type>, or quantkit (set by bits). */
   dtype?: WeightDtype;
-  /** quantkit's own format (implies dtype 'quantkit'). */
-  bits?: 4 | 8;
-  groupSize?: GroupSize;
-  mode?: Mode;
-  format?: FormatName;
-  /** With bits: quantize's keep/override rules, scale dtype and shard size, so sizes match byte for byte. */
-  keep?: string[];
-  bitsFor?: string[];
-  scaleDtype?: FloatDtype;
-  maxShardSize?: number;
-  ggufType?: GgufFileType;
   doubleQuant?: boolean;
   batch?: number;
   /** Tokens per sequence: context for inference (prompt + generated), training sequence length. */
@@ -104,7 +96,8 @@ function positive(name: string, v: number | undefined, fallback: number): number
 function weightFormat(o: EstimateOptions, fallback: WeightDtype): WeightFormat {
   if (o.bits !== undefined) {
     if (o.dtype !== undefined && o.dtype !== 'quantkit') throw new QuantkitError('ERR_USAGE', '--bits selects quantkit\'s own format: do not combine it with --dtype');
-    return { dtype: 'quantkit', quantkit: { bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType } };
+    const { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType } = o;
+    return { dtype: 'quantkit', quantkit: { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType } };
   }
   return { dtype: o.dtype ?? fallback, doubleQuant: o.doubleQuant };
 }
