@@ -178,12 +178,17 @@ async function readJsonFile(file: string): Promise<unknown> {
   }
 }
 
+/** A JSON file that must hold an object (config.json, tokenizer files); errors name the file. */
+export async function readJsonObject(file: string, what: string): Promise<Record<string, unknown>> {
+  const v = await readJsonFile(file);
+  if (!isJsonObject(v as never)) throw new QuantkitError('ERR_CHECKPOINT', `${what} is not a JSON object`, { file });
+  return v as Record<string, unknown>;
+}
+
 async function readConfig(dir: string): Promise<ModelConfig | null> {
   const file = join(dir, 'config.json');
   if (!(await pathExists(file))) return null;
-  const v = await readJsonFile(file);
-  if (!isJsonObject(v as never)) throw new QuantkitError('ERR_CHECKPOINT', 'config.json is not a JSON object', { file });
-  return v as ModelConfig;
+  return (await readJsonObject(file, 'config.json')) as ModelConfig;
 }
 
 /**

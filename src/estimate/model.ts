@@ -2,12 +2,11 @@
  * What an estimate is about: a model known by its tensors (exact, from safetensors headers) or by its
  * config.json alone (architecture formulas), plus the hyper-parameters the memory formulas need.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { Checkpoint, type ModelConfig, modelName } from '../checkpoint.js';
-import { QuantkitError, ioError } from '../errors.js';
+import { Checkpoint, type ModelConfig, modelName, readJsonObject } from '../checkpoint.js';
+import { ioError } from '../errors.js';
 import { type Dtype, DTYPE_SIZES, shapeElements } from '../safetensors/dtypes.js';
-import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
 import { type ModelDims, SUPPORTED_ARCHITECTURES, architectureShapes } from './architectures.js';
 
 export type ParamsSource = 'safetensors headers' | 'config formulas' | 'hub safetensors headers';
@@ -71,15 +70,6 @@ export async function openLocalModel(target: string): Promise<EstimateModel> {
   } catch (e) {
     throw ioError('ERR_CHECKPOINT', path, e, 'cannot open model');
   }
-  if (st.isFile() && path.endsWith('.json')) {
-    let v: unknown;
-    try {
-      v = parseStrictJson(await readFile(path, 'utf8'));
-    } catch (e) {
-      throw new QuantkitError('ERR_CHECKPOINT', `not valid JSON: ${(e as Error).message}`, { file: path });
-    }
-    if (!isJsonObject(v as never)) throw new QuantkitError('ERR_CHECKPOINT', 'config is not a JSON object', { file: path });
-    return fromConfig(v as ModelConfig, path);
-  }
+  if (st.isFile() && path.endsWith('.json')) return fromConfig((await readJsonObject(path, 'config')) as ModelConfig, path);
   return fromCheckpoint(await Checkpoint.open(path), 'safetensors headers');
 }

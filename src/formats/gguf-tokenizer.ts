@@ -10,10 +10,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ModelConfig } from '../checkpoint.js';
-import { pathExists } from '../checkpoint.js';
+import { type ModelConfig, pathExists, readJsonObject } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
-import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
+import { isJsonObject } from '../safetensors/strict-json.js';
 import { type GgufKV, GgufValueType } from './gguf-container.js';
 
 const S = GgufValueType.STRING, U32 = GgufValueType.U32, BOOL = GgufValueType.BOOL, ARR = GgufValueType.ARRAY;
@@ -25,16 +24,6 @@ interface TokenizerJson {
   normalizer?: unknown;
   pre_tokenizer?: unknown;
   decoder?: unknown;
-}
-
-async function readJson(file: string): Promise<Record<string, unknown>> {
-  try {
-    const v = parseStrictJson(await readFile(file, 'utf8'));
-    if (!isJsonObject(v as never)) throw new Error('not a JSON object');
-    return v as Record<string, unknown>;
-  } catch (e) {
-    throw new QuantkitError('ERR_CHECKPOINT', `cannot read the tokenizer: ${(e as Error).message}`, { file });
-  }
 }
 
 /** Recognises llama.cpp's pre-tokenizer names from the split regex of a byte-level tokenizer. */
@@ -56,9 +45,9 @@ function tokenContent(v: unknown): string | undefined {
 export async function ggufTokenizerMetadata(dir: string, config: ModelConfig | null, vocabRows: number): Promise<GgufKV[]> {
   const file = join(dir, 'tokenizer.json');
   if (!(await pathExists(file))) throw new QuantkitError('ERR_PLAN', 'runnable GGUF needs tokenizer.json beside the weights (use --format gguf-raw without one)', { file: dir });
-  const tj = (await readJson(file)) as unknown as TokenizerJson;
+  const tj = (await readJsonObject(file, 'tokenizer.json')) as unknown as TokenizerJson;
   const tcFile = join(dir, 'tokenizer_config.json');
-  const tc = (await pathExists(tcFile)) ? await readJson(tcFile) : {};
+  const tc = (await pathExists(tcFile)) ? await readJsonObject(tcFile, 'tokenizer_config.json') : {};
   if (tj.model?.type !== 'BPE' || !isJsonObject(tj.model.vocab as never))
     throw new QuantkitError('ERR_PLAN', `tokenizer model '${String(tj.model?.type)}' is not supported (BPE only: SentencePiece-style or byte-level)`, { file });
 
