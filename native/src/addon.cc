@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "model/llama.h"
 #include "parallel.h"
 
 namespace {
@@ -75,10 +76,16 @@ QuantSpec parse_spec(const Napi::Value& v) {
   else if (scheme == "q4_1") spec.scheme = Scheme::GGML_Q4_1;
   else if (scheme == "int_sym") spec.scheme = Scheme::INT_SYM;
   else if (scheme == "int_asym") spec.scheme = Scheme::INT_ASYM;
-  else fail("spec.scheme must be one of q8_0, q4_0, q4_1, int_sym, int_asym (got '" + scheme + "')");
+  else if (scheme == "iq4_nl") spec.scheme = Scheme::GGML_IQ4_NL;
+  else fail("spec.scheme must be one of q8_0, q4_0, q4_1, iq4_nl, int_sym, int_asym (got '" + scheme + "')");
   spec.bits = static_cast<int32_t>(get_int(o, "bits", 1, 64));
   spec.group = get_int(o, "group", 1, int64_t{1} << 40);
   spec.scale_dtype = parse_dtype(get_string(o, "scaleDtype"), "spec.scaleDtype");
+  const Napi::Value mv = o.Get("method");
+  const std::string method = mv.IsUndefined() ? "rtn" : get_string(o, "method");
+  if (method == "rtn") spec.method = qk::Method::RTN;
+  else if (method == "search") spec.method = qk::Method::SEARCH;
+  else fail("spec.method must be rtn or search (got '" + method + "')");
   return spec;
 }
 
@@ -240,8 +247,10 @@ class KernelWorker : public Napi::AsyncWorker {
 
 class QuantizeWorker : public KernelWorker {
  public:
-  QuantizeWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out)
-      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)) {}
+  QuantizeWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out, Bytes weights)
+      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)), weights_(std::move(weights)) {
+    spec_.weights = reinterpret_cast<const float*>(weights_.ptr);
+  }
 
  protected:
   void Run() override {
@@ -273,6 +282,7 @@ class QuantizeWorker : public KernelWorker {
   Shape shape_;
   Source src_;
   Parts out_;
+  Bytes weights_;  // per-column importance for the search, or empty
   qk::QuantStatus status_;
 };
 
@@ -337,6 +347,36 @@ class ErrorWorker : public KernelWorker {
   qk::ErrorStats stats_;
 };
 
+
+// The reference forward pass: every weight is a Float32Array checked against the configured shape.
+class LlamaWorker : public Napi::AsyncWorker {
+ public:
+  LlamaWorker(Napi::Env env, qk::LlamaConfig cfg, std::vector<Bytes> keep, qk::LlamaWeights w, Bytes tokens, Bytes out, int threads)
+      : Napi::AsyncWorker(env), cfg_(cfg), keep_(std::move(keep)), w_(std::move(w)), tokens_(std::move(tokens)),
+        out_(std::move(out)), threads_(threads), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      qk::llama_logits(cfg_, w_, reinterpret_cast<const int32_t*>(tokens_.ptr), static_cast<int64_t>(tokens_.len / 4),
+                       reinterpret_cast<float*>(out_.ptr), threads_);
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory in the quantkit addon");
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  qk::LlamaConfig cfg_;
+  std::vector<Bytes> keep_;
+  qk::LlamaWeights w_;
+  Bytes tokens_, out_;
+  int threads_;
+  Napi::Promise::Deferred deferred_;
+};
+
 // ---- exported functions -------------------------------------------------------------------------
 
 Napi::Object args_object(const Napi::CallbackInfo& info) {
@@ -362,7 +402,19 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
     const Shape s = parse_shape(o, spec);
     Source src = get_source(o, s);
     Parts out = get_parts(o.Get("out"), spec, s);
-    auto* w = new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out));
+    Bytes weights;
+    const Napi::Value wv = o.Get("weights");
+    if (!wv.IsUndefined() && !wv.IsNull()) {
+      if (spec.method != qk::Method::SEARCH) fail("weights apply to spec.method 'search' only");
+      if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("weights must be a Float32Array");
+      weights = get_bytes(wv, "weights");
+      if (static_cast<int64_t>(weights.len) != checked_mul(s.cols, 4, "weights size"))
+        fail("weights must hold one value per column (" + std::to_string(s.cols) + ")");
+      const float* p = reinterpret_cast<const float*>(weights.ptr);
+      for (int64_t j = 0; j < s.cols; ++j)
+        if (!(p[j] >= 0.0f) || !std::isfinite(p[j])) fail("weights[" + std::to_string(j) + "] must be finite and non-negative");
+    }
+    auto* w = new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -397,6 +449,92 @@ Napi::Value ErrorStatsFn(const Napi::CallbackInfo& info) {
     auto* w = new ErrorWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(in));
     Napi::Promise p = w->Promise();
     w->Queue();
+    return p;
+  });
+}
+
+
+const float* get_f32(const Napi::Object& o, const char* key, int64_t count, std::vector<Bytes>& keep, const std::string& where) {
+  Napi::Value v = o.Get(key);
+  const std::string what = where + key;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail(what + " must be a Float32Array");
+  Bytes b = get_bytes(v, what);
+  if (static_cast<int64_t>(b.len) != checked_mul(count, 4, "weight size"))
+    fail(what + " has " + std::to_string(b.len / 4) + " values, expected " + std::to_string(count));
+  const float* p = reinterpret_cast<const float*>(b.ptr);
+  keep.push_back(std::move(b));
+  return p;
+}
+
+Napi::Value LlamaLogits(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    Napi::Value cv = o.Get("config");
+    if (!cv.IsObject()) fail("config must be an object");
+    const Napi::Object c = cv.As<Napi::Object>();
+    qk::LlamaConfig cfg;
+    cfg.hidden = get_int(c, "hidden", 1, 1 << 20);
+    cfg.ffn = get_int(c, "ffn", 1, 1 << 22);
+    cfg.layers = get_int(c, "layers", 1, 4096);
+    cfg.heads = get_int(c, "heads", 1, 4096);
+    cfg.kv_heads = get_int(c, "kvHeads", 1, 4096);
+    cfg.head_dim = get_int(c, "headDim", 2, 65536);
+    cfg.vocab = get_int(c, "vocab", 1, 1 << 24);
+    if (cfg.heads % cfg.kv_heads != 0) fail("config.heads must be a multiple of config.kvHeads");
+    if (cfg.head_dim % 2 != 0) fail("config.headDim must be even (RoPE rotates pairs)");
+    for (const char* k : {"normEps", "ropeTheta"}) {
+      Napi::Value v = c.Get(k);
+      if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() > 0) || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
+        fail(std::string("config.") + k + " must be a positive number");
+    }
+    cfg.norm_eps = c.Get("normEps").As<Napi::Number>().FloatValue();
+    cfg.rope_theta = c.Get("ropeTheta").As<Napi::Number>().FloatValue();
+    const int64_t d = cfg.hidden, nq = cfg.heads * cfg.head_dim, nkv = cfg.kv_heads * cfg.head_dim;
+    Napi::Value wv = o.Get("weights");
+    if (!wv.IsObject()) fail("weights must be an object");
+    const Napi::Object w = wv.As<Napi::Object>();
+    std::vector<Bytes> keep;
+    qk::LlamaWeights lw;
+    lw.embed = get_f32(w, "embed", checked_mul(cfg.vocab, d, "embed"), keep, "weights.");
+    lw.final_norm = get_f32(w, "finalNorm", d, keep, "weights.");
+    lw.lm_head = get_f32(w, "lmHead", checked_mul(cfg.vocab, d, "lmHead"), keep, "weights.");
+    Napi::Value lv = w.Get("layers");
+    if (!lv.IsArray() || lv.As<Napi::Array>().Length() != static_cast<uint32_t>(cfg.layers))
+      fail("weights.layers must be an array of config.layers entries");
+    const Napi::Array layers = lv.As<Napi::Array>();
+    for (uint32_t i = 0; i < layers.Length(); ++i) {
+      Napi::Value e = layers.Get(i);
+      const std::string where = "weights.layers[" + std::to_string(i) + "].";
+      if (!e.IsObject()) fail(where + " must be an object");
+      const Napi::Object L = e.As<Napi::Object>();
+      qk::LlamaLayerWeights x{};
+      x.attn_norm = get_f32(L, "attnNorm", d, keep, where);
+      x.wq = get_f32(L, "wq", checked_mul(nq, d, "wq"), keep, where);
+      x.wk = get_f32(L, "wk", checked_mul(nkv, d, "wk"), keep, where);
+      x.wv = get_f32(L, "wv", checked_mul(nkv, d, "wv"), keep, where);
+      x.wo = get_f32(L, "wo", checked_mul(d, nq, "wo"), keep, where);
+      x.ffn_norm = get_f32(L, "ffnNorm", d, keep, where);
+      x.w_gate = get_f32(L, "wGate", checked_mul(cfg.ffn, d, "wGate"), keep, where);
+      x.w_up = get_f32(L, "wUp", checked_mul(cfg.ffn, d, "wUp"), keep, where);
+      x.w_down = get_f32(L, "wDown", checked_mul(d, cfg.ffn, "wDown"), keep, where);
+      lw.layers.push_back(x);
+    }
+    Napi::Value tv = o.Get("tokens");
+    if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail("tokens must be an Int32Array");
+    Bytes tokens = get_bytes(tv, "tokens");
+    const int64_t n = static_cast<int64_t>(tokens.len / 4);
+    if (n < 1 || n > (1 << 20)) fail("tokens must hold 1 to 1048576 ids");
+    const int32_t* ids = reinterpret_cast<const int32_t*>(tokens.ptr);
+    for (int64_t t = 0; t < n; ++t)
+      if (ids[t] < 0 || ids[t] >= cfg.vocab) fail("tokens[" + std::to_string(t) + "] = " + std::to_string(ids[t]) + " is outside the vocabulary");
+    Napi::Value ov = o.Get("out");
+    if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("out must be a Float32Array");
+    Bytes out = get_bytes(ov, "out");
+    need_bytes(out, checked_mul(checked_mul(n, cfg.vocab, "out size"), 4, "out size"), "out");
+    const int threads = o.Has("threads") && !o.Get("threads").IsUndefined() ? static_cast<int>(get_int(o, "threads", 1, 256)) : 1;
+    auto* worker = new LlamaWorker(info.Env(), cfg, std::move(keep), std::move(lw), std::move(tokens), std::move(out), threads);
+    Napi::Promise p = worker->Promise();
+    worker->Queue();
     return p;
   });
 }
@@ -446,6 +584,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("errorStats", Napi::Function::New(env, ErrorStatsFn));
   exports.Set("layout", Napi::Function::New(env, Layout));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("llamaLogits", Napi::Function::New(env, LlamaLogits));
   return exports;
 }
 

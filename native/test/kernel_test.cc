@@ -124,15 +124,20 @@ const char* scheme_name(Scheme s) {
     case Scheme::GGML_Q8_0: return "q8_0";
     case Scheme::GGML_Q4_0: return "q4_0";
     case Scheme::GGML_Q4_1: return "q4_1";
+    case Scheme::GGML_IQ4_NL: return "iq4_nl";
     case Scheme::INT_SYM: return "int_sym";
     default: return "int_asym";
   }
 }
 
-void compare(const KernelTable& ref, const KernelTable& t, const QuantSpec& spec, int64_t rows, int64_t cols, DType dt,
-             Pattern pat, std::mt19937& rng) {
+void compare(const KernelTable& ref, const KernelTable& t, QuantSpec spec, int64_t rows, int64_t cols, DType dt,
+             Pattern pat, std::mt19937& rng, bool weighted = false) {
   g_cases++;
   const std::vector<float> x = make(pat, rows, cols, rng);
+  // Importance weights for the search: positive, with some zeros and a wide range.
+  std::vector<float> w(static_cast<size_t>(cols));
+  for (float& v : w) v = (rng() % 8 == 0) ? 0.0f : std::ldexp(static_cast<float>(rng() % 1000 + 1) / 1000.0f, static_cast<int>(rng() % 9) - 4);
+  if (weighted) spec.weights = w.data();
   const int off = static_cast<int>(rng() % 4);  // unaligned on purpose
   std::vector<uint8_t> raw = encode(x, dt);
   std::vector<uint8_t> src(raw.size() + off);
@@ -147,7 +152,7 @@ void compare(const KernelTable& ref, const KernelTable& t, const QuantSpec& spec
   sb.nonfinite += sb2.nonfinite;
   if (sb.scale_overflow == 0) sb.first_overflow_row = sb2.first_overflow_row;
   sb.scale_overflow += sb2.scale_overflow;
-  const std::string what = std::string(t.isa) + " " + scheme_name(spec.scheme) + " bits=" + std::to_string(spec.bits) +
+  const std::string what = std::string(t.isa) + " " + scheme_name(spec.scheme) + (spec.method == Method::SEARCH ? (weighted ? " search(weighted)" : " search") : "") + " bits=" + std::to_string(spec.bits) +
                            " g=" + std::to_string(spec.group) + " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
                            " dtype=" + std::to_string(static_cast<int>(dt)) + " scale=" + std::to_string(static_cast<int>(spec.scale_dtype)) +
                            " pattern=" + std::to_string(static_cast<int>(pat));
@@ -211,6 +216,29 @@ int main() {
             const QuantSpec spec{s, bits, g, scale_types[rng() % 3]};
             compare(ref, t, spec, 1 + static_cast<int64_t>(rng() % 4), cols, dtypes[rng() % 3], kPatterns[rng() % 10], rng);
           }
+      }
+    // The scale search (every scheme, weighted and not): ggml blocks over every pattern and dtype,
+    // compressed-tensors groups of 32..128 and fallbacks.
+    for (Scheme s : {Scheme::GGML_Q8_0, Scheme::GGML_Q4_0, Scheme::GGML_Q4_1, Scheme::GGML_IQ4_NL})
+      for (int64_t cols : {32L, 64L, 160L, 256L})
+        for (DType dt : dtypes)
+          for (Pattern p : kPatterns)
+            for (bool weighted : {false, true}) {
+              QuantSpec spec{s, s == Scheme::GGML_Q8_0 ? 8 : 4, 32, DType::F16};
+              spec.method = Method::SEARCH;
+              compare(ref, t, spec, 1 + static_cast<int64_t>(rng() % 4), cols, dt, p, rng, weighted);
+            }
+    for (int64_t cols : {32L, 64L, 96L, 128L, 172L, 256L, 300L})
+      for (int64_t want : {32L, 64L, 128L, -1L}) {
+        int64_t g = want < 0 ? cols : want;
+        if (cols % g) { int64_t d = g; while (d < cols && cols % d) ++d; g = d < cols ? d : cols; }
+        for (Scheme s : {Scheme::INT_SYM, Scheme::INT_ASYM})
+          for (int bits : {4, 8})
+            for (bool weighted : {false, true}) {
+              QuantSpec spec{s, bits, g, scale_types[rng() % 3]};
+              spec.method = Method::SEARCH;
+              compare(ref, t, spec, 1 + static_cast<int64_t>(rng() % 4), cols, dtypes[rng() % 3], kPatterns[rng() % 10], rng, weighted);
+            }
       }
     // Larger, realistic tensors for the fast paths.
     for (Scheme s : {Scheme::INT_SYM, Scheme::INT_ASYM, Scheme::GGML_Q4_0, Scheme::GGML_Q8_0})

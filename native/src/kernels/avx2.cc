@@ -5,9 +5,12 @@
 
 #include "kernels.h"
 #include "numeric.h"
+#include "search.h"
 
 namespace qk {
 namespace {
+
+#include "candidates_avx.h"
 
 struct Avx2Ops {
   using F = __m256;
@@ -35,6 +38,8 @@ struct Avx2Ops {
   static F min(F a, F b) { return _mm256_min_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
   static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  using C8 = CandidatesAvx;
+  static F add_if_gt(F acc, F t, F mid, F step) { return _mm256_add_ps(acc, _mm256_and_ps(_mm256_cmp_ps(t, mid, _CMP_GT_OQ), step)); }
   static F round_even(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   // roundf: half away from zero. t = trunc(a); the remainder a - t is exact for |a| < 2^23 (larger
   // values are integers already, remainder 0).

@@ -5,9 +5,12 @@
 
 #include "kernels.h"
 #include "numeric.h"
+#include "search.h"
 
 namespace qk {
 namespace {
+
+#include "candidates_avx.h"
 
 struct Avx512Ops {
   using F = __m512;
@@ -35,6 +38,8 @@ struct Avx512Ops {
   static F min(F a, F b) { return _mm512_min_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   static F abs(F a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff))); }
+  using C8 = CandidatesAvx;
+  static F add_if_gt(F acc, F t, F mid, F step) { return _mm512_mask_add_ps(acc, _mm512_cmp_ps_mask(t, mid, _CMP_GT_OQ), acc, step); }
   static F round_even(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F round_away(F a) {
     const F t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);

@@ -17,13 +17,23 @@ enum class Scheme : int32_t {
   GGML_Q4_1 = 2,  // d = (max-min)/15, m = min, q = min(15, (i8)((x-m)/d + 0.5))  (f16 d, f16 m, qs[16])
   INT_SYM = 3,    // s = absmax / ((2^b - 1)/2), q = clamp(rne(x/s), -2^(b-1), 2^(b-1)-1)
   INT_ASYM = 4,   // range [min(min,0), max(max,0)], s = range/(2^b-1), zp = clamp(rne(qmin - lo/s))
+  GGML_IQ4_NL = 5,  // llama.cpp's non-linear 4-bit code (block: f16 d, u8 qs[16]; x = d * kIq4nlValues[q]);
+                    // the scale always comes from the search (search.h)
 };
+
+// How a group's scale is chosen. RTN: from the largest value (the rules above, ggml's references
+// exactly). SEARCH: a grid of candidate scales with a least-squares refit, weighted by the optional
+// per-column importance (search.h). Both write the same layouts, so every reader loads either.
+enum class Method : int32_t { RTN = 0, SEARCH = 1 };
 
 struct QuantSpec {
   Scheme scheme;
   int32_t bits;        // 4 or 8
   int64_t group;       // elements per group (32 for GGML_*), divides cols
   DType scale_dtype;   // F16 for GGML_*; F16/BF16/F32 for INT_*
+  Method method = Method::RTN;
+  // SEARCH only: one non-negative importance per column (length = cols), or nullptr for all 1.
+  const float* weights = nullptr;
 };
 
 // Buffers that hold one quantized tensor of `rows` x `cols`.

@@ -6,7 +6,7 @@ namespace qk {
 int64_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
 
 static bool is_ggml(Scheme s) {
-  return s == Scheme::GGML_Q8_0 || s == Scheme::GGML_Q4_0 || s == Scheme::GGML_Q4_1;
+  return s == Scheme::GGML_Q8_0 || s == Scheme::GGML_Q4_0 || s == Scheme::GGML_Q4_1 || s == Scheme::GGML_IQ4_NL;
 }
 
 static int64_t ggml_block_bytes(Scheme s) {
@@ -14,18 +14,21 @@ static int64_t ggml_block_bytes(Scheme s) {
     case Scheme::GGML_Q8_0: return 34;
     case Scheme::GGML_Q4_0: return 18;
     case Scheme::GGML_Q4_1: return 20;
+    case Scheme::GGML_IQ4_NL: return 18;
     default: return 0;
   }
 }
 
 const char* check_spec(const QuantSpec& spec, int64_t cols) {
   if (cols <= 0) return "row length must be positive";
+  if (spec.method != Method::RTN && spec.method != Method::SEARCH) return "unknown method";
   if (is_ggml(spec.scheme)) {
     if (spec.group != 32) return "ggml block types use groups of 32";
     if (cols % 32 != 0) return "ggml block types need a row length that is a multiple of 32";
     if (spec.scale_dtype != DType::F16) return "ggml block types store f16 scales";
     const int want_bits = spec.scheme == Scheme::GGML_Q8_0 ? 8 : 4;
     if (spec.bits != want_bits) return "bits do not match the ggml block type";
+    if (spec.scheme == Scheme::GGML_IQ4_NL && spec.method != Method::SEARCH) return "IQ4_NL blocks are made by the scale search only";
     return nullptr;
   }
   if (spec.scheme != Scheme::INT_SYM && spec.scheme != Scheme::INT_ASYM) return "unknown scheme";

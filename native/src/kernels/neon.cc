@@ -5,6 +5,7 @@
 
 #include "kernels.h"
 #include "numeric.h"
+#include "search.h"
 
 namespace qk {
 namespace {
@@ -32,6 +33,28 @@ struct NeonOps {
   static F min(F a, F b) { return vminq_f32(a, b); }
   static F max(F a, F b) { return vmaxq_f32(a, b); }
   static F abs(F a) { return vabsq_f32(a); }
+  // The scale search's vectors (search.h): four candidates for element j in `a`, for j+1 in `b`.
+  struct C8 {
+    struct V {
+      float32x4_t a, b;
+    };
+    static V candidates(const float* c) { return V{vld1q_f32(c), vld1q_f32(c)}; }
+    static V pair(const float* p) { return V{vdupq_n_f32(p[0]), vdupq_n_f32(p[1])}; }
+    static void fold(V v, float out[4]) { vst1q_f32(out, vaddq_f32(v.a, v.b)); }
+    static V set1(float v) { return V{vdupq_n_f32(v), vdupq_n_f32(v)}; }
+    static V add(V x, V y) { return V{vaddq_f32(x.a, y.a), vaddq_f32(x.b, y.b)}; }
+    static V mul(V x, V y) { return V{vmulq_f32(x.a, y.a), vmulq_f32(x.b, y.b)}; }
+    static V min(V x, V y) { return V{vminq_f32(x.a, y.a), vminq_f32(x.b, y.b)}; }
+    static V max(V x, V y) { return V{vmaxq_f32(x.a, y.a), vmaxq_f32(x.b, y.b)}; }
+    static V round_even(V x) { return V{vrndnq_f32(x.a), vrndnq_f32(x.b)}; }
+    static float32x4_t gt_step(float32x4_t acc, float32x4_t t, float32x4_t mid, float32x4_t step) {
+      return vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(t, mid), vreinterpretq_u32_f32(step))));
+    }
+    static V add_if_gt(V acc, V t, V mid, V step) { return V{gt_step(acc.a, t.a, mid.a, step.a), gt_step(acc.b, t.b, mid.b, step.b)}; }
+  };
+  static F add_if_gt(F acc, F t, F mid, F step) {
+    return vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(t, mid), vreinterpretq_u32_f32(step))));
+  }
   static F round_even(F a) { return vrndnq_f32(a); }
   static F round_away(F a) { return vrndaq_f32(a); }
   static I cvtt(F a) { return vcvtq_s32_f32(a); }  // inputs are finite and in range here

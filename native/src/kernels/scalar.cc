@@ -9,6 +9,7 @@
 
 #include "kernels.h"
 #include "numeric.h"
+#include "search.h"
 
 namespace qk {
 namespace {
@@ -75,12 +76,38 @@ void q4_1_block(const float* x, uint8_t* out) {
   }
 }
 
+// ggml blocks with a searched scale: Q8_0, Q4_0 and IQ4_NL (symmetric codes), Q4_1 (scale and min).
+void searched_sym_block(const QuantSpec& spec, const float* x, const float* w, uint8_t* out) {
+  const SymCode c = sym_code_for(spec);
+  encode_sym_block(spec, c, x, search_sym_scale(c, x, w, kBlock), out);  // the caller checks the scale
+}
+
+void searched_q4_1_block(const float* x, const float* w, uint8_t* out) {
+  const AsymFit f = search_asym(x, w, kBlock, 15.0f);
+  const uint16_t dh = f32_to_f16(f.d), mh = f32_to_f16(f.m);
+  std::memcpy(out, &dh, 2);
+  std::memcpy(out + 2, &mh, 2);
+  const float d = f16_to_f32(dh), m = f16_to_f32(mh);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < kBlock / 2; ++j) {
+    float l0 = std::nearbyint((x[j] - m) * id), l1 = std::nearbyint((x[j + kBlock / 2] - m) * id);
+    l0 = std::min(15.0f, std::max(0.0f, l0));
+    l1 = std::min(15.0f, std::max(0.0f, l1));
+    out[4 + j] = static_cast<uint8_t>(static_cast<int>(l0) | (static_cast<int>(l1) << 4));
+  }
+}
+
 void dequant_ggml_block(Scheme s, const uint8_t* in, float* y) {
   uint16_t dh;
   std::memcpy(&dh, in, 2);
   const float d = f16_to_f32(dh);
   if (s == Scheme::GGML_Q8_0) {
     for (int j = 0; j < kBlock; ++j) y[j] = static_cast<float>(static_cast<int8_t>(in[2 + j])) * d;
+  } else if (s == Scheme::GGML_IQ4_NL) {
+    for (int j = 0; j < kBlock / 2; ++j) {
+      y[j] = kIq4nlValues[in[2 + j] & 0xf] * d;
+      y[j + kBlock / 2] = kIq4nlValues[in[2 + j] >> 4] * d;
+    }
   } else if (s == Scheme::GGML_Q4_0) {
     for (int j = 0; j < kBlock / 2; ++j) {
       y[j] = static_cast<float>((in[2 + j] & 0xf) - 8) * d;
@@ -108,6 +135,32 @@ inline void put_packed(uint8_t* row, int bits, int64_t k, uint32_t u) {
 inline int32_t get_packed(const uint8_t* row, int bits, int64_t k) {
   if (bits == 8) return row[k];
   return (row[k >> 1] >> ((k & 1) * 4)) & 0xf;
+}
+
+// A compressed-tensors group with a searched scale (and zero point); false when the scale overflows.
+bool searched_int_group(const QuantSpec& spec, const float* x, const float* w, int64_t n, uint8_t* packed_row,
+                        int64_t k0, uint8_t* scales, int64_t scale_index, int8_t* zero) {
+  const int bits = spec.bits;
+  const float qmin = -static_cast<float>(1 << (bits - 1));
+  const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  const uint32_t offset = 1u << (bits - 1);
+  if (spec.scheme == Scheme::INT_SYM) {
+    const SymCode c = sym_code_for(spec);
+    return encode_sym_int_group(spec, c, x, n, search_sym_scale(c, x, w, n), packed_row, k0, scales, scale_index);
+  }
+  const AsymFit f = search_asym(x, w, n, qmax - qmin);
+  const float sq = store_scale(scales, spec.scale_dtype, scale_index, f.d);
+  if (!std::isfinite(sq)) return false;
+  float id = sq != 0.0f ? 1.0f / sq : 0.0f;
+  if (!std::isfinite(id)) id = 0.0f;
+  // x ~ s * (q - zp) with q = l + qmin: the fitted minimum m sits at level 0, so zp = qmin - m / s.
+  const float zp = std::min(qmax, std::max(qmin, std::nearbyint(qmin - f.m * id)));
+  *zero = static_cast<int8_t>(zp);
+  for (int64_t j = 0; j < n; ++j) {
+    const float q = std::min(qmax, std::max(qmin, std::nearbyint(x[j] * id) + zp));
+    put_packed(packed_row, bits, k0 + j, static_cast<uint32_t>(static_cast<int32_t>(q) + static_cast<int32_t>(offset)));
+  }
+  return true;
 }
 
 // Quantizes one group; returns false when its scale overflows the scale dtype.
@@ -153,7 +206,8 @@ QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type
   const int64_t data_row = data_bytes_per_row(spec, cols);
   std::vector<float> x(static_cast<size_t>(g));
   const bool ggml = spec.scheme == Scheme::GGML_Q8_0 || spec.scheme == Scheme::GGML_Q4_0 ||
-                    spec.scheme == Scheme::GGML_Q4_1;
+                    spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::GGML_IQ4_NL;
+  const bool search = spec.method == Method::SEARCH;
   const int64_t block_bytes = ggml ? data_row / groups : 0;
   for (int64_t r = row_begin; r < row_end; ++r) {
     uint8_t* row_out = out.data + r * data_row;
@@ -168,9 +222,12 @@ QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type
         std::fill(x.begin(), x.end(), 0.0f);  // keep going with defined values; caller discards
       }
       bool ok = true;
+      const float* w = spec.weights ? spec.weights + gi * g : nullptr;
       if (ggml) {
         uint8_t* blk = row_out + gi * block_bytes;
-        if (spec.scheme == Scheme::GGML_Q8_0) q8_0_block(x.data(), blk);
+        if (search && spec.scheme == Scheme::GGML_Q4_1) searched_q4_1_block(x.data(), w, blk);
+        else if (search) searched_sym_block(spec, x.data(), w, blk);
+        else if (spec.scheme == Scheme::GGML_Q8_0) q8_0_block(x.data(), blk);
         else if (spec.scheme == Scheme::GGML_Q4_0) q4_0_block(x.data(), blk);
         else q4_1_block(x.data(), blk);
         uint16_t dh;
@@ -183,8 +240,8 @@ QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type
       } else {
         int8_t* zero = out.zeros ? out.zeros + r * groups + gi : nullptr;
         int8_t unused = 0;
-        ok = int_group(spec, x.data(), g, row_out, gi * g, out.scales, r * groups + gi,
-                       zero ? zero : &unused);
+        ok = search ? searched_int_group(spec, x.data(), w, g, row_out, gi * g, out.scales, r * groups + gi, zero ? zero : &unused)
+                    : int_group(spec, x.data(), g, row_out, gi * g, out.scales, r * groups + gi, zero ? zero : &unused);
       }
       if (!ok) {
         if (st.scale_overflow == 0) st.first_overflow_row = r;
@@ -201,7 +258,7 @@ void dequantize_group(const QuantSpec& spec, ConstQuantParts in, int64_t cols, i
   const int64_t data_row = data_bytes_per_row(spec, cols);
   const uint8_t* row_in = in.data + r * data_row;
   if (spec.scheme == Scheme::GGML_Q8_0 || spec.scheme == Scheme::GGML_Q4_0 ||
-      spec.scheme == Scheme::GGML_Q4_1) {
+      spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::GGML_IQ4_NL) {
     dequant_ggml_block(spec.scheme, row_in + gi * (data_row / (cols / g)), y);
     return;
   }

@@ -266,6 +266,7 @@ struct SimdKernels {
                                    int64_t row_begin, int64_t row_end, QuantParts out) {
     const KernelTable& ref = scalar_kernels();
     if (spec.group % 32 != 0) return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
+    if (spec.method == Method::SEARCH) return search_rows(spec, src, st, cols, row_begin, row_end, out);
     QuantStatus status;
     auto rows = [&](auto row_fn) {
       for (int64_t r = row_begin; r < row_end; ++r)
@@ -343,7 +344,7 @@ struct SimdKernels {
 
   static void dequantize_rows(const QuantSpec& spec, ConstQuantParts in, int64_t cols, int64_t row_begin,
                               int64_t row_end, float* out) {
-    if (spec.group % 32 != 0) return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
+    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL) return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
     const int64_t data_row = data_bytes_per_row(spec, cols);
     with_kind(spec, [&](auto kind) {
       dequantize_rows_of(kind, spec, in, cols, data_row, row_begin, row_end, out);
@@ -363,7 +364,7 @@ struct SimdKernels {
 
   static ErrorStats error_rows(const QuantSpec& spec, const void* src, DType st, ConstQuantParts in,
                                int64_t cols, int64_t row_begin, int64_t row_end) {
-    if (spec.group % 32 != 0) return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL) return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
     return with_kind(spec, [&](auto kind) {
       switch (st) {
         case DType::F32: return error_rows_of<DType::F32>(kind, spec, src, in, cols, row_begin, row_end);
@@ -404,6 +405,166 @@ struct SimdKernels {
       }
     O::acc_finish(acc, es);
     return es;
+  }
+
+  // ---- scale search -----------------------------------------------------------------------------
+  // search_sym_scale (search.h) with the four candidates side by side for two elements at a time
+  // (O::C8: lanes 0-3 element j, lanes 4-7 element j+1). Each lane runs the reference's loop for its
+  // candidate and parity (same operations, same element order), and folding the halves adds the odd
+  // elements' sum to the even ones' as the reference's Sum2 does, so the scale is the reference's
+  // bit for bit.
+  template <bool TABLE>
+  static float search_sym(const SymCode& c, const float* x, const float* w, int64_t g, float m) {
+    using C = typename O::C8;
+    using CV = typename C::V;
+    if (m == 0.0f) return 0.0f;
+    float ids[kCandidates];
+    candidate_inverses(c, m, ids);
+    const CV vid = C::candidates(ids), lo = C::set1(c.lo), hi = C::set1(c.hi), one = C::set1(1.0f);
+    CV sqx = C::set1(0.0f), sq2 = sqx;
+    for (int64_t j = 0; j < g; j += 2) {
+        const CV xj = C::pair(x + j);
+        const CV t = C::mul(xj, vid);
+        CV q;
+        if (TABLE) {
+          q = lo;
+          for (int s = 0; s < 15; ++s) q = C::add_if_gt(q, t, C::set1(kIq4nlMids[s]), C::set1(kIq4nlValues[s + 1] - kIq4nlValues[s]));
+        } else {
+          q = C::min(hi, C::max(lo, C::round_even(t)));
+        }
+        const CV wq = C::mul(w ? C::pair(w + j) : one, q);
+        sqx = C::add(sqx, C::mul(wq, xj));
+        sq2 = C::add(sq2, C::mul(wq, q));
+    }
+    float a[kCandidates], b[kCandidates];
+    C::fold(sqx, a);
+    C::fold(sq2, b);
+    SearchBest best;
+    for (int k = 0; k < kCandidates; ++k) best.offer(a[k], b[k]);
+    return best.scale();
+  }
+
+  // first_abs_max (search.h) over a group held in chunks: the largest magnitude as an integer
+  // reduction, then the sign of the first element that has it.
+  static float group_abs_max(const Chunk* xs, int64_t chunks) {
+    I a = O::iset1(0);
+    for (int64_t ci = 0; ci < chunks; ++ci) a = abs_max_bits(xs[ci], a);
+    const float amax = from_bits(O::hmax_i(a));
+    if (amax == 0.0f) return 0.0f;
+    const F va = O::set1(amax);
+    for (int64_t ci = 0; ci < chunks; ++ci)
+      for (int k = 0; k < V; ++k) {
+        const uint32_t m = O::mask_eq(O::abs(xs[ci].v[k]), va);
+        if (m) return ((O::sign_mask(xs[ci].v[k]) >> __builtin_ctz(m)) & 1u) ? -amax : amax;
+      }
+    return amax;
+  }
+
+  // Code indices (0-based from c.lo) of 32 values for inverse scale id, as code_index does.
+  template <bool TABLE>
+  static void code_indices(const SymCode& c, const Chunk& x, F vid, I* q) {
+    for (int k = 0; k < V; ++k) {
+      const F t = O::mul(x.v[k], vid);
+      if (TABLE) {
+        F n = O::set1(0.0f);
+        const F one = O::set1(1.0f);
+        for (int s = 0; s < 15; ++s) n = O::add_if_gt(n, t, O::set1(kIq4nlMids[s]), one);
+        q[k] = O::cvtt(n);
+      } else {
+        q[k] = O::cvtt(O::sub(O::min(O::set1(c.hi), O::max(O::set1(c.lo), O::round_even(t))), O::set1(c.lo)));
+      }
+    }
+  }
+
+  // encode_sym_block / encode_sym_int_group (search.h), vectorized.
+  template <bool TABLE>
+  static bool encode_block(const QuantSpec& spec, const SymCode& c, const Chunk& x, float d, uint8_t* out) {
+    const uint16_t dh = O::to_f16(d);
+    __builtin_memcpy(out, &dh, 2);
+    const float ds = O::from_f16(dh);
+    if (!__builtin_isfinite(ds)) return false;
+    const F vid = O::set1(ds != 0.0f ? 1.0f / ds : 0.0f);
+    I q[V];
+    code_indices<TABLE>(c, x, vid, q);
+    if (spec.scheme == Scheme::GGML_Q8_0) {
+      const I lo = O::iset1(static_cast<int>(c.lo));
+      for (int k = 0; k < V; ++k) q[k] = O::iadd(q[k], lo);  // back to signed values
+      O::pack_bytes32(q, out + 2);
+    } else {
+      O::pack_nibbles_halves(q, out + 2);
+    }
+    return true;
+  }
+
+  static bool encode_int_group(const QuantSpec& spec, const SymCode& c, const Chunk* xs, int64_t chunks, float d,
+                               uint8_t* packed_at, uint8_t* scales, int64_t scale_index) {
+    const float sq = store_scale(scales, spec.scale_dtype, scale_index, d);
+    if (!__builtin_isfinite(sq)) return false;
+    float id = sq != 0.0f ? 1.0f / sq : 0.0f;
+    if (!__builtin_isfinite(id)) id = 0.0f;
+    const F vid = O::set1(id);
+    // index from lo = value + 2^(bits-1): exactly the stored unsigned code
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      I q[V];
+      code_indices<false>(c, xs[ci], vid, q);
+      if (spec.bits == 8) O::pack_bytes32(q, packed_at + ci * 32);
+      else O::pack_nibbles_pairs(q, packed_at + ci * 16);
+    }
+    return true;
+  }
+
+  // Searched rows. Symmetric codes run the vectorized search; the final assignment (one pass per
+  // group) and asymmetric fits are the reference's shared code (search.h). A row with NaN/Inf goes to
+  // the scalar reference, which reports it.
+  template <DType ST>
+  static bool search_row(const QuantSpec& spec, const void* src, int64_t cols, int64_t r, QuantParts out,
+                         Chunk* xs, float* xf) {
+    const int64_t g = spec.group, groups = cols / g, chunks = g / 32;
+    const int64_t data_row = data_bytes_per_row(spec, cols);
+    uint8_t* row_out = out.data + r * data_row;
+    const bool ggml = spec.scheme != Scheme::INT_SYM;
+    if (!ggml) __builtin_memset(row_out, 0, static_cast<size_t>(data_row));
+    const SymCode c = sym_code_for(spec);
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      for (int64_t ci = 0; ci < chunks; ++ci) {
+        xs[ci] = load32<ST>(src, r * cols + gi * g + ci * 32);
+        if (nonfinite(xs[ci])) return false;
+        for (int k = 0; k < V; ++k) O::store(xf + ci * 32 + k * N, xs[ci].v[k]);
+      }
+      const float m = group_abs_max(xs, chunks);
+      const float* w = spec.weights ? spec.weights + gi * g : nullptr;
+      const float d = c.table ? search_sym<true>(c, xf, w, g, m) : search_sym<false>(c, xf, w, g, m);
+      if (ggml) {
+        uint8_t* blk = row_out + gi * (data_row / groups);
+        if (!(c.table ? encode_block<true>(spec, c, xs[0], d, blk) : encode_block<false>(spec, c, xs[0], d, blk))) return false;
+      } else if (!encode_int_group(spec, c, xs, chunks, d, row_out + (spec.bits == 8 ? gi * g : gi * g / 2), out.scales, r * groups + gi)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  static QuantStatus search_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
+                                 int64_t row_begin, int64_t row_end, QuantParts out) {
+    const KernelTable& ref = scalar_kernels();
+    if (spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::INT_ASYM)
+      return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
+    const int64_t chunks = spec.group / 32;
+    Chunk* xs = new Chunk[static_cast<size_t>(chunks)];
+    float* xf = new float[static_cast<size_t>(spec.group)];
+    QuantStatus status;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      bool ok = false;
+      switch (st) {
+        case DType::F32: ok = search_row<DType::F32>(spec, src, cols, r, out, xs, xf); break;
+        case DType::F16: ok = search_row<DType::F16>(spec, src, cols, r, out, xs, xf); break;
+        case DType::BF16: ok = search_row<DType::BF16>(spec, src, cols, r, out, xs, xf); break;
+      }
+      if (!ok) merge(status, ref.quantize_rows(spec, src, st, cols, r, r + 1, out));
+    }
+    delete[] xs;
+    delete[] xf;
+    return status;
   }
 
   static KernelTable table(const char* isa) { return KernelTable{isa, quantize_rows, dequantize_rows, error_rows}; }

@@ -1,0 +1,228 @@
+// Scale search ("--method search"): instead of deriving a group's scale from its largest value (RTN),
+// try a small grid of scales around it and keep the one whose least-squares refit explains the group
+// best, optionally weighting each column by an importance (how strongly the model amplifies that input
+// channel). The idea is ggml's make_qx_quants; the weighting and the candidate grid are quantkit's.
+//
+// Everything here is shared by the scalar reference and the SIMD files, so it follows numeric.h's rules:
+// static inline, compiler builtins only. The candidate scoring loop is the expensive part and has SIMD
+// versions (simd_kernels.h); to match this reference bit for bit, its sums are defined in the order
+// eight SIMD lanes produce them: element j goes to lane j % 8, lanes accumulate in element order, and
+// the lanes are added as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
+#pragma once
+#include <cstdint>
+
+#include "kernels.h"
+#include "numeric.h"
+
+namespace qk {
+
+// Four candidate scales per group: "the largest |x| maps to a code end", and the same pushed one step
+// (span/64 code units) outward, which clips the largest value a little and gives the rest finer
+// steps; with one end (positive scales) two steps outward, one and one inward. Measured on both
+// bundled models, these four do as well as sixteen (docs/quality.md). The SIMD files evaluate the four
+// at once for two elements per 8-lane vector, so every lane accumulates its sums in element order
+// exactly as this reference does.
+constexpr int kCandidates = 4;
+
+// llama.cpp's IQ4_NL code: 16 non-uniform levels (more resolution near zero, where most weights are).
+static const float kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+static const float kIq4nlMids[15] = {-115.5f, -93.5f, -74, -57, -42, -28.5f, -16, -4.5f, 7, 19, 31.5f, 45.5f, 61, 79, 101};
+
+// A symmetric code: integers lo..hi (uniform), or the IQ4_NL table.
+struct SymCode {
+  bool table;
+  float lo, hi;      // the code's smallest and largest value
+  bool both_ends;    // try mapping the largest |x| to either end (the scale may then be negative)
+};
+
+static inline SymCode sym_code_for(const QuantSpec& spec) {
+  switch (spec.scheme) {
+    case Scheme::GGML_IQ4_NL: return SymCode{true, -127.0f, 113.0f, true};
+    case Scheme::GGML_Q4_0: return SymCode{false, -8.0f, 7.0f, true};
+    case Scheme::GGML_Q8_0: return SymCode{false, -128.0f, 127.0f, true};
+    default: {  // INT_SYM: compressed-tensors scales stay positive
+      const float lo = -static_cast<float>(1 << (spec.bits - 1));
+      return SymCode{false, lo, -lo - 1.0f, false};
+    }
+  }
+}
+
+// The code value nearest t (ties: the lower one for the table, even for the integers).
+static inline float code_value(const SymCode& c, float t) {
+  if (!c.table) {
+    const float r = __builtin_nearbyintf(t);
+    return r < c.lo ? c.lo : (r > c.hi ? c.hi : r);
+  }
+  int k = 0;
+  for (int m = 0; m < 15; ++m) k += t > kIq4nlMids[m] ? 1 : 0;
+  return kIq4nlValues[k];
+}
+
+// Index of the nearest code value (0-based from lo).
+static inline int code_index(const SymCode& c, float t) {
+  if (!c.table) return static_cast<int>(code_value(c, t) - c.lo);
+  int k = 0;
+  for (int m = 0; m < 15; ++m) k += t > kIq4nlMids[m] ? 1 : 0;
+  return k;
+}
+
+// The first value of largest magnitude, with its sign (0 for an all-zero group).
+static inline float first_abs_max(const float* x, int64_t g) {
+  float m = 0.0f, amax = 0.0f;
+  for (int64_t j = 0; j < g; ++j) {
+    const float a = __builtin_fabsf(x[j]);
+    if (a > amax) { amax = a; m = x[j]; }
+  }
+  return m;
+}
+
+// The ends tried for a group whose first largest-magnitude value is m.
+static inline int code_ends(const SymCode& c, float m, float ends[2]) {
+  if (c.both_ends) { ends[0] = c.lo; ends[1] = c.hi; return 2; }
+  ends[0] = m > 0.0f ? c.hi : c.lo;  // positive scale
+  return 1;
+}
+
+// The inverse scales of the candidates for a group whose first largest-magnitude value is m.
+static inline void candidate_inverses(const SymCode& c, float m, float ids[kCandidates]) {
+  const float inv_m = 1.0f / m;
+  const float step = (c.hi - c.lo) / 64.0f;
+  float ends[2];
+  const int n_ends = code_ends(c, m, ends);
+  static const float kOutwardBoth[2] = {1.0f, 0.0f};
+  static const float kOutwardOne[4] = {2.0f, 1.0f, 0.0f, -1.0f};
+  const float* outward = n_ends == 2 ? kOutwardBoth : kOutwardOne;
+  const int per = kCandidates / n_ends;
+  for (int e = 0; e < n_ends; ++e) {
+    const float dir = ends[e] > 0.0f ? step : -step;
+    for (int k = 0; k < per; ++k) ids[e * per + k] = (ends[e] + outward[k] * dir) * inv_m;
+  }
+}
+
+// Two partial sums (element j goes to j % 2), added at the end: shorter dependency chains for the
+// SIMD files (more would spill AVX2's 16 registers), the same order for everyone.
+struct Sum2 {
+  float s[2] = {0.0f, 0.0f};
+  float total() const { return s[0] + s[1]; }
+};
+
+// Keeps the best candidate by score = sumqx^2 / sumq2 (the weighted error a least-squares scale
+// removes), compared without dividing: sumqx^2 * best_q2 > best_qx^2 * sumq2, in double (no overflow
+// for any float sums). Strictly greater wins, so the first of equals stays. The scale is divided out
+// once, for the winner.
+struct SearchBest {
+  float qx = 0.0f, q2 = 0.0f;
+  bool any = false;
+  // Branch-free: which candidate wins is data-dependent, and mispredicted branches cost more than
+  // the selects.
+  void offer(float sumqx, float sumq2) {
+    const double a = static_cast<double>(sumqx) * static_cast<double>(sumqx) * static_cast<double>(q2);
+    const double b = static_cast<double>(qx) * static_cast<double>(qx) * static_cast<double>(sumq2);
+    const bool take = (sumq2 > 0.0f) & (!any | (a > b));
+    qx = take ? sumqx : qx;
+    q2 = take ? sumq2 : q2;
+    any = any | take;
+  }
+  float scale() const { return any ? qx / q2 : 0.0f; }
+};
+
+// The reference search over one group: x[0..g), importance w (nullptr: all 1). Returns the unrounded
+// scale (0 for an all-zero group).
+static inline float search_sym_scale(const SymCode& c, const float* x, const float* w, int64_t g) {
+  const float m = first_abs_max(x, g);
+  if (m == 0.0f) return 0.0f;
+  float ids[kCandidates];
+  candidate_inverses(c, m, ids);
+  SearchBest best;
+  for (int k = 0; k < kCandidates; ++k) {
+    Sum2 sqx, sq2;
+    for (int64_t j = 0; j < g; ++j) {
+      const float q = code_value(c, x[j] * ids[k]);
+      const float wq = (w ? w[j] : 1.0f) * q;
+      sqx.s[j & 1] += wq * x[j];
+      sq2.s[j & 1] += wq * q;
+    }
+    best.offer(sqx.total(), sq2.total());
+  }
+  return best.scale();
+}
+
+// Writes a ggml block (Q8_0, Q4_0, IQ4_NL) for scale d: the f16 scale, then each value's nearest code
+// for the stored (rounded) scale. Returns false when the scale does not fit f16.
+static inline bool encode_sym_block(const QuantSpec& spec, const SymCode& c, const float* x, float d, uint8_t* out) {
+  const uint16_t dh = f32_to_f16(d);
+  __builtin_memcpy(out, &dh, 2);
+  const float ds = f16_to_f32(dh);
+  if (!__builtin_isfinite(ds)) return false;
+  const float id = ds != 0.0f ? 1.0f / ds : 0.0f;
+  if (spec.scheme == Scheme::GGML_Q8_0) {
+    for (int j = 0; j < 32; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(code_value(c, x[j] * id)));
+    return true;
+  }
+  for (int j = 0; j < 16; ++j)
+    out[2 + j] = static_cast<uint8_t>(code_index(c, x[j] * id) | (code_index(c, x[j + 16] * id) << 4));
+  return true;
+}
+
+// compressed-tensors packing: value k of a row, stored as unsigned (q + 2^(bits-1)), LSB first.
+static inline void put_code(uint8_t* row, int bits, int64_t k, uint32_t u) {
+  if (bits == 8) { row[k] = static_cast<uint8_t>(u); return; }
+  uint8_t& b = row[k >> 1];
+  b = (k & 1) ? static_cast<uint8_t>((b & 0x0f) | (u << 4)) : static_cast<uint8_t>((b & 0xf0) | u);
+}
+
+// Writes an INT_SYM group for scale d (stored in the scale dtype first). False when the scale overflows.
+static inline bool encode_sym_int_group(const QuantSpec& spec, const SymCode& c, const float* x, int64_t n, float d,
+                                        uint8_t* packed_row, int64_t k0, uint8_t* scales, int64_t scale_index) {
+  const float sq = store_scale(scales, spec.scale_dtype, scale_index, d);
+  if (!__builtin_isfinite(sq)) return false;
+  float id = sq != 0.0f ? 1.0f / sq : 0.0f;
+  if (!__builtin_isfinite(id)) id = 0.0f;
+  const int32_t offset = 1 << (spec.bits - 1);
+  for (int64_t j = 0; j < n; ++j)
+    put_code(packed_row, spec.bits, k0 + j, static_cast<uint32_t>(static_cast<int32_t>(code_value(c, x[j] * id)) + offset));
+  return true;
+}
+
+// Asymmetric search (Q4_1, INT_ASYM): x ~ d * l + m with l in 0..nmax. For each candidate scale the
+// levels come from rounding, then (d, m) is the weighted least-squares fit; the candidate with the
+// smallest weighted error wins. Scalar on every ISA (the SIMD files call this one).
+struct AsymFit {
+  float d, m;
+};
+
+static inline AsymFit search_asym(const float* x, const float* w, int64_t g, float nmax) {
+  float lo = x[0], hi = x[0];
+  for (int64_t j = 1; j < g; ++j) { lo = x[j] < lo ? x[j] : lo; hi = x[j] > hi ? x[j] : hi; }
+  if (!(hi > lo)) return AsymFit{0.0f, lo};
+  AsymFit best{(hi - lo) / nmax, lo};
+  float best_err = -1.0f;
+  const float step = nmax / 64.0f;
+  for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
+    const float is = (nmax + static_cast<float>(i) * step) / (hi - lo);
+    double sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
+    for (int64_t j = 0; j < g; ++j) {
+      float l = __builtin_nearbyintf((x[j] - lo) * is);
+      l = l < 0.0f ? 0.0f : (l > nmax ? nmax : l);
+      const double wj = w ? w[j] : 1.0;
+      sw += wj; sl += wj * l; sll += wj * l * l; sx += wj * x[j]; slx += wj * l * x[j];
+    }
+    const double det = sw * sll - sl * sl;
+    if (!(det > 0)) continue;
+    const float d = static_cast<float>((sw * slx - sl * sx) / det);
+    const float m = static_cast<float>((sll * sx - sl * slx) / det);
+    if (!(d > 0.0f)) continue;
+    float err = 0.0f;
+    const float id = 1.0f / d;
+    for (int64_t j = 0; j < g; ++j) {
+      float l = __builtin_nearbyintf((x[j] - m) * id);
+      l = l < 0.0f ? 0.0f : (l > nmax ? nmax : l);
+      const float e = d * l + m - x[j];
+      err += (w ? w[j] : 1.0f) * e * e;
+    }
+    if (best_err < 0.0f || err < best_err) { best_err = err; best = AsymFit{d, m}; }
+  }
+  return best;
+}
+
+}  // namespace qk
