@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ERR_OUTPUT_LOCKED'
   | 'ERR_ACCURACY'
   | 'ERR_VERIFY'
+  | 'ERR_EVAL'
   | 'ERR_NATIVE'
   | 'ERR_IO'
   | 'ERR_HUB_NOT_FOUND'
@@ -39,6 +40,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   ERR_IO: 4,
   ERR_ACCURACY: 5,
   ERR_VERIFY: 6,
+  ERR_EVAL: 3,
   ERR_HUB_NOT_FOUND: 7,
   ERR_HUB_AUTH: 7,
   ERR_HUB_NETWORK: 7,

@@ -9,8 +9,15 @@ import { dirname, join } from 'node:path';
 import { QuantkitError } from './errors.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 
-/** Kernel schemes: ggml's Q8_0/Q4_0/Q4_1 blocks, and compressed-tensors' symmetric/asymmetric ints. */
-export type KernelScheme = 'q8_0' | 'q4_0' | 'q4_1' | 'int_sym' | 'int_asym';
+/** Kernel schemes: ggml's Q8_0/Q4_0/Q4_1/IQ4_NL blocks, and compressed-tensors' symmetric/asymmetric ints. */
+export type KernelScheme = 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'int_sym' | 'int_asym';
+
+/**
+ * How a group's scale is chosen: 'rtn' from its largest value (ggml's reference quantizers exactly),
+ * 'search' from a grid of candidates refitted by least squares, weighted by an optional per-column
+ * importance (native/src/kernels/search.h). The block layouts are the same.
+ */
+export type KernelMethod = 'rtn' | 'search';
 
 export interface KernelSpec {
   scheme: KernelScheme;
@@ -18,6 +25,8 @@ export interface KernelSpec {
   /** Elements per group (32 for the ggml schemes). */
   group: number;
   scaleDtype: FloatDtype;
+  /** Default 'rtn'; 'iq4_nl' needs 'search'. */
+  method?: KernelMethod;
 }
 
 export interface QuantizedParts {
@@ -73,11 +82,34 @@ interface TensorArgs {
 }
 
 export interface Addon {
-  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts }): Promise<QuantizeStatus>;
+  /** `weights`: one non-negative importance per column, for method 'search'. */
+  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array }): Promise<QuantizeStatus>;
   dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
   errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;
   layout(args: { spec: KernelSpec; cols: number }): LayoutInfo;
   info(): AddonInfo;
+  /** The reference Llama forward pass (native/src/model/llama.h): logits [tokens.length, vocab] into `out`. */
+  llamaLogits(args: { config: LlamaForwardConfig; weights: LlamaForwardWeights; tokens: Int32Array; out: Float32Array; threads?: number }): Promise<void>;
+}
+
+export interface LlamaForwardConfig {
+  hidden: number;
+  ffn: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocab: number;
+  normEps: number;
+  ropeTheta: number;
+}
+
+/** Row-major f32 matrices in Hugging Face orientation ([out, in]). */
+export interface LlamaForwardWeights {
+  embed: Float32Array;
+  finalNorm: Float32Array;
+  lmHead: Float32Array;
+  layers: { attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array; ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array }[];
 }
 
 let cached: Addon | undefined;

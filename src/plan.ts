@@ -17,6 +17,14 @@ export type FormatName = 'safetensors' | 'gguf' | 'gguf-raw';
 export type GgufFileType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_1' | 'mobile';
 export const GGUF_FILE_TYPES: GgufFileType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'mobile'];
 export type Mode = 'sym' | 'asym';
+/**
+ * How scales are chosen: 'rtn' from each group's largest value (ggml's reference quantizers exactly);
+ * 'search' a grid of scales refitted by least squares, weighted by a per-column importance estimated
+ * from the weights (src/quant/importance.ts); 'iq4nl' the same search over llama.cpp's non-linear
+ * IQ4_NL code (GGUF, 4-bit symmetric tensors). Every method writes standard layouts.
+ */
+export type QuantMethod = 'rtn' | 'search' | 'iq4nl';
+export const QUANT_METHODS: QuantMethod[] = ['rtn', 'search', 'iq4nl'];
 export type GroupSize = number | 'row';
 
 export interface QuantizeOptions {
@@ -25,6 +33,8 @@ export interface QuantizeOptions {
   /** Weights per scale: 32 (default), 64, 128, any other divisor of the row, or 'row' (per channel). */
   groupSize?: GroupSize;
   mode?: Mode;
+  /** Scale selection (default 'rtn'). */
+  quantMethod?: QuantMethod;
   format?: FormatName;
   /** Globs (`*` any run of characters, `?` one) of tensors kept in their dtype. */
   keep?: string[];
@@ -42,6 +52,7 @@ export interface ResolvedOptions {
   bits: 4 | 8;
   groupSize: GroupSize;
   mode: Mode;
+  quantMethod: QuantMethod;
   format: FormatName;
   keep: string[];
   bitsFor: { glob: string; re: RegExp; bits: 4 | 8 }[];
@@ -103,6 +114,8 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
     throw usage(`--group-size must be a positive integer or 'row' (got ${String(groupSize)})`);
   const mode = o.mode ?? 'sym';
   if (mode !== 'sym' && mode !== 'asym') throw usage(`mode must be sym or asym (got ${String(mode)})`);
+  const quantMethod = o.quantMethod ?? 'rtn';
+  if (!QUANT_METHODS.includes(quantMethod)) throw usage(`--method must be one of ${QUANT_METHODS.join(', ')} (got ${String(quantMethod)})`);
   const format = o.format ?? 'safetensors';
   if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw') throw usage(`--format must be safetensors, gguf or gguf-raw (got ${String(format)})`);
   if (o.ggufType !== undefined && !GGUF_FILE_TYPES.includes(o.ggufType)) throw usage(`--gguf-type must be one of ${GGUF_FILE_TYPES.join(', ')} (got ${String(o.ggufType)})`);
@@ -116,7 +129,7 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
     throw usage(`--scale-dtype must be F16, BF16 or F32 (got ${String(o.scaleDtype)})`);
   if (o.maxShardSize !== undefined && !(Number.isSafeInteger(o.maxShardSize) && o.maxShardSize > 0))
     throw usage(`--max-shard-size must be a positive number of bytes`);
-  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType };
+  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType };
   formatFor(format).checkOptions(r);
   return r;
 }

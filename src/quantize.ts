@@ -23,6 +23,7 @@ import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolve
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
+import { estimateColumnImportance } from './quant/importance.js';
 import { VERSION } from './version.js';
 import { type Estimate, estimateModel } from './estimate/estimate.js';
 import { fromCheckpoint } from './estimate/model.js';
@@ -71,8 +72,9 @@ export function defaultOutputName(model: string, o: QuantizeOptions): string {
   const g = o.groupSize ?? 32;
   const dir = resolve(model);
   const name = modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir);
-  if (o.ggufType) return `${name}-${o.ggufType}-gguf`;
-  return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}-${o.format ?? 'safetensors'}`;
+  const method = o.quantMethod && o.quantMethod !== 'rtn' ? `-${o.quantMethod}` : '';
+  if (o.ggufType) return `${name}-${o.ggufType}${method}-gguf`;
+  return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}${method}-${o.format ?? 'safetensors'}`;
 }
 
 /**
@@ -117,7 +119,7 @@ export function defaultThreads(): number {
 }
 
 /** Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. */
-async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool): Promise<Materialized> {
+async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, importance: Map<string, Float32Array>): Promise<Materialized> {
   let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
   let dtype = e.tensor.dtype;
   const t = e.treatment;
@@ -136,7 +138,7 @@ async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, cont
   const parts = allocateParts(t.spec, rows, cols, (n) => pool.acquire(n));
   const src = bytes;
   const status = await addon()
-    .quantize({ spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control })
+    .quantize({ spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control, weights: t.spec.method === 'search' ? importance.get(e.tensor.name) : undefined })
     .finally(() => pool.release(src));
   const where = { file: e.tensor.file, tensor: e.tensor.name };
   if (status.nonfinite > 0) {
@@ -184,7 +186,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
 async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Estimate | null> {
   const model = fromCheckpoint(ckpt, 'safetensors headers');
   if (!model.dims) return null;
-  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType });
+  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, quantMethod: o.quantMethod });
 }
 
 async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null): Promise<QuantizationReport> {
@@ -193,7 +195,10 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   const unlink = linkCancel(options.signal, control);
   const ticker = progressTicker(options.onProgress, 'quantize', control, plan.sourceBytes, plan.entries.length);
   const pool = new BufferPool();
-  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool), PREFETCH_BUDGET);
+  // The search weighs columns by an importance read off the weights: one pass over the norm gains,
+  // embedding and projections before writing (src/quant/importance.ts).
+  const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt) : new Map<string, Float32Array>();
+  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool, importance), PREFETCH_BUDGET);
   let written = 0;
   let previous: Materialized | undefined;
   // The writer asks for tensors one after the other: asking for the next means the previous one's

@@ -1,6 +1,6 @@
 /** The yargs options shared by `quantize` and `plan`, and their conversion into library options. */
 import type { Argv } from 'yargs';
-import { type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions } from '../plan.js';
+import { type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
 import { parseSize } from './units.js';
@@ -12,6 +12,7 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row'" })
     .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture)' })
     .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'GGUF file type: F32, F16, BF16, Q8_0, Q4_0, Q4_1 or mobile (default: from --bits/--asym)' })
+    .option('method', { type: 'string', choices: QUANT_METHODS, default: 'rtn', describe: 'scale selection: rtn (round to nearest, ggml reference), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
     .option('keep', { type: 'string', array: true, describe: 'glob of tensors to keep unquantized (repeatable)' })
@@ -28,6 +29,7 @@ export interface QuantizeArgs {
   'group-size': string;
   format: string;
   'gguf-type'?: string;
+  method?: string;
   sym?: boolean;
   asym?: boolean;
   keep?: string[];
@@ -58,6 +60,7 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     bits: a.bits as 4 | 8,
     groupSize,
     mode: a.asym ? 'asym' : 'sym',
+    ...(a.method !== undefined && a.method !== 'rtn' ? { quantMethod: a.method as QuantMethod } : {}),
     format: a.format as FormatName,
     ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),
     ...(a.keep ? { keep: a.keep } : {}),

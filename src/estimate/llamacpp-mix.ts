@@ -14,7 +14,7 @@ import type { EstimateModel } from './model.js';
 import { tensorRole } from './weights.js';
 
 /** Weights per block and bytes per block: ggml's table (GGML_TYPES) plus the IQ types quantkit never writes. */
-const IQ_BLOCKS = { IQ4_NL: [32, 18], IQ2_XXS: [256, 66], IQ3_S: [256, 110], IQ4_XS: [256, 136] } as const;
+const IQ_BLOCKS = { IQ2_XXS: [256, 66], IQ3_S: [256, 110], IQ4_XS: [256, 136] } as const;
 type BlockType = Exclude<GgmlType, 'I8' | 'I16' | 'I32' | 'I64' | 'F64'> | keyof typeof IQ_BLOCKS;
 const BLOCKS = { ...Object.fromEntries(Object.entries(GGML_TYPES).map(([k, [, blck, size]]) => [k, [blck, size]])), ...IQ_BLOCKS } as Record<BlockType, readonly [number, number]>;
 

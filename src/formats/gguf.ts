@@ -27,11 +27,11 @@ import { type GgufArchitecture, ggufArchitecture, moreBits } from './gguf-arch.j
 import { GGML_TYPES, type GgmlType, GgufReader, type GgufKV, GgufValueType, alignUp, encodeGgufHeader, GGUF_DEFAULT_ALIGNMENT } from './gguf-container.js';
 import { ggufTokenizerMetadata } from './gguf-tokenizer.js';
 
-const SCHEME_TYPE: Record<'q8_0' | 'q4_0' | 'q4_1', GgmlType> = { q8_0: 'Q8_0', q4_0: 'Q4_0', q4_1: 'Q4_1' };
-const TYPE_SCHEME: Partial<Record<GgmlType, KernelScheme>> = { Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_1: 'q4_1' };
+const SCHEME_TYPE: Record<'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl', GgmlType> = { q8_0: 'Q8_0', q4_0: 'Q4_0', q4_1: 'Q4_1', iq4_nl: 'IQ4_NL' };
+const TYPE_SCHEME: Partial<Record<GgmlType, KernelScheme>> = { Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_1: 'q4_1', IQ4_NL: 'iq4_nl' };
 /** Safetensors dtypes GGUF can store as they are. */
 const STORABLE: Partial<Record<Dtype, GgmlType>> = { F32: 'F32', F16: 'F16', BF16: 'BF16', I8: 'I8', I16: 'I16', I32: 'I32', I64: 'I64', F64: 'F64' };
-const FILE_TYPES: Partial<Record<GgmlType, number>> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, BF16: 32 };
+const FILE_TYPES: Partial<Record<GgmlType, number>> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, IQ4_NL: 25, BF16: 32 };
 /** Metadata key mapping a runnable file's tensor names to the checkpoint's (verify reads it). */
 export const SOURCES_KEY = 'quantkit.sources';
 
@@ -131,6 +131,7 @@ function makeFormat(runnable: boolean): OutputFormat {
       if (o.groupSize !== 32) throw usage(`GGUF's Q8_0/Q4_0/Q4_1 blocks hold 32 weights: --group-size must be 32 with --format gguf (got ${o.groupSize})`);
       if (o.mode === 'asym' && (o.bits === 8 || o.bitsFor.some((r) => r.bits === 8)) && !o.ggufType)
         throw usage('GGUF has no asymmetric 8-bit weight type: use --sym for 8 bits (Q8_0)');
+      if (o.quantMethod === 'iq4nl' && o.mode === 'asym') throw usage('IQ4_NL is a symmetric code: --method iq4nl needs --sym');
       if (o.scaleDtype !== undefined && o.scaleDtype !== 'F16') throw usage('GGUF block types store F16 scales: --scale-dtype must be F16 with --format gguf');
       if (o.maxShardSize !== undefined) throw usage('--max-shard-size applies to --format safetensors only');
     },
@@ -161,9 +162,11 @@ function makeFormat(runnable: boolean): OutputFormat {
         // llama.cpp's kernels take F16 rows of any length on every backend.
         return keep(`row length ${view.cols} is not a multiple of 32 (ggml block size): ${type} cannot hold it, F16 instead`, 'F16');
       }
-      const scheme = type === 'Q8_0' ? 'q8_0' : type === 'Q4_1' ? 'q4_1' : 'q4_0';
-      const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16' as FloatDtype };
-      return { kind: 'quantize', spec, view, label: SCHEME_TYPE[scheme], ...placement };
+      // --method iq4nl: IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
+      const scheme = type === 'Q8_0' ? 'q8_0' : type === 'Q4_1' ? 'q4_1' : o.quantMethod === 'iq4nl' ? 'iq4_nl' : 'q4_0';
+      const search = o.quantMethod !== 'rtn';
+      const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16' as FloatDtype, ...(search ? { method: 'search' as const } : {}) };
+      return { kind: 'quantize', spec, view, label: `${SCHEME_TYPE[scheme]}${search && scheme !== 'iq4_nl' ? ' search' : ''}`, ...placement };
     },
 
     tensorBytes(t, tr) {
@@ -247,7 +250,7 @@ async function readBackGguf(dir: string): Promise<ReadBack> {
     }
     const cols = t.ne[0]!;
     const rows = t.ne.slice(1).reduce((a, b) => a * b, 1);
-    const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16' };
+    const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16', ...(scheme === 'iq4_nl' ? { method: 'search' as const } : {}) };
     return { name: t.name, ...source, kind: 'quantize', spec, view: { rows, cols }, label: t.type, bytes: t.bytes, load: async (alloc) => ({ data: await reader.read(t, alloc?.(t.bytes)) }) };
   });
   return { format: 'gguf', tensors, runnable: !!sourcesKv, close: () => reader.close() };

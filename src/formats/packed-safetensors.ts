@@ -38,7 +38,7 @@ export function fallbackGroup(n: number, g: number): number {
 }
 
 export function groupLabel(spec: KernelSpec, cols: number): string {
-  return `int${spec.bits} ${spec.group === cols ? 'row' : `g${spec.group}`} ${spec.scheme === 'int_asym' ? 'asym' : 'sym'}`;
+  return `int${spec.bits} ${spec.group === cols ? 'row' : `g${spec.group}`} ${spec.scheme === 'int_asym' ? 'asym' : 'sym'}${spec.method === 'search' ? ' search' : ''}`;
 }
 
 function outputTensors(t: CheckpointTensor, tr: Treatment): TensorEntry[] {
@@ -157,7 +157,9 @@ async function readTensorI32(ckpt: Checkpoint, t: CheckpointTensor): Promise<Int
 export const packedSafetensorsFormat: OutputFormat = {
   name: 'safetensors',
 
-  checkOptions() {},
+  checkOptions(o: ResolvedOptions) {
+    if (o.quantMethod === 'iq4nl') throw new QuantkitError('ERR_USAGE', "--method iq4nl writes llama.cpp's IQ4_NL blocks: use --format gguf (compressed-tensors has no non-linear code)");
+  },
 
   decide(t, generic: GenericDecision, o: ResolvedOptions, ckpt): Treatment {
     if ('keep' in generic) return { kind: 'keep', outDtype: t.dtype, reason: generic.keep };
@@ -172,6 +174,7 @@ export const packedSafetensorsFormat: OutputFormat = {
       bits: generic.bits,
       group,
       scaleDtype: o.scaleDtype ?? modelDtype(ckpt) ?? (t.dtype as FloatDtype),
+      ...(o.quantMethod === 'search' ? { method: 'search' as const } : {}),
     };
     const note = group !== want
       ? `group ${want} does not divide rows of ${view.cols}: using ${group === view.cols ? 'one scale per row' : `groups of ${group}`}`

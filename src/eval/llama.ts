@@ -1,0 +1,120 @@
+/**
+ * The Llama-family model the reference forward pass runs (native/src/model/llama.cc): dimensions from
+ * config.json, weights from a checkpoint as f32, optionally replaced tensor by tensor with what a
+ * quantization plan would store (quantized, then dequantized: exactly the values a runtime computes with).
+ */
+import type { Checkpoint, CheckpointTensor, ModelConfig } from '../checkpoint.js';
+import { convertTensor, toFloat32 } from '../convert.js';
+import { QuantkitError } from '../errors.js';
+import { addon, allocateParts, type LlamaForwardConfig, type LlamaForwardWeights } from '../native.js';
+import type { Plan } from '../plan.js';
+import type { FloatDtype } from '../safetensors/dtypes.js';
+
+/** Architectures the forward pass computes exactly (no attention biases, no sliding window in play). */
+export const EVAL_ARCHITECTURES = ['llama', 'mistral'];
+
+export function llamaConfig(config: ModelConfig | null, file: string): LlamaForwardConfig {
+  const type = String(config?.model_type ?? '');
+  if (!config || !EVAL_ARCHITECTURES.includes(type))
+    throw new QuantkitError('ERR_EVAL', `the reference forward pass covers model_type ${EVAL_ARCHITECTURES.join(', ')} (this is '${type || 'unknown'}')`, { file });
+  const num = (k: string, fallback?: number): number => {
+    const v = config[k] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new QuantkitError('ERR_EVAL', `config.json: ${k} must be a positive number`, { file });
+    return v;
+  };
+  const hidden = num('hidden_size');
+  const heads = num('num_attention_heads');
+  const scaling = config.rope_scaling;
+  if (scaling !== null && scaling !== undefined) throw new QuantkitError('ERR_EVAL', 'config.json: rope_scaling is not supported by the reference forward pass', { file });
+  return {
+    hidden,
+    ffn: num('intermediate_size'),
+    layers: num('num_hidden_layers'),
+    heads,
+    kvHeads: num('num_key_value_heads', heads),
+    headDim: num('head_dim', hidden / heads),
+    vocab: num('vocab_size'),
+    normEps: num('rms_norm_eps', 1e-6),
+    ropeTheta: num('rope_theta', 10000),
+  };
+}
+
+/** Replaces a tensor's values (f32, Hugging Face orientation) with what a plan stores for it. */
+export type TensorValues = (tensor: CheckpointTensor, values: Float32Array) => Promise<Float32Array>;
+
+export class LlamaModel {
+  private constructor(
+    readonly config: LlamaForwardConfig,
+    private readonly weights: LlamaForwardWeights,
+  ) {}
+
+  /** Loads every weight of `ckpt` as f32; `values` (when given) turns each into its quantized version. */
+  static async load(ckpt: Checkpoint, values?: TensorValues): Promise<LlamaModel> {
+    const config = llamaConfig(ckpt.config, ckpt.dir);
+    const byName = new Map(ckpt.tensors.map((t) => [t.name, t]));
+    const cache = new Map<string, Float32Array>();
+    const get = async (name: string): Promise<Float32Array> => {
+      const t = byName.get(name) ?? byName.get(ckpt.aliases.get(name) ?? '');
+      if (!t) throw new QuantkitError('ERR_EVAL', `tensor '${name}' is missing`, { file: ckpt.dir });
+      if (/\.bias$/.test(t.name)) throw new QuantkitError('ERR_EVAL', 'biases are not supported', { file: ckpt.dir, tensor: t.name });
+      let v = cache.get(t.name);
+      if (!v) {
+        v = toFloat32(await ckpt.read(t), t.dtype);
+        if (values) v = await values(t, v);
+        cache.set(t.name, v);  // a tied weight is read (and quantized) once
+      }
+      return v;
+    };
+    if (ckpt.tensors.some((t) => /\.bias$/.test(t.name)))
+      throw new QuantkitError('ERR_EVAL', 'the reference forward pass has no biases (this checkpoint has some)', { file: ckpt.dir });
+    const layers: LlamaForwardWeights['layers'] = [];
+    for (let l = 0; l < config.layers; l++) {
+      const p = `model.layers.${l}.`;
+      layers.push({
+        attnNorm: await get(`${p}input_layernorm.weight`),
+        wq: await get(`${p}self_attn.q_proj.weight`),
+        wk: await get(`${p}self_attn.k_proj.weight`),
+        wv: await get(`${p}self_attn.v_proj.weight`),
+        wo: await get(`${p}self_attn.o_proj.weight`),
+        ffnNorm: await get(`${p}post_attention_layernorm.weight`),
+        wGate: await get(`${p}mlp.gate_proj.weight`),
+        wUp: await get(`${p}mlp.up_proj.weight`),
+        wDown: await get(`${p}mlp.down_proj.weight`),
+      });
+    }
+    const embed = await get('model.embed_tokens.weight');
+    const lmHead = byName.has('lm_head.weight') || ckpt.aliases.has('lm_head.weight') ? await get('lm_head.weight') : embed;
+    return new LlamaModel(config, { embed, finalNorm: await get('model.norm.weight'), lmHead, layers });
+  }
+
+  /** Logits [tokens.length, vocab] of one causal sequence. */
+  async logits(tokens: readonly number[], threads = 1): Promise<Float32Array> {
+    const out = new Float32Array(tokens.length * this.config.vocab);
+    await addon().llamaLogits({ config: this.config, weights: this.weights, tokens: Int32Array.from(tokens), out, threads });
+    return out;
+  }
+}
+
+/**
+ * The values a plan stores for each tensor: quantized ones go through the kernels and back, kept ones
+ * through their output dtype. Format transforms (GGUF's q/k row order, Gemma's norm offset) are left
+ * out: runtimes undo them, and quantization groups run along rows, so a row permutation changes nothing.
+ */
+export function planValues(plan: Plan, importance: Map<string, Float32Array> = new Map()): TensorValues {
+  const entries = new Map(plan.entries.map((e) => [e.tensor.name, e]));
+  return async (tensor, values) => {
+    const e = entries.get(tensor.name);
+    if (!e) return values;
+    const t = e.treatment;
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    if (t.kind === 'keep') return t.outDtype === 'F32' ? values : toFloat32(convertTensor(bytes, 'F32', t.outDtype, { tensor: tensor.name }), t.outDtype);
+    const { rows, cols } = t.view;
+    const parts = allocateParts(t.spec, rows, cols);
+    const weights = t.spec.method === 'search' ? importance.get(tensor.name) : undefined;
+    const status = await addon().quantize({ spec: t.spec, rows, cols, src: bytes, srcDtype: 'F32' as FloatDtype, out: parts, weights });
+    if (status.nonfinite || status.scaleOverflow) throw new QuantkitError('ERR_NONFINITE', 'cannot quantize for evaluation (NaN/Inf or scale overflow)', { tensor: tensor.name });
+    const out = new Float32Array(rows * cols);
+    await addon().dequantize({ spec: t.spec, rows, cols, parts, out });
+    return out;
+  };
+}

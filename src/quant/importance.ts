@@ -1,0 +1,125 @@
+/**
+ * Per-column importance for the scale search, estimated from the weights alone (no calibration data).
+ *
+ * A quantization error in column j of a matrix costs in proportion to how large input j is. In a
+ * pre-norm transformer the input of q/k/v (and of gate/up, and of the output head) is
+ * RMSNorm(residual) * g, so column j is scaled by the norm gain g_j and by how large residual
+ * dimension j is relative to the others. Both can be read off the checkpoint:
+ *  - g is stored (Gemma stores g - 1);
+ *  - the residual's per-dimension variance starts as the embedding's (mean of E[:, j]^2 over the
+ *    vocabulary) and grows by what each block writes into it: the o_proj and down_proj rows, weighted
+ *    by a rough estimate of their inputs' variances (v_proj rows through the attention norm; gate and
+ *    up rows through the MLP norm). The 0.5 and 0.3 factors stand for attention averaging and the
+ *    SiLU gate's shrinkage; they are heuristics, checked by perplexity, not derived.
+ * Other matrices (o_proj, down_proj, anything unrecognised) get no weights: their inputs are not
+ * normalised, and estimating them was no better in our measurements (docs/quality.md).
+ *
+ * Recognises Llama-style names (Llama, Mistral, Qwen2, Gemma, the bundled models); for anything else
+ * the result is empty and the search runs unweighted.
+ */
+import type { Checkpoint, CheckpointTensor } from '../checkpoint.js';
+import { toFloat32 } from '../convert.js';
+
+const ATTN_INPUTS = ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight'];
+const MLP_INPUTS = ['mlp.gate_proj.weight', 'mlp.up_proj.weight'];
+
+function mean(a: Float32Array): number {
+  let s = 0;
+  for (const v of a) s += v;
+  return s / a.length;
+}
+
+/** sum_i W[j, i]^2 * a[i] for every row j. */
+function weightedRowSquares(w: Float32Array, rows: number, cols: number, a: Float32Array): Float32Array {
+  const out = new Float32Array(rows);
+  for (let j = 0; j < rows; j++) {
+    let s = 0;
+    const base = j * cols;
+    for (let i = 0; i < cols; i++) s += w[base + i]! * w[base + i]! * a[i]!;
+    out[j] = s;
+  }
+  return out;
+}
+
+/** g^2 * r / mean(r): the importance of each input column of a matrix fed by RMSNorm(residual) * g. */
+function normalisedInput(gain: Float32Array, residual: Float32Array): Float32Array {
+  const m = mean(residual) || 1;
+  return gain.map((g, i) => g * g * (residual[i]! / m));
+}
+
+/**
+ * Column importance by tensor name (as stored in the checkpoint; a tied output head shares the
+ * embedding's entry). Reads each matrix it needs once, one at a time.
+ */
+export async function estimateColumnImportance(ckpt: Checkpoint): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  const byName = new Map(ckpt.tensors.map((t) => [t.name, t]));
+  const stored = (name: string): CheckpointTensor | undefined => byName.get(name) ?? byName.get(ckpt.aliases.get(name) ?? '');
+  const config = ckpt.config ?? {};
+  const layers = Number(config.num_hidden_layers);
+  const embed = stored('model.embed_tokens.weight');
+  if (!embed || embed.shape.length !== 2 || !Number.isSafeInteger(layers) || layers < 1) return out;
+  const hidden = embed.shape[1]!;
+  const addOne = config.model_type === 'gemma' || config.model_type === 'gemma2';
+  const read = async (t: CheckpointTensor) => toFloat32(await ckpt.read(t), t.dtype);
+  const gain = async (name: string): Promise<Float32Array | undefined> => {
+    const t = stored(name);
+    if (!t || t.shape.length !== 1 || t.shape[0] !== hidden) return undefined;
+    const g = await read(t);
+    return addOne ? g.map((v) => v + 1) : g;
+  };
+
+  // The residual stream's per-dimension variance, starting from the embedding rows.
+  const residual = new Float32Array(hidden);
+  {
+    const e = await read(embed);
+    const rows = embed.shape[0]!;
+    for (let r = 0; r < rows; r++) for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + e[r * hidden + i]! * e[r * hidden + i]!;
+    for (let i = 0; i < hidden; i++) residual[i] = residual[i]! / rows;
+  }
+  const heads = Number(config.num_attention_heads);
+  const kvHeads = Number(config.num_key_value_heads ?? heads);
+  for (let l = 0; l < layers; l++) {
+    const p = `model.layers.${l}.`;
+    const gAttn = await gain(`${p}input_layernorm.weight`);
+    if (!gAttn) return out;
+    const attnIn = normalisedInput(gAttn, residual);
+    for (const n of ATTN_INPUTS) {
+      const t = stored(p + n);
+      if (t?.shape[1] === hidden) out.set(t.name, attnIn);
+    }
+
+    const v = stored(`${p}self_attn.v_proj.weight`), o = stored(`${p}self_attn.o_proj.weight`);
+    if (v && o && v.shape[1] === hidden && o.shape[0] === hidden && Number.isSafeInteger(heads) && kvHeads > 0 && heads % kvHeads === 0) {
+      const rn = attnIn;  // g^2 * r / mean(r)
+      const sv = weightedRowSquares(await read(v), v.shape[0]!, hidden, rn);
+      const headDim = v.shape[0]! / kvHeads;
+      const oCols = o.shape[1]!;
+      const so = new Float32Array(oCols);
+      for (let c = 0; c < oCols; c++) so[c] = sv[Math.floor(c / headDim / (heads / kvHeads)) * headDim + (c % headDim)] ?? 0;
+      const add = weightedRowSquares(await read(o), hidden, oCols, so);
+      for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + 0.5 * add[i]!;
+    }
+
+    const gMlp = await gain(`${p}post_attention_layernorm.weight`);
+    if (!gMlp) return out;
+    const mlpIn = normalisedInput(gMlp, residual);
+    for (const n of MLP_INPUTS) {
+      const t = stored(p + n);
+      if (t?.shape[1] === hidden) out.set(t.name, mlpIn);
+    }
+    const up = stored(`${p}mlp.up_proj.weight`), gate = stored(`${p}mlp.gate_proj.weight`), down = stored(`${p}mlp.down_proj.weight`);
+    if (up && gate && down && down.shape[0] === hidden) {
+      const ffn = up.shape[0]!;
+      const su = weightedRowSquares(await read(up), ffn, hidden, mlpIn);
+      const sg = weightedRowSquares(await read(gate), ffn, hidden, mlpIn);
+      const sd = su.map((u, j) => 0.3 * u * sg[j]!);
+      const add = weightedRowSquares(await read(down), hidden, ffn, sd);
+      for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + add[i]!;
+    }
+  }
+  const gFinal = await gain('model.norm.weight');
+  const head = stored('lm_head.weight') ?? embed;
+  if (gFinal && head.shape[1] === hidden) out.set(head.name, normalisedInput(gFinal, residual));
+  return out;
+}
