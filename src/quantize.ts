@@ -255,7 +255,7 @@ export function jsonReplacer(_key: string, value: unknown): unknown {
 }
 
 /** Moves the finished directory into place; an existing output (with --force) is replaced only now. */
-async function publish(tmp: string, out: string): Promise<void> {
+export async function publish(tmp: string, out: string): Promise<void> {
   if (await pathExists(out, 'ERR_IO')) {
     const old = `${out}.quantkit-old-${process.pid}-${randomBytes(4).toString('hex')}`;
     await rename(out, old).catch((e) => {

@@ -6,6 +6,7 @@ import { InfoCommand } from './commands/InfoCommand.js';
 import { PlanCommand } from './commands/PlanCommand.js';
 import { PullCommand } from './commands/PullCommand.js';
 import { QuantizeCommand } from './commands/QuantizeCommand.js';
+import { ReportCommand } from './commands/ReportCommand.js';
 import { VerifyCommand } from './commands/VerifyCommand.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -16,9 +17,10 @@ export async function main(argv: string[]): Promise<number> {
       .command(PlanCommand)
       .command(VerifyCommand)
       .command(EstimateCommand)
+      .command(ReportCommand)
       .command(PullCommand)
       .command(InfoCommand)
-      .demandCommand(1, 'name a command: quantize, plan, verify, estimate, pull or info')
+      .demandCommand(1, 'name a command: quantize, plan, verify, estimate, report, pull or info')
       .strict()
       .fail((msg, err) => {
         throw err ?? new QuantkitError('ERR_USAGE', msg);

@@ -2,7 +2,7 @@
 import type { Plan } from '../plan.js';
 import type { QuantizationReport } from '../quantize.js';
 import type { VerifyResult } from '../verify.js';
-import { formatBytes } from './units.js';
+import { formatBytes } from '../units.js';
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 

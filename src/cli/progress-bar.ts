@@ -1,6 +1,6 @@
 /** A one-line progress bar on stderr, drawn only when stderr is a terminal. */
 import type { Progress } from '../quantize.js';
-import { formatBytes } from './units.js';
+import { formatBytes } from '../units.js';
 
 export function progressBar(stream: NodeJS.WriteStream = process.stderr): { update(p: Progress): void; done(): void } {
   if (!stream.isTTY) return { update() {}, done() {} };

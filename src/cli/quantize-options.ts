@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
-import { parseSize } from './units.js';
+import { parseSize } from '../units.js';
 
 export function withQuantizeOptions<T>(y: Argv<T>) {
   return y

@@ -4,11 +4,9 @@
  * quantization plan would store (quantized, then dequantized: exactly the values a runtime computes with).
  */
 import type { Checkpoint, CheckpointTensor, ModelConfig } from '../checkpoint.js';
-import { convertTensor, toFloat32 } from '../convert.js';
+import { toFloat32 } from '../convert.js';
 import { QuantkitError } from '../errors.js';
-import { addon, allocateParts, type LlamaForwardConfig, type LlamaForwardWeights } from '../native.js';
-import type { Plan } from '../plan.js';
-import type { FloatDtype } from '../safetensors/dtypes.js';
+import { addon, type LlamaForwardConfig, type LlamaForwardWeights } from '../native.js';
 
 /** Architectures the forward pass computes exactly (no attention biases, no sliding window in play). */
 export const EVAL_ARCHITECTURES = ['llama', 'mistral'];
@@ -93,28 +91,4 @@ export class LlamaModel {
     await addon().llamaLogits({ config: this.config, weights: this.weights, tokens: Int32Array.from(tokens), out, threads });
     return out;
   }
-}
-
-/**
- * The values a plan stores for each tensor: quantized ones go through the kernels and back, kept ones
- * through their output dtype. Format transforms (GGUF's q/k row order, Gemma's norm offset) are left
- * out: runtimes undo them, and quantization groups run along rows, so a row permutation changes nothing.
- */
-export function planValues(plan: Plan, importance: Map<string, Float32Array> = new Map()): TensorValues {
-  const entries = new Map(plan.entries.map((e) => [e.tensor.name, e]));
-  return async (tensor, values) => {
-    const e = entries.get(tensor.name);
-    if (!e) return values;
-    const t = e.treatment;
-    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    if (t.kind === 'keep') return t.outDtype === 'F32' ? values : toFloat32(convertTensor(bytes, 'F32', t.outDtype, { tensor: tensor.name }), t.outDtype);
-    const { rows, cols } = t.view;
-    const parts = allocateParts(t.spec, rows, cols);
-    const weights = t.spec.method === 'search' ? importance.get(tensor.name) : undefined;
-    const status = await addon().quantize({ spec: t.spec, rows, cols, src: bytes, srcDtype: 'F32' as FloatDtype, out: parts, weights });
-    if (status.nonfinite || status.scaleOverflow) throw new QuantkitError('ERR_NONFINITE', 'cannot quantize for evaluation (NaN/Inf or scale overflow)', { tensor: tensor.name });
-    const out = new Float32Array(rows * cols);
-    await addon().dequantize({ spec: t.spec, rows, cols, parts, out });
-    return out;
-  };
 }

@@ -148,13 +148,12 @@ bool searched_int_group(const QuantSpec& spec, const float* x, const float* w, i
     const SymCode c = sym_code_for(spec);
     return encode_sym_int_group(spec, c, x, n, search_sym_scale(c, x, w, n), packed_row, k0, scales, scale_index);
   }
-  const AsymFit f = search_asym(x, w, n, qmax - qmin);
-  const float sq = store_scale(scales, spec.scale_dtype, scale_index, f.d);
+  const IntAsymFit f = search_asym_int(x, w, n, qmin, qmax);
+  const float sq = store_scale(scales, spec.scale_dtype, scale_index, f.s);
   if (!std::isfinite(sq)) return false;
   float id = sq != 0.0f ? 1.0f / sq : 0.0f;
   if (!std::isfinite(id)) id = 0.0f;
-  // x ~ s * (q - zp) with q = l + qmin: the fitted minimum m sits at level 0, so zp = qmin - m / s.
-  const float zp = std::min(qmax, std::max(qmin, std::nearbyint(qmin - f.m * id)));
+  const float zp = f.zp;
   *zero = static_cast<int8_t>(zp);
   for (int64_t j = 0; j < n; ++j) {
     const float q = std::min(qmax, std::max(qmin, std::nearbyint(x[j] * id) + zp));

@@ -225,4 +225,46 @@ static inline AsymFit search_asym(const float* x, const float* w, int64_t g, flo
   return best;
 }
 
+// compressed-tensors' asymmetric groups: x ~ s * (q - zp) with an integer zero point, so the fitted
+// minimum must sit on the scale's grid; fitting (d, m) freely and rounding m afterwards loses what the
+// fit gained. Each candidate scale fixes zp (zero stays exactly representable, as in RTN), assigns
+// levels, then refits s with zp fixed by weighted least squares; the candidate whose refit removes the
+// most weighted error wins (the same comparison as SearchBest, in double).
+struct IntAsymFit {
+  float s, zp;
+};
+
+static inline IntAsymFit search_asym_int(const float* x, const float* w, int64_t g, float qmin, float qmax) {
+  float lo = 0.0f, hi = 0.0f;
+  for (int64_t j = 0; j < g; ++j) { lo = x[j] < lo ? x[j] : lo; hi = x[j] > hi ? x[j] : hi; }
+  const float levels = qmax - qmin;
+  if (!(hi > lo)) return IntAsymFit{0.0f, qmin};
+  IntAsymFit best{(hi - lo) / levels, 0.0f};
+  best.zp = __builtin_nearbyintf(qmin - lo / best.s);
+  best.zp = best.zp < qmin ? qmin : (best.zp > qmax ? qmax : best.zp);
+  double best_a = 0.0, best_b = 0.0;
+  bool any = false;
+  const float step = levels / 64.0f;
+  for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
+    const float sc = (hi - lo) / (levels + static_cast<float>(i) * step);
+    float zp = __builtin_nearbyintf(qmin - lo / sc);
+    zp = zp < qmin ? qmin : (zp > qmax ? qmax : zp);
+    const float isc = 1.0f / sc;
+    double a = 0.0, b = 0.0;
+    for (int64_t j = 0; j < g; ++j) {
+      float q = __builtin_nearbyintf(x[j] * isc) + zp;
+      q = q < qmin ? qmin : (q > qmax ? qmax : q);
+      const double l = static_cast<double>(q - zp), wj = w ? w[j] : 1.0;
+      a += wj * l * x[j];
+      b += wj * l * l;
+    }
+    if (!(b > 0.0) || !(a > 0.0)) continue;
+    if (!any || a * a * best_b > best_a * best_a * b) {
+      best_a = a; best_b = b; any = true;
+      best = IntAsymFit{static_cast<float>(a / b), zp};
+    }
+  }
+  return best;
+}
+
 }  // namespace qk

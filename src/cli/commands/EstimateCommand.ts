@@ -3,7 +3,7 @@ import { QuantkitError } from '../../errors.js';
 import { type Estimate, type EstimateOptions, estimate } from '../../estimate/index.js';
 import { WEIGHT_DTYPES, type WeightDtype } from '../../estimate/weights.js';
 import { GGUF_FILE_TYPES, type GgufFileType, type GroupSize } from '../../plan.js';
-import { formatBytes, parseSize } from '../units.js';
+import { formatBytes, parseSize } from '../../units.js';
 
 interface EstimateArgs {
   target: string;

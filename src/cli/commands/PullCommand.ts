@@ -4,7 +4,7 @@ import { parseRepoId } from '../../hub/client.js';
 import { pull } from '../../hub/pull.js';
 import { progressBar } from '../progress-bar.js';
 import { abortOnSigint } from '../signals.js';
-import { formatBytes } from '../units.js';
+import { formatBytes } from '../../units.js';
 
 interface Args {
   repo: string;

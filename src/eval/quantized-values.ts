@@ -1,0 +1,65 @@
+/**
+ * Quantizes a checkpoint in memory as a plan says, without writing a file: per-tensor error sums (the
+ * same kernels and sums verify uses), and optionally the dequantized f32 values a runtime would compute
+ * with, for the reference forward pass.
+ *
+ * Format transforms (GGUF's q/k row order, Gemma's norm offset) are left out: runtimes undo them, and
+ * quantization groups run along rows, so a row permutation changes neither the values nor the errors.
+ */
+import type { Checkpoint } from '../checkpoint.js';
+import { convertTensor, toFloat32 } from '../convert.js';
+import { QuantkitError } from '../errors.js';
+import { addon, allocateParts, type ErrorSums } from '../native.js';
+import type { Plan } from '../plan.js';
+import { type FloatDtype, isKernelFloat } from '../safetensors/dtypes.js';
+
+export interface TensorError {
+  name: string;
+  /** e.g. "Q4_0", "IQ4_NL", "int4 g32 sym search". */
+  format: string;
+  params: number;
+  sums: ErrorSums;
+}
+
+export interface QuantizedModel {
+  /** f32 values by checkpoint tensor name (only with `keepValues`). */
+  values: Map<string, Float32Array>;
+  errors: TensorError[];
+}
+
+export async function quantizeInMemory(
+  ckpt: Checkpoint,
+  plan: Plan,
+  o: { importance?: Map<string, Float32Array>; threads?: number; keepValues?: boolean; signal?: AbortSignal } = {},
+): Promise<QuantizedModel> {
+  const values = new Map<string, Float32Array>();
+  const errors: TensorError[] = [];
+  for (const e of plan.entries) {
+    o.signal?.throwIfAborted();
+    const t = e.treatment;
+    const where = { file: e.tensor.file, tensor: e.tensor.name };
+    if (t.kind === 'keep') {
+      if (o.keepValues && isKernelFloat(e.tensor.dtype) && isKernelFloat(t.outDtype)) {
+        const bytes = convertTensor(await ckpt.read(e.tensor), e.tensor.dtype, t.outDtype, where);
+        values.set(e.tensor.name, toFloat32(bytes, t.outDtype));
+      }
+      continue;
+    }
+    const src = await ckpt.read(e.tensor);
+    const srcDtype = e.tensor.dtype as FloatDtype;
+    const { rows, cols } = t.view;
+    const parts = allocateParts(t.spec, rows, cols);
+    const weights = t.spec.method === 'search' ? o.importance?.get(e.tensor.name) : undefined;
+    const status = await addon().quantize({ spec: t.spec, rows, cols, src, srcDtype, out: parts, weights, threads: o.threads });
+    if (status.nonfinite > 0) throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s)`, where);
+    if (status.scaleOverflow > 0) throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype}`, where);
+    const sums = await addon().errorStats({ spec: t.spec, rows, cols, src, srcDtype, parts, threads: o.threads });
+    errors.push({ name: e.tensor.name, format: t.label, params: rows * cols, sums });
+    if (o.keepValues) {
+      const out = new Float32Array(rows * cols);
+      await addon().dequantize({ spec: t.spec, rows, cols, parts, out, threads: o.threads });
+      values.set(e.tensor.name, out);
+    }
+  }
+  return { values, errors };
+}

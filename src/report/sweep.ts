@@ -1,0 +1,227 @@
+/**
+ * The accuracy-vs-size sweep behind `quantkit report`: every combination of bits, group size, mode,
+ * method and format that quantize accepts, planned by the same planner, quantized in memory by the
+ * same kernels, and measured: bits per weight and exact packed size (the plan), weight error per tensor
+ * and overall, predicted inference memory (the estimator), and, where the reference forward pass covers
+ * the architecture, perplexity, KL divergence and top-1 agreement against the original.
+ */
+import { availableParallelism } from 'node:os';
+import { Checkpoint } from '../checkpoint.js';
+import { QuantkitError } from '../errors.js';
+import { EVAL_ARCHITECTURES, LlamaModel } from '../eval/llama.js';
+import { type Divergence, type Perplexity, Reference, readDocuments, tokenSequences } from '../eval/perplexity.js';
+import { quantizeInMemory } from '../eval/quantized-values.js';
+import { Tokenizer } from '../eval/tokenizer.js';
+import { estimateModel } from '../estimate/estimate.js';
+import { fromCheckpoint } from '../estimate/model.js';
+import { type FormatName, type GroupSize, type Mode, type QuantMethod, planQuantization } from '../plan.js';
+import { estimateColumnImportance } from '../quant/importance.js';
+import { metricsFromSums } from '../verify.js';
+import { join } from 'node:path';
+import { pathExists } from '../checkpoint.js';
+
+export interface SweepAxes {
+  bits: (4 | 8)[];
+  groupSizes: GroupSize[];
+  modes: Mode[];
+  methods: QuantMethod[];
+  formats: FormatName[];
+}
+
+export interface ReportOptions extends Partial<SweepAxes> {
+  /** Evaluation text (documents separated by `<|endoftext|>` lines); default: the bundled TinyStories excerpt. */
+  evalFile?: string;
+  /** Tokens per document, BOS included (default 512). */
+  maxTokens?: number;
+  /** Skip the model-level evaluation (weight error, sizes and memory only). */
+  weightsOnly?: boolean;
+  /** Passed to every variant's plan, as in quantize. */
+  keep?: string[];
+  bitsFor?: string[];
+  threads?: number;
+  signal?: AbortSignal;
+  /** One line per step (variant planned, evaluated). */
+  onProgress?: (message: string) => void;
+}
+
+export const DEFAULT_AXES: SweepAxes = { bits: [4, 8], groupSizes: [32, 128], modes: ['sym', 'asym'], methods: ['rtn', 'search', 'iq4nl'], formats: ['safetensors', 'gguf'] };
+
+export interface WeightError {
+  rel_rmse: number;
+  rmse: number;
+  max_abs_err: number;
+  snr_db: number | null;
+}
+
+export interface VariantResult {
+  label: string;
+  bits: 4 | 8;
+  group_size: GroupSize;
+  mode: Mode;
+  method: QuantMethod;
+  format: FormatName;
+  /** Average stored bits per quantized weight (scales and zero points included). */
+  bits_per_weight: number;
+  /** Exact bytes of the files quantize would write. */
+  packed_bytes: number;
+  quantized_params: number;
+  weight_error: WeightError;
+  tensors: ({ name: string; format: string; params: number } & WeightError)[];
+  /** Inference peak (GPU allocator, batch 1, 2,048 tokens, as `estimate` predicts it) and its weights. */
+  predicted_memory: { inference_peak_bytes: number; weights_bytes: number } | null;
+  model: Divergence | null;
+  pareto: { rel_rmse: boolean; perplexity: boolean };
+}
+
+export interface SkippedVariant {
+  label: string;
+  reason: string;
+}
+
+export interface SweepResult {
+  model: string;
+  source_params: number;
+  source_bytes: number;
+  eval: { file: string; documents: number; tokens: number; max_tokens: number; original: Perplexity } | null;
+  eval_skipped: string | null;
+  variants: VariantResult[];
+  skipped: SkippedVariant[];
+}
+
+function labelOf(v: { bits: number; groupSize: GroupSize; mode: Mode; method: QuantMethod; format: FormatName }): string {
+  return `${v.format} int${v.bits} ${v.groupSize === 'row' ? 'row' : `g${v.groupSize}`} ${v.mode} ${v.method}`;
+}
+
+function weightError(s: { sumSqErr: number; sumSqRef: number; maxAbsErr: number; count: number }): WeightError {
+  const m = metricsFromSums(s);
+  return { rel_rmse: m.relRmse, rmse: m.rmse, max_abs_err: m.maxAbsErr, snr_db: Number.isFinite(m.snrDb) ? m.snrDb : null };
+}
+
+/** Marks the points no other point beats on both axes (fewer bits and lower metric). */
+export function paretoFront(points: { x: number; y: number }[]): boolean[] {
+  return points.map((p, i) => !points.some((q, j) => j !== i && q.x <= p.x && q.y <= p.y && (q.x < p.x || q.y < p.y)));
+}
+
+export function defaultEvalFile(root: string): string {
+  return join(root, 'data', 'tinystories-valid-excerpt.txt');
+}
+
+export async function runSweep(model: string, o: ReportOptions, root: string): Promise<SweepResult> {
+  const axes: SweepAxes = {
+    bits: o.bits ?? DEFAULT_AXES.bits,
+    groupSizes: o.groupSizes ?? DEFAULT_AXES.groupSizes,
+    modes: o.modes ?? DEFAULT_AXES.modes,
+    methods: o.methods ?? DEFAULT_AXES.methods,
+    formats: o.formats ?? DEFAULT_AXES.formats,
+  };
+  for (const [k, v] of Object.entries(axes)) if ((v as unknown[]).length === 0) throw new QuantkitError('ERR_USAGE', `report: the ${k} list is empty`);
+  const threads = o.threads ?? availableParallelism();
+  const progress = o.onProgress ?? (() => undefined);
+  const ckpt = await Checkpoint.open(model);
+  try {
+    // The original model's log-probabilities, once.
+    let reference: Reference | null = null;
+    let evalInfo: SweepResult['eval'] = null;
+    let evalSkipped: string | null = o.weightsOnly ? 'weights only (--no-eval)' : null;
+    if (!o.weightsOnly) {
+      const type = String(ckpt.config?.model_type ?? 'unknown');
+      const tokFile = join(ckpt.dir, 'tokenizer.json');
+      if (!EVAL_ARCHITECTURES.includes(type)) evalSkipped = `the reference forward pass covers ${EVAL_ARCHITECTURES.join(', ')}, not ${type}`;
+      else if (!(await pathExists(tokFile))) evalSkipped = 'no tokenizer.json beside the weights';
+      else {
+        const file = o.evalFile ?? defaultEvalFile(root);
+        const maxTokens = o.maxTokens ?? 512;
+        if (!(Number.isSafeInteger(maxTokens) && maxTokens >= 2)) throw new QuantkitError('ERR_USAGE', '--max-tokens must be an integer >= 2');
+        const tok = await Tokenizer.fromFile(tokFile);
+        const bos = Number(ckpt.config?.bos_token_id ?? 1);
+        const docs = await readDocuments(file);
+        const seqs = tokenSequences(docs, tok, bos, maxTokens);
+        if (seqs.length === 0) throw new QuantkitError('ERR_EVAL', 'the evaluation text has no document of two or more tokens', { file });
+        progress(`evaluating the original on ${seqs.length} documents`);
+        reference = await Reference.compute(await LlamaModel.load(ckpt), seqs, threads);
+        evalInfo = { file, documents: seqs.length, tokens: reference.result.tokens, max_tokens: maxTokens, original: reference.result };
+      }
+    }
+    const needsImportance = axes.methods.some((m) => m !== 'rtn');
+    const importance = needsImportance ? await estimateColumnImportance(ckpt) : new Map<string, Float32Array>();
+    const estimateBase = fromCheckpoint(ckpt, 'safetensors headers');
+
+    const variants: VariantResult[] = [];
+    const skipped: SkippedVariant[] = [];
+    for (const format of axes.formats)
+      for (const bits of axes.bits)
+        for (const groupSize of axes.groupSizes)
+          for (const mode of axes.modes)
+            for (const method of axes.methods) {
+              o.signal?.throwIfAborted();
+              const label = labelOf({ bits, groupSize, mode, method, format });
+              if (method === 'iq4nl' && bits === 8) {
+                skipped.push({ label, reason: 'IQ4_NL is a 4-bit code (8-bit tensors would repeat the search variant)' });
+                continue;
+              }
+              const options = { bits, groupSize, mode, quantMethod: method, format, keep: o.keep, bitsFor: o.bitsFor };
+              let plan;
+              try {
+                plan = await planQuantization(ckpt, options);
+              } catch (e) {
+                if (e instanceof QuantkitError && (e.code === 'ERR_USAGE' || e.code === 'ERR_PLAN')) {
+                  skipped.push({ label, reason: e.message });
+                  continue;
+                }
+                throw e;
+              }
+              if (plan.quantizedParams === 0) {
+                skipped.push({ label, reason: 'no tensor is quantized' });
+                continue;
+              }
+              progress(`${label}: quantizing`);
+              const q = await quantizeInMemory(ckpt, plan, { importance, threads, keepValues: reference !== null, signal: o.signal });
+              const total = { sumSqErr: 0, sumSqRef: 0, maxAbsErr: 0, count: 0 };
+              for (const t of q.errors) {
+                total.sumSqErr += t.sums.sumSqErr;
+                total.sumSqRef += t.sums.sumSqRef;
+                total.maxAbsErr = Math.max(total.maxAbsErr, t.sums.maxAbsErr);
+                total.count += t.sums.count;
+              }
+              let modelResult: Divergence | null = null;
+              if (reference) {
+                progress(`${label}: perplexity`);
+                const m = await LlamaModel.load(ckpt, async (t, v) => q.values.get(t.name) ?? v);
+                modelResult = await reference.compare(m, threads);
+              }
+              const est = estimateBase.dims ? await estimateModel(estimateBase, { scenario: 'inference', ...options }) : null;
+              variants.push({
+                label,
+                bits,
+                group_size: groupSize,
+                mode,
+                method,
+                format,
+                bits_per_weight: plan.bitsPerQuantizedWeight,
+                packed_bytes: plan.outputBytes,
+                quantized_params: plan.quantizedParams,
+                weight_error: weightError(total),
+                tensors: q.errors.map((t) => ({ name: t.name, format: t.format, params: t.params, ...weightError(t.sums) })),
+                predicted_memory: est ? { inference_peak_bytes: est.peak_bytes, weights_bytes: est.components.weights ?? 0 } : null,
+                model: modelResult,
+                pareto: { rel_rmse: false, perplexity: false },
+              });
+            }
+    const rel = paretoFront(variants.map((v) => ({ x: v.bits_per_weight, y: v.weight_error.rel_rmse })));
+    const withPpl = variants.filter((v) => v.model);
+    const ppl = paretoFront(withPpl.map((v) => ({ x: v.bits_per_weight, y: v.model!.perplexity })));
+    variants.forEach((v, i) => (v.pareto.rel_rmse = rel[i]!));
+    withPpl.forEach((v, i) => (v.pareto.perplexity = ppl[i]!));
+    return {
+      model: ckpt.dir,
+      source_params: ckpt.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0),
+      source_bytes: ckpt.totalBytes,
+      eval: evalInfo,
+      eval_skipped: evalSkipped,
+      variants,
+      skipped,
+    };
+  } finally {
+    await ckpt.close();
+  }
+}
