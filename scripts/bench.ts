@@ -44,7 +44,7 @@ function randomBf16(n: number): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-async function kernels(copy: number) {
+async function kernels(copy: number, only?: RegExp) {
   const rows = 8192, cols = 4096;
   const src = randomBf16(rows * cols);
   const info = A.info();
@@ -57,14 +57,22 @@ async function kernels(copy: number) {
     ['int4 g32 sym', { scheme: 'int_sym', bits: 4, group: 32, scaleDtype: 'BF16' }],
     ['int8 g32 sym', { scheme: 'int_sym', bits: 8, group: 32, scaleDtype: 'BF16' }],
     ['int4 g128 asym', { scheme: 'int_asym', bits: 4, group: 128, scaleDtype: 'BF16' }],
+    // --method search / iq4nl (column importance given, as quantize passes it)
+    ['Q4_0 search', { scheme: 'q4_0', bits: 4, group: 32, scaleDtype: 'F16', method: 'search' }],
+    ['IQ4_NL search', { scheme: 'iq4_nl', bits: 4, group: 32, scaleDtype: 'F16', method: 'search' }],
+    ['Q8_0 search', { scheme: 'q8_0', bits: 8, group: 32, scaleDtype: 'F16', method: 'search' }],
+    ['int4 g32 search', { scheme: 'int_sym', bits: 4, group: 32, scaleDtype: 'BF16', method: 'search' }],
+    ['Q4_1 search', { scheme: 'q4_1', bits: 4, group: 32, scaleDtype: 'F16', method: 'search' }],
   ];
+  const weights = Float32Array.from({ length: cols }, (_, i) => 0.5 + ((i * 2654435761) % 1000) / 1000);
   for (const [label, spec] of specs) {
+    if (only && !only.test(label)) continue;
     const out = allocateParts(spec, rows, cols);
     for (const threads of [1, 2]) {
       const times: number[] = [];
       for (let i = 0; i < 5; i++) {
         const t = process.hrtime.bigint();
-        await A.quantize({ spec, rows, cols, src, srcDtype: 'BF16', out, threads });
+        await A.quantize({ spec, rows, cols, src, srcDtype: 'BF16', out, threads, weights: spec.method === 'search' ? weights : undefined });
         times.push(Number(process.hrtime.bigint() - t) / 1e9);
       }
       const sec = median(times), rate = src.length / sec;
@@ -133,6 +141,8 @@ if (mode === 'scale') {
   if (!scaleDir) throw new Error('usage: npm run bench -- scale DIR');
   console.log(`memcpy ${gb(copy)} GB/s; disk (dd 1 GiB, fsync): ${diskWriteRate()}`);
   await endToEnd([scaleDir], 1, copy);
+} else if (mode === 'kernels') {
+  await kernels(copy, scaleDir ? new RegExp(scaleDir) : undefined);
 } else {
   await kernels(copy);
   await endToEnd(['models/stories260k', 'models/tinystories-656k'], 3, copy);

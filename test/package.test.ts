@@ -4,7 +4,7 @@
  * model and a small TypeScript file type-checks against the published .d.ts (and a wrong one does not).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, statSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from './helpers/models.js';
@@ -55,18 +55,25 @@ describe('npm package', () => {
     const run = sh('npx', ['quantize', '--bits', '4', 'node_modules/quantkit/models/stories260k', '-o', 'out', '-q'], app, env);
     expect(run.code, run.out).toBe(0);
     expect(readdirSync(join(app, 'out')).some((f) => f.endsWith('.safetensors'))).toBe(true);
+    // report finds the evaluation text shipped in the package (data/) and runs the forward pass.
+    const rep = sh('npx', ['quantkit', 'report', 'node_modules/quantkit/models/stories260k', '--bits', '4', '--group-size', '32', '--mode', 'sym', '--method', 'iq4nl', '--format', 'gguf', '-o', 'rep'], app, env);
+    expect(rep.code, rep.out).toBe(0);
+    expect(JSON.parse(readFileSync(join(app, 'rep', 'report.json'), 'utf8')).eval.tokens).toBe(6989);
 
     writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: false, types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] }, include: ['check.ts'] }));
     writeFileSync(join(app, 'check.ts'), [
-      "import { quantize, estimate, pull, verifyOutput, QuantkitError, type EstimateOptions, type QuantizeRunOptions } from 'quantkit';",
+      "import { quantize, estimate, pull, verifyOutput, report, QuantkitError, type EstimateOptions, type QuantizeRunOptions, type ReportRunOptions } from 'quantkit';",
       "const options: QuantizeRunOptions = { bits: 4, format: 'gguf', ggufType: 'mobile', onProgress: (p) => console.log(p.phase, p.bytesDone), signal: AbortSignal.timeout(60_000) };",
       "const scenario: EstimateOptions = { scenario: 'finetune', method: 'qlora', gpu: 'T4' };",
       'export async function pipeline(): Promise<number> {',
       "  const { snapshot } = await pull('org/name', { revision: 'main' });",
       '  const e = await estimate(snapshot, scenario);',
-      '  const { output, report } = await quantize(snapshot, options);',
+      '  const { output, report: written } = await quantize(snapshot, options);',
       '  const v = await verifyOutput(output, snapshot);',
-      '  if (!(e instanceof QuantkitError)) return e.peak_bytes + report.totals.relRmse + v.totals.rmse;',
+      "  const sweep: ReportRunOptions = { bits: [4], methods: ['rtn', 'iq4nl'], formats: ['gguf'], output: 'sweep' };",
+      '  const r = await report(snapshot, sweep);',
+      '  if (r.report.variants[0]?.model?.perplexity === undefined) return -1;',
+      '  if (!(e instanceof QuantkitError)) return e.peak_bytes + written.totals.relRmse + v.totals.rmse;',
       '  return 0;',
       '}',
     ].join('\n'));

@@ -59,6 +59,7 @@ function textSteps(tj: TokenizerJson, file: string): Step[] {
 
 export class Tokenizer {
   private readonly ranks = new Map<string, number>();
+  private readonly pieces: string[] = [];
 
   private constructor(
     private readonly vocab: Map<string, number>,
@@ -68,6 +69,7 @@ export class Tokenizer {
     private readonly unkId: number | undefined,
     readonly vocabSize: number,
   ) {
+    for (const [t, id] of vocab) this.pieces[id] = t;
     merges.forEach(([a, b], i) => {
       const key = `${a} ${b}`;
       if (!this.ranks.has(key)) this.ranks.set(key, i);
@@ -120,6 +122,23 @@ export class Tokenizer {
       if (ids[ids.length - 1] !== this.unkId) ids.push(this.unkId);  // fuse_unk
     }
     return ids;
+  }
+
+  /**
+   * Text of token ids, as the SentencePiece-style decoders do: '▁' back to spaces, byte tokens
+   * (<0xNN>) joined into UTF-8, the one leading space the normalizer added removed.
+   */
+  decode(ids: readonly number[]): string {
+    const bytes: number[] = [];
+    for (const id of ids) {
+      const p = this.pieces[id];
+      if (p === undefined) continue;
+      const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(p);
+      if (byte) bytes.push(parseInt(byte[1]!, 16));
+      else bytes.push(...Buffer.from(p.split(SPACE_MARK).join(' '), 'utf8'));
+    }
+    const text = Buffer.from(bytes).toString('utf8');
+    return this.steps.some((s) => s.type === 'prepend') && text.startsWith(' ') ? text.slice(1) : text;
   }
 
   /** Lowest-rank-first merging of adjacent symbols (O(n²) per word; evaluation texts are short). */

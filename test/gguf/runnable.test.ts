@@ -13,6 +13,8 @@ import { GgufReader } from '../../src/formats/gguf-container.js';
 import { planQuantization } from '../../src/plan.js';
 import { quantize } from '../../src/quantize.js';
 import { Checkpoint } from '../../src/checkpoint.js';
+import { readDocuments } from '../../src/eval/perplexity.js';
+import { Tokenizer } from '../../src/eval/tokenizer.js';
 import { ROOT, STORIES260K, TINYSTORIES656K, tempDir } from '../helpers/models.js';
 
 const dir = tempDir('quantkit-gguf-');
@@ -39,7 +41,13 @@ beforeAll(async () => {
       const { output, plan } = await quantize(model, { bits: 4, format: 'gguf', ggufType: t, output: join(dir, `${name}-${t}`), threads: 1 });
       files[name]![t] = join(output, plan.files[0]!.name);
     }
-}, 120_000);
+  // The improved methods write the same block layouts (Q4_0 with searched scales) or llama.cpp's IQ4_NL.
+  for (const [name, model] of Object.entries(MODELS))
+    for (const m of ['search', 'iq4nl'] as const) {
+      const { output, plan } = await quantize(model, { bits: 4, format: 'gguf', quantMethod: m, output: join(dir, `${name}-${m}`), threads: 1 });
+      files[name]![m] = join(output, plan.files[0]!.name);
+    }
+}, 180_000);
 
 describe('runnable GGUF files', () => {
   it('carry llama.cpp names, hyper-parameters and tokenizer, read back by @huggingface/gguf', async () => {
@@ -136,10 +144,16 @@ describe('llama.cpp runs them', () => {
   const reference = { stories260k: [3.3109, 6989], 'tinystories-656k': [15.1265, 3187] } as const;
   for (const name of Object.keys(MODELS) as (keyof typeof MODELS)[])
     it(`${name}: F16 perplexity matches the reference; Q8_0, Q4_0 and mobile stay close to F16`, async () => {
-      const r = await llama('compare', files[name]!.F16!, { candidates: [files[name]!.Q8_0, files[name]!.Q4_0, files[name]!.mobile], text: EVAL, maxTokens: 512 });
+      const r = await llama('compare', files[name]!.F16!, { candidates: [files[name]!.Q8_0, files[name]!.Q4_0, files[name]!.mobile, files[name]!.search, files[name]!.iq4nl], text: EVAL, maxTokens: 512 });
       expect(r.reference.predicted).toBe(reference[name][1]); // our tokenizer export tokenizes like Hugging Face's
       expect(r.reference.ppl).toBeCloseTo(reference[name][0], 2);
-      const [q8, q4, mobile] = r.candidates;
+      const [q8, q4, mobile, search, iq4nl] = r.candidates;
+      // --method search / iq4nl: llama.cpp runs them unchanged, the same size as Q4_0, closer to F16.
+      expect(search.size).toBe(q4.size);
+      expect(iq4nl.size).toBe(q4.size);
+      expect(search.klMean).toBeLessThan(q4.klMean);
+      expect(iq4nl.klMean).toBeLessThan(0.85 * q4.klMean);
+      expect(iq4nl.top1).toBeGreaterThan(q4.top1);
       expect(q8.top1).toBeGreaterThan(0.97);
       expect(q8.klMean).toBeLessThan(0.005);
       expect(q4.klMean).toBeLessThan(0.2);
@@ -148,7 +162,16 @@ describe('llama.cpp runs them', () => {
       expect(mobile.klMean).toBeLessThan(q4.klMean);
       expect(mobile.size).toBeGreaterThan(q4.size);
       console.log(`${name} (llama.cpp, ${r.reference.predicted} tokens): F16 ppl ${r.reference.ppl.toFixed(4)}; ` + r.candidates.map((c: any) => `${c.file.split('/').pop()}: ppl ${c.ppl.toFixed(4)}, KL mean ${c.klMean.toFixed(5)}, p99 ${c.klP99.toFixed(4)}, top-1 ${(100 * c.top1).toFixed(2)}%`).join('; '));
-    }, 120_000);
+    }, 180_000);
+
+  for (const name of Object.keys(MODELS) as (keyof typeof MODELS)[])
+    it(`${name}: quantkit's TypeScript tokenizer gives llama.cpp's ids for every evaluation story`, async () => {
+      const tok = await Tokenizer.fromFile(join(MODELS[name], 'tokenizer.json'));
+      const stories = await readDocuments(EVAL);
+      const r = await llama('tokenize', files[name]!.F16!, { texts: stories });
+      expect(r.tokens).toHaveLength(21);
+      stories.forEach((s, i) => expect(tok.encode(s), `story ${i}`).toEqual(r.tokens[i]));
+    }, 60_000);
 });
 
 describe('GPT-2-style byte-level BPE tokenizers (Llama 3, Qwen2)', () => {

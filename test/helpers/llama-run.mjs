@@ -3,7 +3,7 @@
 // Prints one JSON line.
 //   node llama-run.mjs generate FILE '{"prompt": "Once upon a time", "maxTokens": 40}'
 //   node llama-run.mjs memory FILE '{"contextSize": 512, "batchSize": 512}'
-//   node llama-run.mjs tokenize FILE '{"text": "..."}'
+//   node llama-run.mjs tokenize FILE '{"text": "..."}'   (or {"texts": [...]}: one id list each)
 //   node llama-run.mjs compare REFERENCE '{"candidates": [FILE...], "text": PATH, "maxTokens": 512}'
 // Greedy decoding and the comparison read llama.cpp's full next-token distributions
 // (controlledEvaluate), so no sampler setting can change them.
@@ -63,7 +63,8 @@ if (mode === 'memory') {
   await context.dispose();
 } else if (mode === 'tokenize') {
   const model = await llama.loadModel({ modelPath: file });
-  console.log(JSON.stringify({ tokens: model.tokenize(args.text).map(Number), bos: model.tokens.bos, eos: model.tokens.eos }));
+  const one = (t) => model.tokenize(t).map(Number);
+  console.log(JSON.stringify({ tokens: args.texts ? args.texts.map(one) : one(args.text), bos: model.tokens.bos, eos: model.tokens.eos }));
 } else if (mode === 'generate') {
   const { model, sequence } = await open(file);
   const prompt = [model.tokens.bos, ...model.tokenize(args.prompt)];
