@@ -40,6 +40,12 @@ struct Avx2Ops {
   static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   using C8 = CandidatesAvx;
   static F add_if_gt(F acc, F t, F mid, F step) { return _mm256_add_ps(acc, _mm256_and_ps(_mm256_cmp_ps(t, mid, _CMP_GT_OQ), step)); }
+  // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
+  static I iq4nl_index(F t) {
+    F c = _mm256_round_ps(_mm256_add_ps(t, t), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+    c = _mm256_min_ps(_mm256_max_ps(c, _mm256_set1_ps(static_cast<float>(kIq4nlLutLow))), _mm256_set1_ps(static_cast<float>(kIq4nlLutHigh)));  // NaN -> low end
+    return _mm256_i32gather_epi32(kIq4nlByCeil2t.index, _mm256_sub_epi32(_mm256_cvtps_epi32(c), _mm256_set1_epi32(kIq4nlLutLow)), 4);
+  }
   static F round_even(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   // roundf: half away from zero. t = trunc(a); the remainder a - t is exact for |a| < 2^23 (larger
   // values are integers already, remainder 0).

@@ -21,6 +21,15 @@ struct CandidatesAvx {
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
   static V round_even(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // The IQ4_NL value nearest each lane's t: one gather from kIq4nlByCeil2t (search.h).
+  static V iq4nl(V t) {
+    V c = _mm256_round_ps(_mm256_add_ps(t, t), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+    // max/min return their second operand for NaN: a NaN t (0 * inf) lands on the low end, as the
+    // reference's comparisons (all false) put it; nothing outside the table is ever gathered.
+    c = _mm256_min_ps(_mm256_max_ps(c, _mm256_set1_ps(static_cast<float>(qk::kIq4nlLutLow))), _mm256_set1_ps(static_cast<float>(qk::kIq4nlLutHigh)));
+    const __m256i idx = _mm256_sub_epi32(_mm256_cvtps_epi32(c), _mm256_set1_epi32(qk::kIq4nlLutLow));
+    return _mm256_i32gather_ps(qk::kIq4nlByCeil2t.v, idx, 4);
+  }
   // acc + (t > mid ? step : 0)
   static V add_if_gt(V acc, V t, V mid, V step) { return _mm256_add_ps(acc, _mm256_and_ps(_mm256_cmp_ps(t, mid, _CMP_GT_OQ), step)); }
 };

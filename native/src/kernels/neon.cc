@@ -51,9 +51,21 @@ struct NeonOps {
       return vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(t, mid), vreinterpretq_u32_f32(step))));
     }
     static V add_if_gt(V acc, V t, V mid, V step) { return V{gt_step(acc.a, t.a, mid.a, step.a), gt_step(acc.b, t.b, mid.b, step.b)}; }
+    // The IQ4_NL value nearest t: lo plus the step at every midpoint below t (exact: integers).
+    static V iq4nl(V t) {
+      V q = set1(kIq4nlValues[0]);
+      for (int s = 0; s < 15; ++s) q = add_if_gt(q, t, set1(kIq4nlMids[s]), set1(kIq4nlValues[s + 1] - kIq4nlValues[s]));
+      return q;
+    }
   };
   static F add_if_gt(F acc, F t, F mid, F step) {
     return vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(t, mid), vreinterpretq_u32_f32(step))));
+  }
+  // code_index for IQ4_NL: one per midpoint below t.
+  static I iq4nl_index(F t) {
+    F n = vdupq_n_f32(0.0f);
+    for (int s = 0; s < 15; ++s) n = add_if_gt(n, t, vdupq_n_f32(kIq4nlMids[s]), vdupq_n_f32(1.0f));
+    return vcvtq_s32_f32(n);
   }
   static F round_even(F a) { return vrndnq_f32(a); }
   static F round_away(F a) { return vrndaq_f32(a); }

@@ -427,8 +427,7 @@ struct SimdKernels {
         const CV t = C::mul(xj, vid);
         CV q;
         if (TABLE) {
-          q = lo;
-          for (int s = 0; s < 15; ++s) q = C::add_if_gt(q, t, C::set1(kIq4nlMids[s]), C::set1(kIq4nlValues[s + 1] - kIq4nlValues[s]));
+          q = C::iq4nl(t);
         } else {
           q = C::min(hi, C::max(lo, C::round_even(t)));
         }
@@ -445,11 +444,18 @@ struct SimdKernels {
   }
 
   // first_abs_max (search.h) over a group held in chunks: the largest magnitude as an integer
-  // reduction, then the sign of the first element that has it.
-  static float group_abs_max(const Chunk* xs, int64_t chunks) {
+  // reduction, then the sign of the first element that has it. False when the group holds NaN/Inf
+  // (their bits are above every finite magnitude's), which sends the row to the reference.
+  static bool group_abs_max(const Chunk* xs, int64_t chunks, float* out) {
     I a = O::iset1(0);
     for (int64_t ci = 0; ci < chunks; ++ci) a = abs_max_bits(xs[ci], a);
-    const float amax = from_bits(O::hmax_i(a));
+    const int32_t bits = O::hmax_i(a);
+    if (bits >= kInfBits) return false;
+    *out = group_signed_max(xs, chunks, from_bits(bits));
+    return true;
+  }
+
+  static float group_signed_max(const Chunk* xs, int64_t chunks, float amax) {
     if (amax == 0.0f) return 0.0f;
     const F va = O::set1(amax);
     for (int64_t ci = 0; ci < chunks; ++ci)
@@ -466,10 +472,7 @@ struct SimdKernels {
     for (int k = 0; k < V; ++k) {
       const F t = O::mul(x.v[k], vid);
       if (TABLE) {
-        F n = O::set1(0.0f);
-        const F one = O::set1(1.0f);
-        for (int s = 0; s < 15; ++s) n = O::add_if_gt(n, t, O::set1(kIq4nlMids[s]), one);
-        q[k] = O::cvtt(n);
+        q[k] = O::iq4nl_index(t);
       } else {
         q[k] = O::cvtt(O::sub(O::min(O::set1(c.hi), O::max(O::set1(c.lo), O::round_even(t))), O::set1(c.lo)));
       }
@@ -528,10 +531,10 @@ struct SimdKernels {
     for (int64_t gi = 0; gi < groups; ++gi) {
       for (int64_t ci = 0; ci < chunks; ++ci) {
         xs[ci] = load32<ST>(src, r * cols + gi * g + ci * 32);
-        if (nonfinite(xs[ci])) return false;
         for (int k = 0; k < V; ++k) O::store(xf + ci * 32 + k * N, xs[ci].v[k]);
       }
-      const float m = group_abs_max(xs, chunks);
+      float m;
+      if (!group_abs_max(xs, chunks, &m)) return false;
       const float* w = spec.weights ? spec.weights + gi * g : nullptr;
       const float d = c.table ? search_sym<true>(c, xf, w, g, m) : search_sym<false>(c, xf, w, g, m);
       if (ggml) {
