@@ -261,15 +261,16 @@ static inline IntAsymFit search_asym_int(const float* x, const float* w, int64_t
   const float levels = qmax - qmin;
   if (!(hi > lo)) return IntAsymFit{0.0f, qmin};
   IntAsymFit best{(hi - lo) / levels, 0.0f};
+  // Clamps written so that NaN (a scale that underflowed to 0) becomes qmin.
   best.zp = __builtin_nearbyintf(qmin - lo / best.s);
-  best.zp = best.zp < qmin ? qmin : (best.zp > qmax ? qmax : best.zp);
+  best.zp = best.zp >= qmin ? (best.zp <= qmax ? best.zp : qmax) : qmin;
   double best_a = 0.0, best_b = 0.0;
   bool any = false;
   const float step = levels / 64.0f;
   for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
     const float sc = (hi - lo) / (levels + static_cast<float>(i) * step);
     float zp = __builtin_nearbyintf(qmin - lo / sc);
-    zp = zp < qmin ? qmin : (zp > qmax ? qmax : zp);
+    zp = zp >= qmin ? (zp <= qmax ? zp : qmax) : qmin;
     const float isc = 1.0f / sc;
     double a = 0.0, b = 0.0;
     for (int64_t j = 0; j < g; ++j) {
