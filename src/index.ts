@@ -25,5 +25,5 @@ export { parseHeader, type SafetensorsHeader, type TensorInfo } from './safetens
 export { DTYPE_SIZES, type Dtype, type FloatDtype } from './safetensors/dtypes.js';
 export { GgufReader, encodeGgufHeader, GGML_TYPES, type GgmlType, type GgufFile, type GgufKV } from './formats/gguf-container.js';
 export { addon, type KernelSpec, type KernelScheme, type KernelMethod, type QuantizedParts, type ErrorSums, type AddonInfo, type LlamaForwardConfig, type LlamaForwardWeights } from './native.js';
-export { QuantkitError, EXIT_CODES, type ErrorCode } from './errors.js';
+export { QuantkitError, UsageError, SafetensorsError, ModelError, WeightValueError, OutputError, AccuracyError, VerifyError, HubError, NativeError, AbortedError, EXIT_CODES, type ErrorCode } from './errors.js';
 export { VERSION } from './version.js';
