@@ -5,6 +5,7 @@
  * Every figure comes with the ISA, threads, bytes, seconds, GB/s and its ratio to memcpy measured
  * in the same run (this machine is shared and noisy: compare ratios, not absolute numbers).
  */
+import { randomBf16 } from './random-bf16.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,17 +33,6 @@ function memcpyRate(bytes: number): number {
   return bytes / median(times);
 }
 
-function randomBf16(n: number): Uint8Array {
-  const out = new Uint16Array(n);
-  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
-  let s = 1;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    f[0] = (s / 2 ** 32 - 0.5) * 0.04 * (i % 997 === 0 ? 10 : 1);
-    out[i] = u[0]! >>> 16;
-  }
-  return new Uint8Array(out.buffer);
-}
 
 async function kernels(copy: number, only?: RegExp) {
   const rows = 8192, cols = 4096;

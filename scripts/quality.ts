@@ -22,6 +22,7 @@ import { addon, allocateParts, type KernelSpec } from '../src/native.js';
 import { type QuantizeOptions, planQuantization } from '../src/plan.js';
 import { estimateColumnImportance } from '../src/quant/importance.js';
 import { metricsFromSums } from '../src/verify.js';
+import { randomBf16 } from './random-bf16.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const EVAL = join(ROOT, 'data', 'tinystories-valid-excerpt.txt');
@@ -73,16 +74,6 @@ async function relRmse(spec: KernelSpec, src: Uint8Array, rows: number, cols: nu
   return metricsFromSums(await addon().errorStats({ spec, rows, cols, src, srcDtype: 'F32', parts })).relRmse;
 }
 
-function bf16(n: number): Uint8Array {
-  const f = new Float32Array(1), u = new Uint32Array(f.buffer), out = new Uint16Array(n);
-  let s = 1;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    f[0] = (s / 2 ** 32 - 0.5) * 0.04 * (i % 997 === 0 ? 10 : 1);
-    out[i] = u[0]! >>> 16;
-  }
-  return new Uint8Array(out.buffer);
-}
 
 async function speed(spec: KernelSpec, src: Uint8Array, rows: number, cols: number, threads: number, weights?: Float32Array): Promise<number> {
   const out = allocateParts(spec, rows, cols);
@@ -124,7 +115,7 @@ for (const cols of [3072, 8192]) {
 }
 
 console.log('\nKernel speed, bf16 input 8192 x 4096, GB/s of input (median of 5)');
-const rows = 8192, cols = 4096, src = bf16(rows * cols);
+const rows = 8192, cols = 4096, src = randomBf16(rows * cols);
 const weights = Float32Array.from({ length: cols }, (_, i) => 0.5 + ((i * 2654435761) % 1000) / 1000);
 for (const [label, spec] of [
   ['Q4_0 rtn', { scheme: 'q4_0', bits: 4, group: 32, scaleDtype: 'F16' }],

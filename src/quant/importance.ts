@@ -77,17 +77,24 @@ export async function estimateColumnImportance(ckpt: Checkpoint): Promise<Map<st
     for (let r = 0; r < rows; r++) for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + e[r * hidden + i]! * e[r * hidden + i]!;
     for (let i = 0; i < hidden; i++) residual[i] = residual[i]! / rows;
   }
+  // Gives the matrices fed by RMSNorm(residual) * g (norm `gainName`) their importance; undefined when
+  // the norm is missing (then the estimate stops: later layers would be guesses).
+  const normalisedInputs = async (gainName: string, names: string[]): Promise<Float32Array | undefined> => {
+    const g = await gain(gainName);
+    if (!g) return undefined;
+    const importance = normalisedInput(g, residual);
+    for (const n of names) {
+      const t = stored(n);
+      if (t?.shape[1] === hidden) out.set(t.name, importance);
+    }
+    return importance;
+  };
   const heads = Number(config.num_attention_heads);
   const kvHeads = Number(config.num_key_value_heads ?? heads);
   for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}.`;
-    const gAttn = await gain(`${p}input_layernorm.weight`);
-    if (!gAttn) return out;
-    const attnIn = normalisedInput(gAttn, residual);
-    for (const n of ATTN_INPUTS) {
-      const t = stored(p + n);
-      if (t?.shape[1] === hidden) out.set(t.name, attnIn);
-    }
+    const attnIn = await normalisedInputs(`${p}input_layernorm.weight`, ATTN_INPUTS.map((n) => p + n));
+    if (!attnIn) return out;
 
     const v = stored(`${p}self_attn.v_proj.weight`), o = stored(`${p}self_attn.o_proj.weight`);
     if (v && o && v.shape[1] === hidden && o.shape[0] === hidden && Number.isSafeInteger(heads) && kvHeads > 0 && heads % kvHeads === 0) {
@@ -101,13 +108,8 @@ export async function estimateColumnImportance(ckpt: Checkpoint): Promise<Map<st
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + 0.5 * add[i]!;
     }
 
-    const gMlp = await gain(`${p}post_attention_layernorm.weight`);
-    if (!gMlp) return out;
-    const mlpIn = normalisedInput(gMlp, residual);
-    for (const n of MLP_INPUTS) {
-      const t = stored(p + n);
-      if (t?.shape[1] === hidden) out.set(t.name, mlpIn);
-    }
+    const mlpIn = await normalisedInputs(`${p}post_attention_layernorm.weight`, MLP_INPUTS.map((n) => p + n));
+    if (!mlpIn) return out;
     const up = stored(`${p}mlp.up_proj.weight`), gate = stored(`${p}mlp.gate_proj.weight`), down = stored(`${p}mlp.down_proj.weight`);
     if (up && gate && down && down.shape[0] === hidden) {
       const ffn = up.shape[0]!;
