@@ -10,7 +10,6 @@ import { Checkpoint } from '../../src/checkpoint.js';
 import { LlamaModel } from '../../src/eval/llama.js';
 import { Reference, readDocuments, tokenSequences } from '../../src/eval/perplexity.js';
 import { Tokenizer } from '../../src/eval/tokenizer.js';
-import { addon } from '../../src/native.js';
 import { ROOT, STORIES260K, TINYSTORIES656K, tempDir } from '../helpers/models.js';
 
 const EVAL = join(ROOT, 'data', 'tinystories-valid-excerpt.txt');
@@ -59,39 +58,6 @@ describe('reference forward pass', () => {
       expect(text.startsWith(ref.text.slice(0, 60)), text).toBe(true);
       expect(tok.decode(ids.slice(1))).toMatch(/^Once upon a time, /);
     }, 60_000);
-
-  it('gives the same logits, bit for bit, on 1 and 2 threads', async () => {
-    const { model, tok } = await open(STORIES260K);
-    const ids = [1, ...tok.encode('The cat sat on the mat. It was happy.')];
-    const a = await model.logits(ids, 1);
-    const b = await model.logits(ids, 2);
-    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
-    // Causal: the first positions do not depend on what follows.
-    const prefix = await model.logits(ids.slice(0, 4), 1);
-    expect(Buffer.from(prefix.buffer).equals(Buffer.from(a.buffer, 0, prefix.byteLength))).toBe(true);
-  });
-
-  it('the binding refuses wrong sizes, tokens outside the vocabulary and bad configs before computing', async () => {
-    const { model } = await open(STORIES260K);
-    const good = (model as unknown as { weights: Record<string, unknown> }).weights;
-    const config = model.config;
-    const call = (over: Record<string, unknown>) => () =>
-      addon().llamaLogits({ config, weights: good as never, tokens: Int32Array.from([1, 2]), out: new Float32Array(2 * config.vocab), ...over } as never);
-    expect(call({ tokens: Int32Array.from([1, config.vocab]) })).toThrow(/tokens\[1\] = 512 is outside the vocabulary/);
-    expect(call({ tokens: Int32Array.from([-1]) })).toThrow(/outside the vocabulary/);
-    expect(call({ tokens: new Int32Array(0) })).toThrow(/1 to 1048576 ids/);
-    expect(call({ out: new Float32Array(10) })).toThrow(/out is too small/);
-    expect(call({ weights: { ...good, embed: new Float32Array(5) } })).toThrow(/weights.embed has 5 values, expected 32768/);
-    expect(call({ config: { ...config, kvHeads: 3 } })).toThrow(/multiple of config.kvHeads/);
-    expect(call({ config: { ...config, normEps: -1 } })).toThrow(/normEps must be a positive number/);
-    expect(call({ weights: { ...good, layers: [] } })).toThrow(/weights.layers must be an array of config.layers entries/);
-    try {
-      call({ tokens: [1, 2] })();
-      expect.unreachable();
-    } catch (e) {
-      expect((e as { code?: string }).code).toBe('ERR_NATIVE_ARGUMENT');
-    }
-  });
 });
 
 describe('tokenizer.json in TypeScript', () => {

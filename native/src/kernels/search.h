@@ -49,6 +49,16 @@ struct Iq4nlLut {
 };
 static constexpr Iq4nlLut kIq4nlByCeil2t{};
 
+// Round half to even, the result of nearbyint in the default rounding mode, without calling libm
+// (baseline x86-64 has no rounding instruction, and nearbyintf saves and restores the FP environment):
+// |v| + 2^23 lands where the spacing of floats is 1, so the addition rounds; larger values are integers
+// already; NaN passes through.
+static inline float round_even(float v) {
+  const float a = __builtin_fabsf(v);
+  if (!(a < 8388608.0f)) return v;
+  return __builtin_copysignf((a + 8388608.0f) - 8388608.0f, v);
+}
+
 // A symmetric code: integers lo..hi (uniform), or the IQ4_NL table.
 struct SymCode {
   bool table;
@@ -71,7 +81,7 @@ static inline SymCode sym_code_for(const QuantSpec& spec) {
 // The code value nearest t (ties: the lower one for the table, even for the integers).
 static inline float code_value(const SymCode& c, float t) {
   if (!c.table) {
-    const float r = __builtin_nearbyintf(t);
+    const float r = round_even(t);
     return r < c.lo ? c.lo : (r > c.hi ? c.hi : r);
   }
   int k = 0;
@@ -205,9 +215,9 @@ static inline bool encode_sym_int_group(const QuantSpec& spec, const SymCode& c,
   return true;
 }
 
-// Asymmetric search (Q4_1, INT_ASYM): x ~ d * l + m with l in 0..nmax. For each candidate scale the
-// levels come from rounding, then (d, m) is the weighted least-squares fit; the candidate with the
-// smallest weighted error wins. Scalar on every ISA (the SIMD files call this one).
+// Asymmetric search with a free minimum (ggml's Q4_1): x ~ d * l + m with l in 0..nmax. For each
+// candidate scale the levels come from rounding, then (d, m) is the weighted least-squares fit; the
+// candidate with the smallest weighted error wins. Scalar on every ISA (the SIMD files call it).
 struct AsymFit {
   float d, m;
 };
@@ -217,13 +227,14 @@ static inline AsymFit search_asym(const float* x, const float* w, int64_t g, flo
   for (int64_t j = 1; j < g; ++j) { lo = x[j] < lo ? x[j] : lo; hi = x[j] > hi ? x[j] : hi; }
   if (!(hi > lo)) return AsymFit{0.0f, lo};
   AsymFit best{(hi - lo) / nmax, lo};
-  float best_err = -1.0f;
+  bool any = false;
+  double best_explained = 0.0;
   const float step = nmax / 64.0f;
   for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
     const float is = (nmax + static_cast<float>(i) * step) / (hi - lo);
     double sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
     for (int64_t j = 0; j < g; ++j) {
-      float l = __builtin_nearbyintf((x[j] - lo) * is);
+      float l = round_even((x[j] - lo) * is);
       l = l < 0.0f ? 0.0f : (l > nmax ? nmax : l);
       const double wj = w ? w[j] : 1.0;
       sw += wj; sl += wj * l; sll += wj * l * l; sx += wj * x[j]; slx += wj * l * x[j];
@@ -233,15 +244,10 @@ static inline AsymFit search_asym(const float* x, const float* w, int64_t g, flo
     const float d = static_cast<float>((sw * slx - sl * sx) / det);
     const float m = static_cast<float>((sll * sx - sl * slx) / det);
     if (!(d > 0.0f)) continue;
-    float err = 0.0f;
-    const float id = 1.0f / d;
-    for (int64_t j = 0; j < g; ++j) {
-      float l = __builtin_nearbyintf((x[j] - m) * id);
-      l = l < 0.0f ? 0.0f : (l > nmax ? nmax : l);
-      const float e = d * l + m - x[j];
-      err += (w ? w[j] : 1.0f) * e * e;
-    }
-    if (best_err < 0.0f || err < best_err) { best_err = err; best = AsymFit{d, m}; }
+    // For the least-squares (d, m) the weighted error is sum(w x^2) - d*sum(w l x) - m*sum(w x): the
+    // candidate explaining the most wins, with no second pass over the group.
+    const double explained = static_cast<double>(d) * slx + static_cast<double>(m) * sx;
+    if (!any || explained > best_explained) { any = true; best_explained = explained; best = AsymFit{d, m}; }
   }
   return best;
 }
@@ -262,19 +268,19 @@ static inline IntAsymFit search_asym_int(const float* x, const float* w, int64_t
   if (!(hi > lo)) return IntAsymFit{0.0f, qmin};
   IntAsymFit best{(hi - lo) / levels, 0.0f};
   // Clamps written so that NaN (a scale that underflowed to 0) becomes qmin.
-  best.zp = __builtin_nearbyintf(qmin - lo / best.s);
+  best.zp = round_even(qmin - lo / best.s);
   best.zp = best.zp >= qmin ? (best.zp <= qmax ? best.zp : qmax) : qmin;
   double best_a = 0.0, best_b = 0.0;
   bool any = false;
   const float step = levels / 64.0f;
   for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
     const float sc = (hi - lo) / (levels + static_cast<float>(i) * step);
-    float zp = __builtin_nearbyintf(qmin - lo / sc);
+    float zp = round_even(qmin - lo / sc);
     zp = zp >= qmin ? (zp <= qmax ? zp : qmax) : qmin;
     const float isc = 1.0f / sc;
     double a = 0.0, b = 0.0;
     for (int64_t j = 0; j < g; ++j) {
-      float q = __builtin_nearbyintf(x[j] * isc) + zp;
+      float q = round_even(x[j] * isc) + zp;
       q = q < qmin ? qmin : (q > qmax ? qmax : q);
       const double l = static_cast<double>(q - zp), wj = w ? w[j] : 1.0;
       a += wj * l * x[j];
