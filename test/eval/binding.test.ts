@@ -3,27 +3,18 @@
  * (test/sanitizers.test.ts): the forward pass's determinism and argument checks, and the scale search
  * and IQ4_NL kernels with column weights on every matrix of a real model.
  */
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Checkpoint } from '../../src/checkpoint.js';
-import { LlamaModel } from '../../src/eval/llama.js';
 import { quantizeInMemory } from '../../src/eval/quantized-values.js';
-import { Tokenizer } from '../../src/eval/tokenizer.js';
 import { addon } from '../../src/native.js';
 import { planQuantization } from '../../src/plan.js';
 import { estimateColumnImportance } from '../../src/quant/importance.js';
-import { STORIES260K, TINYSTORIES656K } from '../helpers/models.js';
+import { STORIES260K, TINYSTORIES656K, openLlama } from '../helpers/models.js';
 
-async function open(dir: string) {
-  const ckpt = await Checkpoint.open(dir);
-  const model = await LlamaModel.load(ckpt);
-  await ckpt.close();
-  return { model, tok: await Tokenizer.fromFile(join(dir, 'tokenizer.json')) };
-}
 
 describe('forward pass binding', () => {
   it('gives the same logits, bit for bit, on 1 and 2 threads', async () => {
-    const { model, tok } = await open(STORIES260K);
+    const { model, tok } = await openLlama(STORIES260K);
     const ids = [1, ...tok.encode('The cat sat on the mat. It was happy.')];
     const a = await model.logits(ids, 1);
     const b = await model.logits(ids, 2);
@@ -34,7 +25,7 @@ describe('forward pass binding', () => {
   });
 
   it('the binding refuses wrong sizes, tokens outside the vocabulary and bad configs before computing', async () => {
-    const { model } = await open(STORIES260K);
+    const { model } = await openLlama(STORIES260K);
     const good = (model as unknown as { weights: Record<string, unknown> }).weights;
     const config = model.config;
     const call = (over: Record<string, unknown>) => () =>

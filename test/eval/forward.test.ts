@@ -6,11 +6,9 @@
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Checkpoint } from '../../src/checkpoint.js';
-import { LlamaModel } from '../../src/eval/llama.js';
 import { Reference, readDocuments, tokenSequences } from '../../src/eval/perplexity.js';
 import { Tokenizer } from '../../src/eval/tokenizer.js';
-import { ROOT, STORIES260K, TINYSTORIES656K, tempDir } from '../helpers/models.js';
+import { ROOT, STORIES260K, TINYSTORIES656K, tempDir, openLlama } from '../helpers/models.js';
 
 const EVAL = join(ROOT, 'data', 'tinystories-valid-excerpt.txt');
 // ../shared/README.md: transformers and an independent numpy pass agree on these.
@@ -19,17 +17,11 @@ const REFERENCE = {
   'tinystories-656k': { dir: TINYSTORIES656K, ppl: 15.1265, tokens: 3187, text: ', a little girl named Lily lived in a small house with her mom, dad, and her dog, Spot,' },
 } as const;
 
-async function open(dir: string) {
-  const ckpt = await Checkpoint.open(dir);
-  const model = await LlamaModel.load(ckpt);
-  await ckpt.close();
-  return { model, tok: await Tokenizer.fromFile(join(dir, 'tokenizer.json')) };
-}
 
 describe('reference forward pass', () => {
   for (const [name, ref] of Object.entries(REFERENCE))
     it(`${name}: perplexity on the TinyStories excerpt matches the published value`, async () => {
-      const { model, tok } = await open(ref.dir);
+      const { model, tok } = await openLlama(ref.dir);
       const seqs = tokenSequences(await readDocuments(EVAL), tok, 1, 512);
       expect(seqs).toHaveLength(21);
       const r = await Reference.compute(model, seqs, 2);
@@ -44,7 +36,7 @@ describe('reference forward pass', () => {
 
   for (const [name, ref] of Object.entries(REFERENCE))
     it(`${name}: greedy decoding from "Once upon a time" reproduces the reference text`, async () => {
-      const { model, tok } = await open(ref.dir);
+      const { model, tok } = await openLlama(ref.dir);
       const ids = [1, ...tok.encode('Once upon a time')];
       const start = ids.length;
       const vocab = model.config.vocab;

@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
 import { Checkpoint } from '../../src/checkpoint.js';
 import { toFloat32 } from '../../src/convert.js';
+import { LlamaModel } from '../../src/eval/llama.js';
+import { Tokenizer } from '../../src/eval/tokenizer.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const STORIES260K = join(ROOT, 'models', 'stories260k');
@@ -30,4 +32,14 @@ export function tempDir(tag = 'quantkit-test-'): string {
   const d = mkdtempSync(join(tmpdir(), tag));
   afterAll(() => rmSync(d, { recursive: true, force: true }));
   return d;
+}
+
+/** A bundled Llama model loaded for the reference forward pass, with its tokenizer. */
+export async function openLlama(dir: string): Promise<{ model: LlamaModel; tok: Tokenizer }> {
+  const ckpt = await Checkpoint.open(dir);
+  try {
+    return { model: await LlamaModel.load(ckpt), tok: await Tokenizer.fromFile(join(dir, 'tokenizer.json')) };
+  } finally {
+    await ckpt.close();
+  }
 }
