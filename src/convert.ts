@@ -18,21 +18,37 @@ export function bf16ToF32(h: number): number {
   return f32[0]!;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+let f16Table: Float32Array | undefined;
+
 /** Decodes F32/F16/BF16 little-endian bytes to float32 (exact: every such value is a float32). */
 export function toFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array {
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new QuantkitError('ERR_PLAN', `cannot convert ${dtype} to F32`);
+  const size = dtype === 'F32' ? 4 : 2;
+  const n = Math.floor(bytes.length / size);
+  if (LITTLE_ENDIAN) {
+    // Typed-array views over an aligned copy: an order of magnitude faster than DataView per element.
+    const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+    if (dtype === 'F32') return new Float32Array(aligned.buffer.slice(aligned.byteOffset, aligned.byteOffset + n * 4));
+    const h = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
+    if (dtype === 'BF16') {
+      const out = new Int32Array(n);  // h << 16 is a (possibly negative) int32: no conversion on store
+      for (let i = 0; i < n; i++) out[i] = h[i]! << 16;
+      return new Float32Array(out.buffer);
+    }
+    f16Table ??= Float32Array.from({ length: 65536 }, (_, i) => f16ToF32(i));
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = f16Table[h[i]!]!;
+    return out;
+  }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (dtype === 'F32') {
-    const out = new Float32Array(bytes.length / 4);
-    for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
-    return out;
-  }
-  if (dtype === 'F16' || dtype === 'BF16') {
-    const out = new Float32Array(bytes.length / 2);
+  const out = new Float32Array(n);
+  if (dtype === 'F32') for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+  else {
     const conv = dtype === 'F16' ? f16ToF32 : bf16ToF32;
-    for (let i = 0; i < out.length; i++) out[i] = conv(dv.getUint16(i * 2, true));
-    return out;
+    for (let i = 0; i < n; i++) out[i] = conv(dv.getUint16(i * 2, true));
   }
-  throw new QuantkitError('ERR_PLAN', `cannot convert ${dtype} to F32`);
+  return out;
 }
 
 /** float32 → IEEE half, rounding to nearest even; NaN if the value does not fit (the caller refuses). */

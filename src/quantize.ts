@@ -191,13 +191,13 @@ async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Esti
 
 async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null): Promise<QuantizationReport> {
   const threads = options.threads ?? defaultThreads();
+  // The search weighs columns by an importance read off the weights: one pass over the norm gains,
+  // embedding and projections before writing (src/quant/importance.ts).
+  const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal) : new Map<string, Float32Array>();
   const control = newControl();
   const unlink = linkCancel(options.signal, control);
   const ticker = progressTicker(options.onProgress, 'quantize', control, plan.sourceBytes, plan.entries.length);
   const pool = new BufferPool();
-  // The search weighs columns by an importance read off the weights: one pass over the norm gains,
-  // embedding and projections before writing (src/quant/importance.ts).
-  const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt) : new Map<string, Float32Array>();
   const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool, importance), PREFETCH_BUDGET);
   let written = 0;
   let previous: Materialized | undefined;

@@ -29,15 +29,20 @@ function mean(a: Float32Array): number {
   return s / a.length;
 }
 
+/** Calls fn with each row of a stored matrix as f32, one row at a time (no f32 copy of the matrix). */
+function forEachRow(bytes: Uint8Array, dtype: CheckpointTensor['dtype'], rows: number, fn: (row: Float32Array, r: number) => void): void {
+  const rowBytes = bytes.length / rows;
+  for (let r = 0; r < rows; r++) fn(toFloat32(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), dtype), r);
+}
+
 /** sum_i W[j, i]^2 * a[i] for every row j. */
-function weightedRowSquares(w: Float32Array, rows: number, cols: number, a: Float32Array): Float32Array {
+function weightedRowSquares(bytes: Uint8Array, dtype: CheckpointTensor['dtype'], rows: number, cols: number, a: Float32Array): Float32Array {
   const out = new Float32Array(rows);
-  for (let j = 0; j < rows; j++) {
+  forEachRow(bytes, dtype, rows, (w, j) => {
     let s = 0;
-    const base = j * cols;
-    for (let i = 0; i < cols; i++) s += w[base + i]! * w[base + i]! * a[i]!;
+    for (let i = 0; i < cols; i++) s += w[i]! * w[i]! * a[i]!;
     out[j] = s;
-  }
+  });
   return out;
 }
 
@@ -51,7 +56,7 @@ function normalisedInput(gain: Float32Array, residual: Float32Array): Float32Arr
  * Column importance by tensor name (as stored in the checkpoint; a tied output head shares the
  * embedding's entry). Reads each matrix it needs once, one at a time.
  */
-export async function estimateColumnImportance(ckpt: Checkpoint): Promise<Map<string, Float32Array>> {
+export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortSignal): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   const byName = new Map(ckpt.tensors.map((t) => [t.name, t]));
   const stored = (name: string): CheckpointTensor | undefined => byName.get(name) ?? byName.get(ckpt.aliases.get(name) ?? '');
@@ -61,7 +66,11 @@ export async function estimateColumnImportance(ckpt: Checkpoint): Promise<Map<st
   if (!embed || embed.shape.length !== 2 || !Number.isSafeInteger(layers) || layers < 1) return out;
   const hidden = embed.shape[1]!;
   const addOne = config.model_type === 'gemma' || config.model_type === 'gemma2';
-  const read = async (t: CheckpointTensor) => toFloat32(await ckpt.read(t), t.dtype);
+  const bytesOf = async (t: CheckpointTensor) => {
+    signal?.throwIfAborted();
+    return ckpt.read(t);
+  };
+  const read = async (t: CheckpointTensor) => toFloat32(await bytesOf(t), t.dtype);
   const gain = async (name: string): Promise<Float32Array | undefined> => {
     const t = stored(name);
     if (!t || t.shape.length !== 1 || t.shape[0] !== hidden) return undefined;
@@ -72,9 +81,10 @@ export async function estimateColumnImportance(ckpt: Checkpoint): Promise<Map<st
   // The residual stream's per-dimension variance, starting from the embedding rows.
   const residual = new Float32Array(hidden);
   {
-    const e = await read(embed);
     const rows = embed.shape[0]!;
-    for (let r = 0; r < rows; r++) for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + e[r * hidden + i]! * e[r * hidden + i]!;
+    forEachRow(await bytesOf(embed), embed.dtype, rows, (e) => {
+      for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + e[i]! * e[i]!;
+    });
     for (let i = 0; i < hidden; i++) residual[i] = residual[i]! / rows;
   }
   // Gives the matrices fed by RMSNorm(residual) * g (norm `gainName`) their importance; undefined when
@@ -99,12 +109,12 @@ export async function estimateColumnImportance(ckpt: Checkpoint): Promise<Map<st
     const v = stored(`${p}self_attn.v_proj.weight`), o = stored(`${p}self_attn.o_proj.weight`);
     if (v && o && v.shape[1] === hidden && o.shape[0] === hidden && Number.isSafeInteger(heads) && kvHeads > 0 && heads % kvHeads === 0) {
       const rn = attnIn;  // g^2 * r / mean(r)
-      const sv = weightedRowSquares(await read(v), v.shape[0]!, hidden, rn);
+      const sv = weightedRowSquares(await bytesOf(v), v.dtype, v.shape[0]!, hidden, rn);
       const headDim = v.shape[0]! / kvHeads;
       const oCols = o.shape[1]!;
       const so = new Float32Array(oCols);
       for (let c = 0; c < oCols; c++) so[c] = sv[Math.floor(c / headDim / (heads / kvHeads)) * headDim + (c % headDim)] ?? 0;
-      const add = weightedRowSquares(await read(o), hidden, oCols, so);
+      const add = weightedRowSquares(await bytesOf(o), o.dtype, hidden, oCols, so);
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + 0.5 * add[i]!;
     }
 
@@ -113,10 +123,10 @@ export async function estimateColumnImportance(ckpt: Checkpoint): Promise<Map<st
     const up = stored(`${p}mlp.up_proj.weight`), gate = stored(`${p}mlp.gate_proj.weight`), down = stored(`${p}mlp.down_proj.weight`);
     if (up && gate && down && down.shape[0] === hidden) {
       const ffn = up.shape[0]!;
-      const su = weightedRowSquares(await read(up), ffn, hidden, mlpIn);
-      const sg = weightedRowSquares(await read(gate), ffn, hidden, mlpIn);
+      const su = weightedRowSquares(await bytesOf(up), up.dtype, ffn, hidden, mlpIn);
+      const sg = weightedRowSquares(await bytesOf(gate), gate.dtype, ffn, hidden, mlpIn);
       const sd = su.map((u, j) => 0.3 * u * sg[j]!);
-      const add = weightedRowSquares(await read(down), hidden, ffn, sd);
+      const add = weightedRowSquares(await bytesOf(down), down.dtype, hidden, ffn, sd);
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + add[i]!;
     }
   }

@@ -143,7 +143,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
       }
     }
     const needsImportance = axes.methods.some((m) => m !== 'rtn');
-    const importance = needsImportance ? await estimateColumnImportance(ckpt) : new Map<string, Float32Array>();
+    const importance = needsImportance ? await estimateColumnImportance(ckpt, o.signal) : new Map<string, Float32Array>();
     const estimateBase = fromCheckpoint(ckpt, 'safetensors headers');
 
     const variants: VariantResult[] = [];
