@@ -362,7 +362,9 @@ class LlamaWorker : public Napi::AsyncWorker {
       qk::llama_logits(cfg_, w_, reinterpret_cast<const int32_t*>(tokens_.ptr), static_cast<int64_t>(tokens_.len / 4),
                        reinterpret_cast<float*>(out_.ptr), threads_);
     } catch (const std::bad_alloc&) {
-      SetError("out of memory in the quantkit addon");
+      SetError("out of memory in the quantkit addon (forward pass)");
+    } catch (const std::exception& e) {
+      SetError(e.what());
     }
   }
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
