@@ -85,9 +85,13 @@ describe('faults', () => {
     const out = join(dir, 'contended');
     const first = spawn(process.execPath, [CLI, 'quantize', model, '-o', out, '--threads', '1'], { env: { ...process.env, QUANTKIT_ISA: 'scalar' } });
     const firstExit = new Promise<number | null>((r) => first.on('exit', r));
-    // Wait until the first run holds the lock.
-    for (let i = 0; i < 100 && !existsSync(`${out}.quantkit-lock`); i++) await new Promise((r) => setTimeout(r, 20));
+    // Wait until the first run holds the lock, then pause it there: the second run meets the lock
+    // however fast the first would otherwise finish.
+    for (let i = 0; i < 500 && !existsSync(`${out}.quantkit-lock`); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(existsSync(`${out}.quantkit-lock`)).toBe(true);
+    first.kill('SIGSTOP');
     const second = cli(['quantize', model, '-o', out]);
+    first.kill('SIGCONT');
     expect(second.status).toBe(4);
     expect(second.stderr).toMatch(new RegExp(`another quantkit run \\(pid ${first.pid}\\) is writing this output`));
     expect(await firstExit).toBe(0);
