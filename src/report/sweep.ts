@@ -6,7 +6,8 @@
  * the architecture, perplexity, KL divergence and top-1 agreement against the original.
  */
 import { availableParallelism } from 'node:os';
-import { Checkpoint } from '../checkpoint.js';
+import { join } from 'node:path';
+import { Checkpoint, pathExists } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
 import { EVAL_ARCHITECTURES, LlamaModel } from '../eval/llama.js';
 import { type Divergence, type Perplexity, Reference, readDocuments, tokenSequences } from '../eval/perplexity.js';
@@ -17,8 +18,6 @@ import { fromCheckpoint } from '../estimate/model.js';
 import { type FormatName, type GroupSize, type Mode, type QuantMethod, planQuantization } from '../plan.js';
 import { estimateColumnImportance } from '../quant/importance.js';
 import { metricsFromSums } from '../verify.js';
-import { join } from 'node:path';
-import { pathExists } from '../checkpoint.js';
 
 export interface SweepAxes {
   bits: (4 | 8)[];
@@ -214,7 +213,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
     withPpl.forEach((v, i) => (v.pareto.perplexity = ppl[i]!));
     return {
       model: ckpt.dir,
-      source_params: ckpt.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0),
+      source_params: estimateBase.params,
       source_bytes: ckpt.totalBytes,
       eval: evalInfo,
       eval_skipped: evalSkipped,

@@ -79,22 +79,23 @@ static inline SymCode sym_code_for(const QuantSpec& spec) {
 }
 
 // The code value nearest t (ties: the lower one for the table, even for the integers).
+static inline int iq4nl_index(float t) {
+  int k = 0;
+  for (int m = 0; m < 15; ++m) k += t > kIq4nlMids[m] ? 1 : 0;
+  return k;
+}
+
 static inline float code_value(const SymCode& c, float t) {
   if (!c.table) {
     const float r = round_even(t);
     return r < c.lo ? c.lo : (r > c.hi ? c.hi : r);
   }
-  int k = 0;
-  for (int m = 0; m < 15; ++m) k += t > kIq4nlMids[m] ? 1 : 0;
-  return kIq4nlValues[k];
+  return kIq4nlValues[iq4nl_index(t)];
 }
 
 // Index of the nearest code value (0-based from lo).
 static inline int code_index(const SymCode& c, float t) {
-  if (!c.table) return static_cast<int>(code_value(c, t) - c.lo);
-  int k = 0;
-  for (int m = 0; m < 15; ++m) k += t > kIq4nlMids[m] ? 1 : 0;
-  return k;
+  return c.table ? iq4nl_index(t) : static_cast<int>(code_value(c, t) - c.lo);
 }
 
 // The first value of largest magnitude, with its sign (0 for an all-zero group).
