@@ -38,8 +38,7 @@ struct Avx2Ops {
   static F min(F a, F b) { return _mm256_min_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
   static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
-  using C8 = CandidatesAvx;
-  static F add_if_gt(F acc, F t, F mid, F step) { return _mm256_add_ps(acc, _mm256_and_ps(_mm256_cmp_ps(t, mid, _CMP_GT_OQ), step)); }
+  using L8 = Lanes8Avx;
   // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
   static I iq4nl_index(F t) {
     F c = _mm256_round_ps(_mm256_add_ps(t, t), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);

@@ -38,8 +38,7 @@ struct Avx512Ops {
   static F min(F a, F b) { return _mm512_min_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   static F abs(F a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff))); }
-  using C8 = CandidatesAvx;
-  static F add_if_gt(F acc, F t, F mid, F step) { return _mm512_mask_add_ps(acc, _mm512_cmp_ps_mask(t, mid, _CMP_GT_OQ), acc, step); }
+  using L8 = Lanes8Avx;
   // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
   static I iq4nl_index(F t) {
     F c = _mm512_roundscale_ps(_mm512_add_ps(t, t), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);

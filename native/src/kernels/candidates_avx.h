@@ -1,35 +1,58 @@
-// The scale search's vectors (search.h) for the x86 files: four candidates for two elements in one
-// 256-bit vector (lanes 0-3: element j, lanes 4-7: element j+1). AVX2 and AVX-512 both use these
-// 256-bit operations. Include inside an ISA file's anonymous namespace only.
+// The scale search's 8-lane vectors (search.h's Sum8) for the x86 files: element j of a group in lane
+// j % 8 of a 256-bit vector. AVX2 and AVX-512 both use these 256-bit operations, so the lanes are the
+// reference's on both. Include inside an ISA file's anonymous namespace only.
 #pragma once
 #include <immintrin.h>
 
-struct CandidatesAvx {
+struct Lanes8Avx {
   using V = __m256;
-  // The four candidates twice: [c0..c3, c0..c3].
-  static V candidates(const float* c) { return _mm256_broadcast_ps(reinterpret_cast<const __m128*>(c)); }
-  // [p[0] x4, p[1] x4].
-  static V pair(const float* p) {
-    const __m128 two = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
-    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(two), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
-  }
-  // lane k + lane k+4 for k < 4: the even elements' sum plus the odd elements'.
-  static void fold(V v, float out[4]) { _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V set1(float v) { return _mm256_set1_ps(v); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V fma(V a, V b, V acc) { return _mm256_fmadd_ps(a, b, acc); }
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
   static V round_even(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  // The IQ4_NL value nearest each lane's t: one gather from kIq4nlByCeil2t (search.h).
-  static V iq4nl(V t) {
-    V c = _mm256_round_ps(_mm256_add_ps(t, t), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
-    // max/min return their second operand for NaN: a NaN t (0 * inf) lands on the low end, as the
-    // reference's comparisons (all false) put it; nothing outside the table is ever gathered.
-    c = _mm256_min_ps(_mm256_max_ps(c, _mm256_set1_ps(static_cast<float>(qk::kIq4nlLutLow))), _mm256_set1_ps(static_cast<float>(qk::kIq4nlLutHigh)));
-    const __m256i idx = _mm256_sub_epi32(_mm256_cvtps_epi32(c), _mm256_set1_epi32(qk::kIq4nlLutLow));
-    return _mm256_i32gather_ps(qk::kIq4nlByCeil2t.v, idx, 4);
+  // Sum8::total of four vectors at once: two rounds of hadd give ((l0+l1)+(l2+l3)) in the low half
+  // and ((l4+l5)+(l6+l7)) in the high half for each input; adding the halves finishes.
+  static void totals(const V v[4], float out[4]) {
+    const V s = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
   }
-  // acc + (t > mid ? step : 0)
-  static V add_if_gt(V acc, V t, V mid, V step) { return _mm256_add_ps(acc, _mm256_and_ps(_mm256_cmp_ps(t, mid, _CMP_GT_OQ), step)); }
+  // best_scale (search.h) with the four scores computed side by side in double: the same IEEE
+  // operations, then the first lane holding the maximum.
+  static float best_scale(const float qx[4], const float q2[4]) {
+    const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(qx)), b = _mm256_cvtps_pd(_mm_loadu_ps(q2));
+    const __m256d s = _mm256_div_pd(_mm256_mul_pd(a, a), b);
+    const __m256d ok = _mm256_and_pd(_mm256_cmp_pd(b, _mm256_setzero_pd(), _CMP_GT_OQ), _mm256_cmp_pd(s, s, _CMP_ORD_Q));
+    const __m256d score = _mm256_blendv_pd(_mm256_set1_pd(-1.0), s, ok);
+    __m256d top = _mm256_max_pd(score, _mm256_permute2f128_pd(score, score, 1));
+    top = _mm256_max_pd(top, _mm256_permute_pd(top, 5));
+    if (_mm256_cvtsd_f64(top) < 0.0) return 0.0f;
+    const int k = __builtin_ctz(static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(score, top, _CMP_EQ_OQ))));
+    return qx[k] / q2[k];
+  }
+  // The IQ4_NL value nearest each lane's t (iq4nl_index: the number of midpoints below t), by a
+  // four-step binary search over the sorted midpoints; NaN compares false throughout and lands on the
+  // lowest level, as in the reference. Cheaper than a gather on the CPUs measured (docs/benchmarks.md).
+  static V iq4nl(V t) {
+    using qk::kIq4nlMids;
+    using qk::kIq4nlValues;
+    const __m256 top = _mm256_cmp_ps(t, _mm256_set1_ps(kIq4nlMids[7]), _CMP_GT_OQ);  // index >= 8
+    const __m256 mid4 = _mm256_blendv_ps(_mm256_set1_ps(kIq4nlMids[3]), _mm256_set1_ps(kIq4nlMids[11]), top);
+    __m256i i = _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(top), _mm256_set1_epi32(8)),
+                                _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(t, mid4, _CMP_GT_OQ)), _mm256_set1_epi32(4)));
+    // index >= i + 2 when t > mids[i + 1] (i = 0, 4, 8, 12), then index >= i + 1 when t > mids[i] (i even)
+    const __m256 mids2 = _mm256_setr_ps(kIq4nlMids[1], kIq4nlMids[5], kIq4nlMids[9], kIq4nlMids[13], 0, 0, 0, 0);
+    const __m256 mid2 = _mm256_permutevar8x32_ps(mids2, _mm256_srli_epi32(i, 2));
+    i = _mm256_or_si256(i, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(t, mid2, _CMP_GT_OQ)), _mm256_set1_epi32(2)));
+    const __m256 mids1 = _mm256_setr_ps(kIq4nlMids[0], kIq4nlMids[2], kIq4nlMids[4], kIq4nlMids[6], kIq4nlMids[8],
+                                        kIq4nlMids[10], kIq4nlMids[12], kIq4nlMids[14]);
+    const __m256 mid1 = _mm256_permutevar8x32_ps(mids1, _mm256_srli_epi32(i, 1));
+    i = _mm256_or_si256(i, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(t, mid1, _CMP_GT_OQ)), _mm256_set1_epi32(1)));
+    // permutevar reads the low three bits: the level among the lower or the upper eight
+    const __m256 lower = _mm256_permutevar8x32_ps(_mm256_loadu_ps(kIq4nlValues), i);
+    const __m256 upper = _mm256_permutevar8x32_ps(_mm256_loadu_ps(kIq4nlValues + 8), i);
+    return _mm256_blendv_ps(lower, upper, top);
+  }
 };

@@ -33,30 +33,34 @@ struct NeonOps {
   static F min(F a, F b) { return vminq_f32(a, b); }
   static F max(F a, F b) { return vmaxq_f32(a, b); }
   static F abs(F a) { return vabsq_f32(a); }
-  // The scale search's vectors (search.h): four candidates for element j in `a`, for j+1 in `b`.
-  struct C8 {
+  // The scale search's 8-lane vectors (search.h's Sum8): element j of a group in lane j % 8, lanes
+  // 0-3 in `a` and 4-7 in `b`.
+  struct L8 {
     struct V {
       float32x4_t a, b;
     };
-    static V candidates(const float* c) { return V{vld1q_f32(c), vld1q_f32(c)}; }
-    static V pair(const float* p) { return V{vdupq_n_f32(p[0]), vdupq_n_f32(p[1])}; }
-    static void fold(V v, float out[4]) { vst1q_f32(out, vaddq_f32(v.a, v.b)); }
+    static V load(const float* p) { return V{vld1q_f32(p), vld1q_f32(p + 4)}; }
     static V set1(float v) { return V{vdupq_n_f32(v), vdupq_n_f32(v)}; }
-    static V add(V x, V y) { return V{vaddq_f32(x.a, y.a), vaddq_f32(x.b, y.b)}; }
     static V mul(V x, V y) { return V{vmulq_f32(x.a, y.a), vmulq_f32(x.b, y.b)}; }
+    static V fma(V x, V y, V acc) { return V{vfmaq_f32(acc.a, x.a, y.a), vfmaq_f32(acc.b, x.b, y.b)}; }
     static V min(V x, V y) { return V{vminq_f32(x.a, y.a), vminq_f32(x.b, y.b)}; }
     static V max(V x, V y) { return V{vmaxq_f32(x.a, y.a), vmaxq_f32(x.b, y.b)}; }
     static V round_even(V x) { return V{vrndnq_f32(x.a), vrndnq_f32(x.b)}; }
-    static float32x4_t gt_step(float32x4_t acc, float32x4_t t, float32x4_t mid, float32x4_t step) {
-      return vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(t, mid), vreinterpretq_u32_f32(step))));
+    // Sum8::total of four vectors: pairwise adds give ((l0+l1)+(l2+l3)) from `a` and ((l4+l5)+(l6+l7))
+    // from `b` for each input; adding the two finishes.
+    static void totals(const V v[4], float out[4]) {
+      const float32x4_t lo = vpaddq_f32(vpaddq_f32(v[0].a, v[1].a), vpaddq_f32(v[2].a, v[3].a));
+      const float32x4_t hi = vpaddq_f32(vpaddq_f32(v[0].b, v[1].b), vpaddq_f32(v[2].b, v[3].b));
+      vst1q_f32(out, vaddq_f32(lo, hi));
     }
-    static V add_if_gt(V acc, V t, V mid, V step) { return V{gt_step(acc.a, t.a, mid.a, step.a), gt_step(acc.b, t.b, mid.b, step.b)}; }
+    static float best_scale(const float qx[4], const float q2[4]) { return qk::best_scale(qx, q2); }
     // The IQ4_NL value nearest t: lo plus the step at every midpoint below t (exact: integers).
-    static V iq4nl(V t) {
-      V q = set1(kIq4nlValues[0]);
-      for (int s = 0; s < 15; ++s) q = add_if_gt(q, t, set1(kIq4nlMids[s]), set1(kIq4nlValues[s + 1] - kIq4nlValues[s]));
+    static float32x4_t iq4nl4(float32x4_t t) {
+      float32x4_t q = vdupq_n_f32(kIq4nlValues[0]);
+      for (int s = 0; s < 15; ++s) q = add_if_gt(q, t, vdupq_n_f32(kIq4nlMids[s]), vdupq_n_f32(kIq4nlValues[s + 1] - kIq4nlValues[s]));
       return q;
     }
+    static V iq4nl(V t) { return V{iq4nl4(t.a), iq4nl4(t.b)}; }
   };
   static F add_if_gt(F acc, F t, F mid, F step) {
     return vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(t, mid), vreinterpretq_u32_f32(step))));

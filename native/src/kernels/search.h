@@ -6,8 +6,7 @@
 // Everything here is shared by the scalar reference and the SIMD files, so it follows numeric.h's rules:
 // static inline, compiler builtins only. The candidate scoring loop is the expensive part and has SIMD
 // versions (simd_kernels.h); to match this reference bit for bit, its sums are defined in the order
-// eight SIMD lanes produce them: element j goes to lane j % 8, lanes accumulate in element order, and
-// the lanes are added as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
+// eight SIMD lanes produce them (Sum8 below), with fused multiply-adds, which every SIMD target has.
 #pragma once
 #include <cstdint>
 
@@ -19,9 +18,7 @@ namespace qk {
 // Four candidate scales per group: "the largest |x| maps to a code end", and the same pushed one step
 // (span/64 code units) outward, which clips the largest value a little and gives the rest finer
 // steps; with one end (positive scales) two steps outward, one and one inward. Measured on both
-// bundled models, these four do as well as sixteen (docs/quality.md). The SIMD files evaluate the four
-// at once for two elements per 8-lane vector, so every lane accumulates its sums in element order
-// exactly as this reference does.
+// bundled models, these four do as well as sixteen (docs/quality.md).
 constexpr int kCandidates = 4;
 
 // llama.cpp's IQ4_NL code: 16 non-uniform levels (more resolution near zero, where most weights are).
@@ -64,16 +61,45 @@ struct SymCode {
   bool table;
   float lo, hi;      // the code's smallest and largest value
   bool both_ends;    // try mapping the largest |x| to either end (the scale may then be negative)
+  // The candidates' inverse scales times the group's largest-magnitude value m, for m > 0 ([0]) and
+  // m < 0 ([1]): candidate k's inverse scale is cand[m < 0][k] / m (see candidate_inverses).
+  float cand[2][kCandidates];
 };
+
+// Four candidate numerators: the code end the largest |x| maps to, and the same pushed one step
+// (span/64 code units) outward; with one end (positive scales: the end has m's sign) two steps
+// outward, one, none and one inward. Every value is exact (small integers plus multiples of 1/64).
+static inline void fill_candidates(SymCode& c) {
+  const float step = (c.hi - c.lo) / 64.0f;
+  static const float kOutwardBoth[2] = {1.0f, 0.0f};
+  static const float kOutwardOne[4] = {2.0f, 1.0f, 0.0f, -1.0f};
+  for (int neg = 0; neg < 2; ++neg) {
+    float ends[2] = {c.lo, c.hi};
+    int n_ends = 2;
+    if (!c.both_ends) { ends[0] = neg ? c.lo : c.hi; n_ends = 1; }
+    const float* outward = n_ends == 2 ? kOutwardBoth : kOutwardOne;
+    const int per = kCandidates / n_ends;
+    for (int e = 0; e < n_ends; ++e) {
+      const float dir = ends[e] > 0.0f ? step : -step;
+      for (int k = 0; k < per; ++k) c.cand[neg][e * per + k] = ends[e] + outward[k] * dir;
+    }
+  }
+}
+
+static inline SymCode make_sym_code(bool table, float lo, float hi, bool both_ends) {
+  SymCode c{table, lo, hi, both_ends, {}};
+  fill_candidates(c);
+  return c;
+}
 
 static inline SymCode sym_code_for(const QuantSpec& spec) {
   switch (spec.scheme) {
-    case Scheme::GGML_IQ4_NL: return SymCode{true, -127.0f, 113.0f, true};
-    case Scheme::GGML_Q4_0: return SymCode{false, -8.0f, 7.0f, true};
-    case Scheme::GGML_Q8_0: return SymCode{false, -128.0f, 127.0f, true};
+    case Scheme::GGML_IQ4_NL: return make_sym_code(true, -127.0f, 113.0f, true);
+    case Scheme::GGML_Q4_0: return make_sym_code(false, -8.0f, 7.0f, true);
+    case Scheme::GGML_Q8_0: return make_sym_code(false, -128.0f, 127.0f, true);
     default: {  // INT_SYM: compressed-tensors scales stay positive
       const float lo = -static_cast<float>(1 << (spec.bits - 1));
-      return SymCode{false, lo, -lo - 1.0f, false};
+      return make_sym_code(false, lo, -lo - 1.0f, false);
     }
   }
 }
@@ -108,55 +134,42 @@ static inline float first_abs_max(const float* x, int64_t g) {
   return m;
 }
 
-// The ends tried for a group whose first largest-magnitude value is m.
-static inline int code_ends(const SymCode& c, float m, float ends[2]) {
-  if (c.both_ends) { ends[0] = c.lo; ends[1] = c.hi; return 2; }
-  ends[0] = m > 0.0f ? c.hi : c.lo;  // positive scale
-  return 1;
-}
-
-// The inverse scales of the candidates for a group whose first largest-magnitude value is m.
+// The inverse scales of the candidates for a group whose first largest-magnitude value is m (not 0).
 static inline void candidate_inverses(const SymCode& c, float m, float ids[kCandidates]) {
   const float inv_m = 1.0f / m;
-  const float step = (c.hi - c.lo) / 64.0f;
-  float ends[2];
-  const int n_ends = code_ends(c, m, ends);
-  static const float kOutwardBoth[2] = {1.0f, 0.0f};
-  static const float kOutwardOne[4] = {2.0f, 1.0f, 0.0f, -1.0f};
-  const float* outward = n_ends == 2 ? kOutwardBoth : kOutwardOne;
-  const int per = kCandidates / n_ends;
-  for (int e = 0; e < n_ends; ++e) {
-    const float dir = ends[e] > 0.0f ? step : -step;
-    for (int k = 0; k < per; ++k) ids[e * per + k] = (ends[e] + outward[k] * dir) * inv_m;
-  }
+  const float* num = c.cand[m < 0.0f ? 1 : 0];
+  for (int k = 0; k < kCandidates; ++k) ids[k] = num[k] * inv_m;
 }
 
-// Two partial sums (element j goes to j % 2), added at the end: shorter dependency chains for the
-// SIMD files (more would spill AVX2's 16 registers), the same order for everyone.
-struct Sum2 {
-  float s[2] = {0.0f, 0.0f};
-  float total() const { return s[0] + s[1]; }
+// Eight partial sums, as eight SIMD lanes hold them: element j goes to lane j % 8, each lane
+// accumulates in element order with fused multiply-adds, and the lanes are added pairwise,
+// ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)), the order horizontal adds (x86 hadd, NEON vpadd) give.
+// Independent lanes keep the SIMD loop free of long dependency chains; the order is everyone's.
+struct Sum8 {
+  float s[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  void fma(int64_t j, float a, float b) { s[j & 7] = __builtin_fmaf(a, b, s[j & 7]); }
+  float total() const { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
 };
 
-// Keeps the best candidate by score = sumqx^2 / sumq2 (the weighted error a least-squares scale
-// removes), compared without dividing: sumqx^2 * best_q2 > best_qx^2 * sumq2, in double (no overflow
-// for any float sums). Strictly greater wins, so the first of equals stays. The scale is divided out
-// once, for the winner.
-struct SearchBest {
-  float qx = 0.0f, q2 = 0.0f;
-  bool any = false;
-  // Branch-free: which candidate wins is data-dependent, and mispredicted branches cost more than
-  // the selects.
-  void offer(float sumqx, float sumq2) {
-    const double a = static_cast<double>(sumqx) * static_cast<double>(sumqx) * static_cast<double>(q2);
-    const double b = static_cast<double>(qx) * static_cast<double>(qx) * static_cast<double>(sumq2);
-    const bool take = (sumq2 > 0.0f) & (!any | (a > b));
-    qx = take ? sumqx : qx;
-    q2 = take ? sumq2 : q2;
-    any = any | take;
+// A candidate's score: the weighted error its least-squares scale sumqx/sumq2 removes, sumqx^2/sumq2,
+// in double (sumqx^2 is exact there); -1 for a candidate that cannot win (sumq2 not positive, or a
+// sum that overflowed). Every SIMD file computes the same IEEE operations.
+static inline double candidate_score(float sumqx, float sumq2) {
+  const double s = static_cast<double>(sumqx) * static_cast<double>(sumqx) / static_cast<double>(sumq2);
+  return (sumq2 > 0.0f) & (s == s) ? s : -1.0;
+}
+
+// The scale of the best candidate: the first with the highest score, or 0 when none can win.
+static inline float best_scale(const float sumqx[kCandidates], const float sumq2[kCandidates]) {
+  int best = -1;
+  double top = -1.0;
+  for (int k = 0; k < kCandidates; ++k) {
+    const double s = candidate_score(sumqx[k], sumq2[k]);
+    best = s > top ? k : best;
+    top = s > top ? s : top;
   }
-  float scale() const { return any ? qx / q2 : 0.0f; }
-};
+  return best < 0 ? 0.0f : sumqx[best] / sumq2[best];
+}
 
 // The reference search over one group: x[0..g), importance w (nullptr: all 1). Returns the unrounded
 // scale (0 for an all-zero group).
@@ -165,18 +178,19 @@ static inline float search_sym_scale(const SymCode& c, const float* x, const flo
   if (m == 0.0f) return 0.0f;
   float ids[kCandidates];
   candidate_inverses(c, m, ids);
-  SearchBest best;
+  float a[kCandidates], b[kCandidates];
   for (int k = 0; k < kCandidates; ++k) {
-    Sum2 sqx, sq2;
+    Sum8 sqx, sq2;
     for (int64_t j = 0; j < g; ++j) {
       const float q = code_value(c, x[j] * ids[k]);
       const float wq = (w ? w[j] : 1.0f) * q;
-      sqx.s[j & 1] += wq * x[j];
-      sq2.s[j & 1] += wq * q;
+      sqx.fma(j, wq, x[j]);
+      sq2.fma(j, wq, q);
     }
-    best.offer(sqx.total(), sq2.total());
+    a[k] = sqx.total();
+    b[k] = sq2.total();
   }
-  return best.scale();
+  return best_scale(a, b);
 }
 
 // Writes a ggml block (Q8_0, Q4_0, IQ4_NL) for scale d: the f16 scale, then each value's nearest code
@@ -257,7 +271,7 @@ static inline AsymFit search_asym(const float* x, const float* w, int64_t g, flo
 // minimum must sit on the scale's grid; fitting (d, m) freely and rounding m afterwards loses what the
 // fit gained. Each candidate scale fixes zp (zero stays exactly representable, as in RTN), assigns
 // levels, then refits s with zp fixed by weighted least squares; the candidate whose refit removes the
-// most weighted error wins (the same comparison as SearchBest, in double).
+// most weighted error wins (compared in double).
 struct IntAsymFit {
   float s, zp;
 };

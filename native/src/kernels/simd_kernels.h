@@ -408,61 +408,151 @@ struct SimdKernels {
   }
 
   // ---- scale search -----------------------------------------------------------------------------
-  // search_sym_scale (search.h) with the four candidates side by side for two elements at a time
-  // (O::C8: lanes 0-3 element j, lanes 4-7 element j+1). Each lane runs the reference's loop for its
-  // candidate and parity (same operations, same element order), and folding the halves adds the odd
-  // elements' sum to the even ones' as the reference's Sum2 does, so the scale is the reference's
-  // bit for bit.
-  template <bool TABLE>
-  static float search_sym(const SymCode& c, const float* x, const float* w, int64_t g, float m) {
-    using C = typename O::C8;
-    using CV = typename C::V;
-    if (m == 0.0f) return 0.0f;
-    float ids[kCandidates];
-    candidate_inverses(c, m, ids);
-    const CV vid = C::candidates(ids), lo = C::set1(c.lo), hi = C::set1(c.hi), one = C::set1(1.0f);
-    CV sqx = C::set1(0.0f), sq2 = sqx;
-    for (int64_t j = 0; j < g; j += 2) {
-        const CV xj = C::pair(x + j);
-        const CV t = C::mul(xj, vid);
-        CV q;
-        if (TABLE) {
-          q = C::iq4nl(t);
-        } else {
-          q = C::min(hi, C::max(lo, C::round_even(t)));
-        }
-        const CV wq = C::mul(w ? C::pair(w + j) : one, q);
-        sqx = C::add(sqx, C::mul(wq, xj));
-        sq2 = C::add(sq2, C::mul(wq, q));
+  // Each group's work is one long dependency chain (largest value, its reciprocal, candidate sums,
+  // scores, winner, stored scale, codes), so a row goes through in passes, each over all its groups:
+  // within a pass the groups are independent and the CPU overlaps them.
+  struct RowScratch {
+    float* xf;    // the row in f32
+    float* m;     // per group: its first largest-magnitude value
+    float* ids;   // per group: the candidates' inverse scales
+    float* sums;  // per group: candidate_sums
+    float* d;     // per group: the searched scale
+    int64_t* order;  // group indices by clamp pattern (candidate_sums)
+    static int64_t floats(int64_t cols, int64_t groups) { return cols + groups * (3 + 3 * kCandidates); }
+    RowScratch(float* p, int64_t* o, int64_t cols, int64_t groups)
+        : xf(p), m(p + cols), ids(m + groups), sums(ids + groups * kCandidates), d(sums + groups * 2 * kCandidates), order(o) {}
+  };
+  // search_sym_scale (search.h) with element j in lane j % 8 (O::L8) and the four candidates' sums in
+  // separate vectors: each lane runs the reference's fused multiply-adds in element order, and the
+  // lanes are totalled in Sum8's order, so the sums (and the scale best_scale picks from them) are the
+  // reference's bit for bit. Unweighted groups skip the multiply by one (w * q == q exactly).
+  // Writes sumqx to sums[0..4) and sumq2 to sums[4..8). g is a multiple of 32. Candidate k clamps
+  // to lo only if bit k of LO is set, to hi only if bit k of HI is (clamp_masks: the others are no-ops).
+  template <bool TABLE, bool WEIGHTED, unsigned LO, unsigned HI>
+  static void candidate_sums(const SymCode& c, const float* x, const float* w, int64_t g, const float* ids, float* sums) {
+    using L = typename O::L8;
+    using LV = typename L::V;
+    static_assert(kCandidates == 4, "L8::totals adds four vectors at once");
+    const LV lo = L::set1(c.lo), hi = L::set1(c.hi);
+    LV id[kCandidates], sqx[kCandidates], sq2[kCandidates];
+    for (int k = 0; k < kCandidates; ++k) {
+      id[k] = L::set1(ids[k]);
+      sqx[k] = sq2[k] = L::set1(0.0f);
     }
-    float a[kCandidates], b[kCandidates];
-    C::fold(sqx, a);
-    C::fold(sq2, b);
-    SearchBest best;
-    for (int k = 0; k < kCandidates; ++k) best.offer(a[k], b[k]);
-    return best.scale();
+    for (int64_t j = 0; j < g; j += 8) {
+      const LV xj = L::load(x + j);
+      LV wj = lo;
+      if (WEIGHTED) wj = L::load(w + j);
+      for (int k = 0; k < kCandidates; ++k) {
+        const LV t = L::mul(xj, id[k]);
+        LV q;
+        if (TABLE) {
+          q = L::iq4nl(t);
+        } else {
+          q = L::round_even(t);
+          if ((LO >> k) & 1u) q = L::max(lo, q);
+          if ((HI >> k) & 1u) q = L::min(hi, q);
+        }
+        const LV wq = WEIGHTED ? L::mul(wj, q) : q;
+        sqx[k] = L::fma(wq, xj, sqx[k]);
+        sq2[k] = L::fma(wq, q, sq2[k]);
+      }
+    }
+    L::totals(sqx, sums);
+    L::totals(sq2, sums + kCandidates);
   }
 
-  // first_abs_max (search.h) over a group held in chunks: the largest magnitude as an integer
-  // reduction, then the sign of the first element that has it. False when the group holds NaN/Inf
-  // (their bits are above every finite magnitude's), which sends the row to the reference.
+  // Which clamps candidate k of a code can skip. With |x| <= |m| and three roundings on the way
+  // (1/m, num*inv_m, x*id), |t| <= |num| (1 + 2^-24)^3 < |num| (1 + 2e-7); when that stays below
+  // hi + 1/2, round(t) <= hi, and below -lo + 1/2, round(t) >= lo. Q4_0's candidates need two clamps
+  // of eight, for example. Only for normal m (a huge 1/m could overflow, and inf must be clamped).
+  struct ClampMasks {
+    unsigned lo, hi;
+  };
+  static ClampMasks clamp_masks(const SymCode& c, int neg) {
+    ClampMasks mk{0, 0};
+    for (int k = 0; k < kCandidates; ++k) {
+      const float reach = __builtin_fabsf(c.cand[neg][k]) * (1.0f + 2e-7f);
+      if (!(reach < -c.lo + 0.5f)) mk.lo |= 1u << k;
+      if (!(reach < c.hi + 0.5f)) mk.hi |= 1u << k;
+    }
+    return mk;
+  }
+  static constexpr float kSmallestUnclamped = 1e-30f;  // |m| below this: every clamp
+
+  using SumsFn = void (*)(const SymCode&, const float*, const float*, int64_t, const float*, float*);
+  // The instantiation for a clamp pattern: the patterns of the codes quantkit writes (Q4_0, Q8_0,
+  // int4/int8 for either sign of m); anything else clamps everywhere.
+  template <bool WEIGHTED>
+  static SumsFn sums_fn(const SymCode& c, ClampMasks mk) {
+    if (c.table) return candidate_sums<true, WEIGHTED, 0xf, 0xf>;
+    switch (mk.lo << 4 | mk.hi) {
+      case 0x03: return candidate_sums<false, WEIGHTED, 0x0, 0x3>;  // Q4_0
+      case 0x57: return candidate_sums<false, WEIGHTED, 0x5, 0x7>;  // Q8_0
+      case 0x00: return candidate_sums<false, WEIGHTED, 0x0, 0x0>;  // int4, m > 0
+      case 0x0f: return candidate_sums<false, WEIGHTED, 0x0, 0xf>;  // int4, m < 0
+      case 0x33: return candidate_sums<false, WEIGHTED, 0x3, 0x3>;  // int8, m > 0
+      case 0x37: return candidate_sums<false, WEIGHTED, 0x3, 0x7>;  // int8, m < 0
+      default: return candidate_sums<false, WEIGHTED, 0xf, 0xf>;
+    }
+  }
+
+  // The candidates' sums for every group of a row with a nonzero largest value. Groups are taken in
+  // three runs by clamp pattern (m > 0, m < 0, tiny m), so each run calls one instantiation.
+  static void row_candidate_sums(const SymCode& c, int64_t g, int64_t groups, const float* w, const RowScratch& rs) {
+    const ClampMasks all{0xf, 0xf};
+    const SumsFn fns[3] = {w ? sums_fn<true>(c, clamp_masks(c, 0)) : sums_fn<false>(c, clamp_masks(c, 0)),
+                           w ? sums_fn<true>(c, clamp_masks(c, 1)) : sums_fn<false>(c, clamp_masks(c, 1)),
+                           w ? sums_fn<true>(c, all) : sums_fn<false>(c, all)};
+    for (int run = 0; run < 3; ++run) {
+      int64_t n = 0;
+      for (int64_t gi = 0; gi < groups; ++gi) {  // branch-free append
+        const float m = rs.m[gi], am = __builtin_fabsf(m);
+        const int kind = am >= kSmallestUnclamped ? (m < 0.0f ? 1 : 0) : 2;
+        rs.order[n] = gi;
+        n += (m != 0.0f) & (kind == run);
+      }
+      const SumsFn fn = fns[run];
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t gi = rs.order[i];
+        fn(c, rs.xf + gi * g, w ? w + gi * g : nullptr, g, rs.ids + gi * kCandidates, rs.sums + gi * 2 * kCandidates);
+      }
+    }
+  }
+
+  // first_abs_max (search.h) over a group held in chunks. The largest magnitude is the larger of
+  // max and -min; only a tie (+a and -a both present) needs the position of the first one. False when
+  // the group holds NaN/Inf (found by an integer reduction of the magnitudes' bits: theirs are above
+  // every finite value's), which sends the row to the reference.
   static bool group_abs_max(const Chunk* xs, int64_t chunks, float* out) {
     I a = O::iset1(0);
-    for (int64_t ci = 0; ci < chunks; ++ci) a = abs_max_bits(xs[ci], a);
-    const int32_t bits = O::hmax_i(a);
-    if (bits >= kInfBits) return false;
-    *out = group_signed_max(xs, chunks, from_bits(bits));
+    F lo = xs[0].v[0], hi = lo;
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      a = abs_max_bits(xs[ci], a);
+      for (int k = 0; k < V; ++k) { lo = O::min(lo, xs[ci].v[k]); hi = O::max(hi, xs[ci].v[k]); }
+    }
+    if (O::hmax_i(a) >= kInfBits) return false;
+    const float mx = O::hmax(hi), mn = O::hmin(lo);
+    if (mx > -mn) *out = mx;
+    else if (-mn > mx) *out = mn;
+    else *out = group_signed_max(xs, chunks, mx);  // a tie, or all zeros (0)
     return true;
   }
 
+  // The sign of the first element of magnitude amax, from the chunk's 32-bit equality and sign masks
+  // (no data-dependent branch per vector).
   static float group_signed_max(const Chunk* xs, int64_t chunks, float amax) {
+    static_assert(N * V == 32, "a chunk's masks fill 32 bits");
     if (amax == 0.0f) return 0.0f;
     const F va = O::set1(amax);
-    for (int64_t ci = 0; ci < chunks; ++ci)
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      uint32_t eq = 0, neg = 0;
       for (int k = 0; k < V; ++k) {
-        const uint32_t m = O::mask_eq(O::abs(xs[ci].v[k]), va);
-        if (m) return ((O::sign_mask(xs[ci].v[k]) >> __builtin_ctz(m)) & 1u) ? -amax : amax;
+        eq |= O::mask_eq(O::abs(xs[ci].v[k]), va) << (k * N);
+        neg |= O::sign_mask(xs[ci].v[k]) << (k * N);
       }
+      if (eq) return ((neg >> __builtin_ctz(eq)) & 1u) ? -amax : amax;
+    }
     return amax;
   }
 
@@ -519,28 +609,38 @@ struct SimdKernels {
   // Searched rows. Symmetric codes run the vectorized search; the final assignment (one pass per
   // group) and asymmetric fits are the reference's shared code (search.h). A row with NaN/Inf goes to
   // the scalar reference, which reports it.
+  //
+
   template <DType ST>
   static bool search_row(const QuantSpec& spec, const void* src, int64_t cols, int64_t r, QuantParts out,
-                         Chunk* xs, float* xf) {
+                         const RowScratch& rs) {
     const int64_t g = spec.group, groups = cols / g, chunks = g / 32;
-    const int64_t data_row = data_bytes_per_row(spec, cols);
+    const int64_t data_row = data_bytes_per_row(spec, cols), block_bytes = data_row / groups;
     uint8_t* row_out = out.data + r * data_row;
     const bool ggml = spec.scheme != Scheme::INT_SYM;
-    if (!ggml) __builtin_memset(row_out, 0, static_cast<size_t>(data_row));
     const SymCode c = sym_code_for(spec);
+    Chunk* xs = static_cast<Chunk*>(__builtin_alloca(sizeof(Chunk) * static_cast<size_t>(chunks)));
     for (int64_t gi = 0; gi < groups; ++gi) {
       for (int64_t ci = 0; ci < chunks; ++ci) {
         xs[ci] = load32<ST>(src, r * cols + gi * g + ci * 32);
-        for (int k = 0; k < V; ++k) O::store(xf + ci * 32 + k * N, xs[ci].v[k]);
+        for (int k = 0; k < V; ++k) O::store(rs.xf + gi * g + ci * 32 + k * N, xs[ci].v[k]);
       }
-      float m;
-      if (!group_abs_max(xs, chunks, &m)) return false;
-      const float* w = spec.weights ? spec.weights + gi * g : nullptr;
-      const float d = c.table ? search_sym<true>(c, xf, w, g, m) : search_sym<false>(c, xf, w, g, m);
+      if (!group_abs_max(xs, chunks, &rs.m[gi])) return false;
+    }
+    for (int64_t gi = 0; gi < groups; ++gi)
+      if (rs.m[gi] != 0.0f) candidate_inverses(c, rs.m[gi], rs.ids + gi * kCandidates);
+    row_candidate_sums(c, g, groups, spec.weights, rs);
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const float* sums = rs.sums + gi * 2 * kCandidates;
+      rs.d[gi] = rs.m[gi] != 0.0f ? O::L8::best_scale(sums, sums + kCandidates) : 0.0f;
+    }
+    if (!ggml) __builtin_memset(row_out, 0, static_cast<size_t>(data_row));
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      for (int64_t ci = 0; ci < chunks; ++ci) xs[ci] = load32<DType::F32>(rs.xf, gi * g + ci * 32);
       if (ggml) {
-        uint8_t* blk = row_out + gi * (data_row / groups);
-        if (!(c.table ? encode_block<true>(spec, c, xs[0], d, blk) : encode_block<false>(spec, c, xs[0], d, blk))) return false;
-      } else if (!encode_int_group(spec, c, xs, chunks, d, row_out + (spec.bits == 8 ? gi * g : gi * g / 2), out.scales, r * groups + gi)) {
+        uint8_t* blk = row_out + gi * block_bytes;
+        if (!(c.table ? encode_block<true>(spec, c, xs[0], rs.d[gi], blk) : encode_block<false>(spec, c, xs[0], rs.d[gi], blk))) return false;
+      } else if (!encode_int_group(spec, c, xs, chunks, rs.d[gi], row_out + (spec.bits == 8 ? gi * g : gi * g / 2), out.scales, r * groups + gi)) {
         return false;
       }
     }
@@ -552,21 +652,22 @@ struct SimdKernels {
     const KernelTable& ref = scalar_kernels();
     if (spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::INT_ASYM)
       return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
-    const int64_t chunks = spec.group / 32;
-    Chunk* xs = new Chunk[static_cast<size_t>(chunks)];
-    float* xf = new float[static_cast<size_t>(spec.group)];
+    const int64_t groups = cols / spec.group;
+    float* scratch = new float[static_cast<size_t>(RowScratch::floats(cols, groups))];
+    int64_t* order = new int64_t[static_cast<size_t>(groups)];
+    const RowScratch rs(scratch, order, cols, groups);
     QuantStatus status;
     for (int64_t r = row_begin; r < row_end; ++r) {
       bool ok = false;
       switch (st) {
-        case DType::F32: ok = search_row<DType::F32>(spec, src, cols, r, out, xs, xf); break;
-        case DType::F16: ok = search_row<DType::F16>(spec, src, cols, r, out, xs, xf); break;
-        case DType::BF16: ok = search_row<DType::BF16>(spec, src, cols, r, out, xs, xf); break;
+        case DType::F32: ok = search_row<DType::F32>(spec, src, cols, r, out, rs); break;
+        case DType::F16: ok = search_row<DType::F16>(spec, src, cols, r, out, rs); break;
+        case DType::BF16: ok = search_row<DType::BF16>(spec, src, cols, r, out, rs); break;
       }
       if (!ok) merge(status, ref.quantize_rows(spec, src, st, cols, r, r + 1, out));
     }
-    delete[] xs;
-    delete[] xf;
+    delete[] scratch;
+    delete[] order;
     return status;
   }
 
