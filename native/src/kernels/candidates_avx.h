@@ -8,7 +8,11 @@ struct Lanes8Avx {
   using V = __m256;
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V set1(float v) { return _mm256_set1_ps(v); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  // neg where m < 0, else pos
+  static V by_sign(V m, V pos, V neg) { return _mm256_blendv_ps(pos, neg, _mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_LT_OQ)); }
   static V fma(V a, V b, V acc) { return _mm256_fmadd_ps(a, b, acc); }
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }

@@ -41,7 +41,11 @@ struct NeonOps {
     };
     static V load(const float* p) { return V{vld1q_f32(p), vld1q_f32(p + 4)}; }
     static V set1(float v) { return V{vdupq_n_f32(v), vdupq_n_f32(v)}; }
+    static void store(float* p, V v) { vst1q_f32(p, v.a); vst1q_f32(p + 4, v.b); }
     static V mul(V x, V y) { return V{vmulq_f32(x.a, y.a), vmulq_f32(x.b, y.b)}; }
+    static V div(V x, V y) { return V{vdivq_f32(x.a, y.a), vdivq_f32(x.b, y.b)}; }
+    static float32x4_t by_sign4(float32x4_t m, float32x4_t pos, float32x4_t neg) { return vbslq_f32(vcltq_f32(m, vdupq_n_f32(0.0f)), neg, pos); }
+    static V by_sign(V m, V pos, V neg) { return V{by_sign4(m.a, pos.a, neg.a), by_sign4(m.b, pos.b, neg.b)}; }
     static V fma(V x, V y, V acc) { return V{vfmaq_f32(acc.a, x.a, y.a), vfmaq_f32(acc.b, x.b, y.b)}; }
     static V min(V x, V y) { return V{vminq_f32(x.a, y.a), vminq_f32(x.b, y.b)}; }
     static V max(V x, V y) { return V{vmaxq_f32(x.a, y.a), vmaxq_f32(x.b, y.b)}; }

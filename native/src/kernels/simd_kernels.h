@@ -414,7 +414,7 @@ struct SimdKernels {
   struct RowScratch {
     float* xf;    // the row in f32
     float* m;     // per group: its first largest-magnitude value
-    float* ids;   // per group: the candidates' inverse scales
+    float* ids;   // the candidates' inverse scales: candidate k of group gi at ids[k * groups + gi]
     float* sums;  // per group: candidate_sums
     float* d;     // per group: the searched scale
     int64_t* order;  // group indices by clamp pattern (candidate_sums)
@@ -429,14 +429,15 @@ struct SimdKernels {
   // Writes sumqx to sums[0..4) and sumq2 to sums[4..8). g is a multiple of 32. Candidate k clamps
   // to lo only if bit k of LO is set, to hi only if bit k of HI is (clamp_masks: the others are no-ops).
   template <bool TABLE, bool WEIGHTED, unsigned LO, unsigned HI>
-  static void candidate_sums(const SymCode& c, const float* x, const float* w, int64_t g, const float* ids, float* sums) {
+  static inline __attribute__((always_inline)) void candidate_sums(const SymCode& c, const float* x, const float* w, int64_t g, const float* ids,
+                                                                    int64_t ids_stride, float* sums) {
     using L = typename O::L8;
     using LV = typename L::V;
     static_assert(kCandidates == 4, "L8::totals adds four vectors at once");
     const LV lo = L::set1(c.lo), hi = L::set1(c.hi);
     LV id[kCandidates], sqx[kCandidates], sq2[kCandidates];
     for (int k = 0; k < kCandidates; ++k) {
-      id[k] = L::set1(ids[k]);
+      id[k] = L::set1(ids[k * ids_stride]);
       sqx[k] = sq2[k] = L::set1(0.0f);
     }
     for (int64_t j = 0; j < g; j += 8) {
@@ -462,6 +463,26 @@ struct SimdKernels {
     L::totals(sq2, sums + kCandidates);
   }
 
+  // candidate_inverses (search.h) for every group of a row, eight groups at a time (the same IEEE
+  // divide and multiplies). Groups with m == 0 get values that are never read.
+  static void row_candidate_inverses(const SymCode& c, int64_t groups, const RowScratch& rs) {
+    using L = typename O::L8;
+    using LV = typename L::V;
+    int64_t gi = 0;
+    for (; gi + 8 <= groups; gi += 8) {
+      const LV m = L::load(rs.m + gi);
+      const LV inv = L::div(L::set1(1.0f), m);
+      for (int k = 0; k < kCandidates; ++k)
+        L::store(rs.ids + k * groups + gi, L::mul(L::by_sign(m, L::set1(c.cand[0][k]), L::set1(c.cand[1][k])), inv));
+    }
+    for (; gi < groups; ++gi) {
+      if (rs.m[gi] == 0.0f) continue;
+      float ids[kCandidates];
+      candidate_inverses(c, rs.m[gi], ids);
+      for (int k = 0; k < kCandidates; ++k) rs.ids[k * groups + gi] = ids[k];
+    }
+  }
+
   // Which clamps candidate k of a code can skip. With |x| <= |m| and three roundings on the way
   // (1/m, num*inv_m, x*id), |t| <= |num| (1 + 2^-24)^3 < |num| (1 + 2e-7); when that stays below
   // hi + 1/2, round(t) <= hi, and below -lo + 1/2, round(t) >= lo. Q4_0's candidates need two clamps
@@ -480,20 +501,29 @@ struct SimdKernels {
   }
   static constexpr float kSmallestUnclamped = 1e-30f;  // |m| below this: every clamp
 
-  using SumsFn = void (*)(const SymCode&, const float*, const float*, int64_t, const float*, float*);
+  // candidate_sums for the groups order[0..n) of a row.
+  template <bool TABLE, bool WEIGHTED, unsigned LO, unsigned HI>
+  static void sums_run(const SymCode& c, int64_t g, int64_t groups, const float* w, const RowScratch& rs, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t gi = rs.order[i];
+      candidate_sums<TABLE, WEIGHTED, LO, HI>(c, rs.xf + gi * g, WEIGHTED ? w + gi * g : nullptr, g, rs.ids + gi, groups,
+                                              rs.sums + gi * 2 * kCandidates);
+    }
+  }
+  using SumsFn = void (*)(const SymCode&, int64_t, int64_t, const float*, const RowScratch&, int64_t);
   // The instantiation for a clamp pattern: the patterns of the codes quantkit writes (Q4_0, Q8_0,
   // int4/int8 for either sign of m); anything else clamps everywhere.
   template <bool WEIGHTED>
   static SumsFn sums_fn(const SymCode& c, ClampMasks mk) {
-    if (c.table) return candidate_sums<true, WEIGHTED, 0xf, 0xf>;
+    if (c.table) return sums_run<true, WEIGHTED, 0xf, 0xf>;
     switch (mk.lo << 4 | mk.hi) {
-      case 0x03: return candidate_sums<false, WEIGHTED, 0x0, 0x3>;  // Q4_0
-      case 0x57: return candidate_sums<false, WEIGHTED, 0x5, 0x7>;  // Q8_0
-      case 0x00: return candidate_sums<false, WEIGHTED, 0x0, 0x0>;  // int4, m > 0
-      case 0x0f: return candidate_sums<false, WEIGHTED, 0x0, 0xf>;  // int4, m < 0
-      case 0x33: return candidate_sums<false, WEIGHTED, 0x3, 0x3>;  // int8, m > 0
-      case 0x37: return candidate_sums<false, WEIGHTED, 0x3, 0x7>;  // int8, m < 0
-      default: return candidate_sums<false, WEIGHTED, 0xf, 0xf>;
+      case 0x03: return sums_run<false, WEIGHTED, 0x0, 0x3>;  // Q4_0
+      case 0x57: return sums_run<false, WEIGHTED, 0x5, 0x7>;  // Q8_0
+      case 0x00: return sums_run<false, WEIGHTED, 0x0, 0x0>;  // int4, m > 0
+      case 0x0f: return sums_run<false, WEIGHTED, 0x0, 0xf>;  // int4, m < 0
+      case 0x33: return sums_run<false, WEIGHTED, 0x3, 0x3>;  // int8, m > 0
+      case 0x37: return sums_run<false, WEIGHTED, 0x3, 0x7>;  // int8, m < 0
+      default: return sums_run<false, WEIGHTED, 0xf, 0xf>;
     }
   }
 
@@ -512,11 +542,7 @@ struct SimdKernels {
         rs.order[n] = gi;
         n += (m != 0.0f) & (kind == run);
       }
-      const SumsFn fn = fns[run];
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t gi = rs.order[i];
-        fn(c, rs.xf + gi * g, w ? w + gi * g : nullptr, g, rs.ids + gi * kCandidates, rs.sums + gi * 2 * kCandidates);
-      }
+      fns[run](c, g, groups, w, rs, n);
     }
   }
 
@@ -627,8 +653,7 @@ struct SimdKernels {
       }
       if (!group_abs_max(xs, chunks, &rs.m[gi])) return false;
     }
-    for (int64_t gi = 0; gi < groups; ++gi)
-      if (rs.m[gi] != 0.0f) candidate_inverses(c, rs.m[gi], rs.ids + gi * kCandidates);
+    row_candidate_inverses(c, groups, rs);
     row_candidate_sums(c, g, groups, spec.weights, rs);
     for (int64_t gi = 0; gi < groups; ++gi) {
       const float* sums = rs.sums + gi * 2 * kCandidates;
