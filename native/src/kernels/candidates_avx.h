@@ -11,6 +11,17 @@ struct Lanes8Avx {
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  // Each lane rounded to f16 (nearest even, as O::to_f16), the bits to h[0..8), the value returned.
+  static V f16_round(V v, uint16_t* h) {
+    const __m128i b = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h), b);
+    return _mm256_cvtph_ps(b);
+  }
+  // 1 / v, and 0 where v == 0
+  static V inverse_or_zero(V v) {
+    const V z = _mm256_setzero_ps();
+    return _mm256_blendv_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), v), z, _mm256_cmp_ps(v, z, _CMP_EQ_OQ));
+  }
   // neg where m < 0, else pos
   static V by_sign(V m, V pos, V neg) { return _mm256_blendv_ps(pos, neg, _mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_LT_OQ)); }
   static V fma(V a, V b, V acc) { return _mm256_fmadd_ps(a, b, acc); }

@@ -44,6 +44,16 @@ struct NeonOps {
     static void store(float* p, V v) { vst1q_f32(p, v.a); vst1q_f32(p + 4, v.b); }
     static V mul(V x, V y) { return V{vmulq_f32(x.a, y.a), vmulq_f32(x.b, y.b)}; }
     static V div(V x, V y) { return V{vdivq_f32(x.a, y.a), vdivq_f32(x.b, y.b)}; }
+    static float32x4_t f16_round4(float32x4_t v, uint16_t* h) {
+      const float16x4_t b = vcvt_f16_f32(v);
+      vst1_u16(h, vreinterpret_u16_f16(b));
+      return vcvt_f32_f16(b);
+    }
+    static V f16_round(V v, uint16_t* h) { return V{f16_round4(v.a, h), f16_round4(v.b, h + 4)}; }
+    static float32x4_t inverse_or_zero4(float32x4_t v) {
+      return vbslq_f32(vceqq_f32(v, vdupq_n_f32(0.0f)), vdupq_n_f32(0.0f), vdivq_f32(vdupq_n_f32(1.0f), v));
+    }
+    static V inverse_or_zero(V v) { return V{inverse_or_zero4(v.a), inverse_or_zero4(v.b)}; }
     static float32x4_t by_sign4(float32x4_t m, float32x4_t pos, float32x4_t neg) { return vbslq_f32(vcltq_f32(m, vdupq_n_f32(0.0f)), neg, pos); }
     static V by_sign(V m, V pos, V neg) { return V{by_sign4(m.a, pos.a, neg.a), by_sign4(m.b, pos.b, neg.b)}; }
     static V fma(V x, V y, V acc) { return V{vfmaq_f32(acc.a, x.a, y.a), vfmaq_f32(acc.b, x.b, y.b)}; }

@@ -417,10 +417,13 @@ struct SimdKernels {
     float* ids;   // the candidates' inverse scales: candidate k of group gi at ids[k * groups + gi]
     float* sums;  // per group: candidate_sums
     float* d;     // per group: the searched scale
+    float* inv;   // per group (ggml blocks): 1 / the stored f16 scale, 0 for 0
+    uint16_t* half;  // per group (ggml blocks): the stored f16 scale
     int64_t* order;  // group indices by clamp pattern (candidate_sums)
-    static int64_t floats(int64_t cols, int64_t groups) { return cols + groups * (3 + 3 * kCandidates); }
+    static int64_t floats(int64_t cols, int64_t groups) { return cols + groups * (5 + 3 * kCandidates); }
     RowScratch(float* p, int64_t* o, int64_t cols, int64_t groups)
-        : xf(p), m(p + cols), ids(m + groups), sums(ids + groups * kCandidates), d(sums + groups * 2 * kCandidates), order(o) {}
+        : xf(p), m(p + cols), ids(m + groups), sums(ids + groups * kCandidates), d(sums + groups * 2 * kCandidates),
+          inv(d + groups), half(reinterpret_cast<uint16_t*>(inv + groups)), order(o) {}
   };
   // search_sym_scale (search.h) with element j in lane j % 8 (O::L8) and the four candidates' sums in
   // separate vectors: each lane runs the reference's fused multiply-adds in element order, and the
@@ -480,6 +483,19 @@ struct SimdKernels {
       float ids[kCandidates];
       candidate_inverses(c, rs.m[gi], ids);
       for (int k = 0; k < kCandidates; ++k) rs.ids[k * groups + gi] = ids[k];
+    }
+  }
+
+  // encode_sym_block's scale handling for every block of a row, eight at a time: the f16 rounding and
+  // the inverse of the stored value (the same IEEE conversions and divide).
+  static void row_block_scales(int64_t groups, const RowScratch& rs) {
+    using L = typename O::L8;
+    int64_t gi = 0;
+    for (; gi + 8 <= groups; gi += 8) L::store(rs.inv + gi, L::inverse_or_zero(L::f16_round(L::load(rs.d + gi), rs.half + gi)));
+    for (; gi < groups; ++gi) {
+      rs.half[gi] = O::to_f16(rs.d[gi]);
+      const float ds = O::from_f16(rs.half[gi]);
+      rs.inv[gi] = ds != 0.0f ? 1.0f / ds : 0.0f;
     }
   }
 
@@ -596,13 +612,12 @@ struct SimdKernels {
   }
 
   // encode_sym_block / encode_sym_int_group (search.h), vectorized.
+  // The block's stored f16 scale dh and the inverse of its value (row_block_scales) come in.
   template <bool TABLE>
-  static bool encode_block(const QuantSpec& spec, const SymCode& c, const Chunk& x, float d, uint8_t* out) {
-    const uint16_t dh = O::to_f16(d);
+  static bool encode_block(const QuantSpec& spec, const SymCode& c, const Chunk& x, uint16_t dh, float inv, uint8_t* out) {
     __builtin_memcpy(out, &dh, 2);
-    const float ds = O::from_f16(dh);
-    if (!__builtin_isfinite(ds)) return false;
-    const F vid = O::set1(ds != 0.0f ? 1.0f / ds : 0.0f);
+    if (!f16_finite(dh)) return false;
+    const F vid = O::set1(inv);
     I q[V];
     code_indices<TABLE>(c, x, vid, q);
     if (spec.scheme == Scheme::GGML_Q8_0) {
@@ -659,12 +674,15 @@ struct SimdKernels {
       const float* sums = rs.sums + gi * 2 * kCandidates;
       rs.d[gi] = rs.m[gi] != 0.0f ? O::L8::best_scale(sums, sums + kCandidates) : 0.0f;
     }
-    if (!ggml) __builtin_memset(row_out, 0, static_cast<size_t>(data_row));
+    if (ggml) row_block_scales(groups, rs);
+    else __builtin_memset(row_out, 0, static_cast<size_t>(data_row));
     for (int64_t gi = 0; gi < groups; ++gi) {
       for (int64_t ci = 0; ci < chunks; ++ci) xs[ci] = load32<DType::F32>(rs.xf, gi * g + ci * 32);
       if (ggml) {
         uint8_t* blk = row_out + gi * block_bytes;
-        if (!(c.table ? encode_block<true>(spec, c, xs[0], rs.d[gi], blk) : encode_block<false>(spec, c, xs[0], rs.d[gi], blk))) return false;
+        const bool ok = c.table ? encode_block<true>(spec, c, xs[0], rs.half[gi], rs.inv[gi], blk)
+                                : encode_block<false>(spec, c, xs[0], rs.half[gi], rs.inv[gi], blk);
+        if (!ok) return false;
       } else if (!encode_int_group(spec, c, xs, chunks, rs.d[gi], row_out + (spec.bits == 8 ? gi * g : gi * g / 2), out.scales, r * groups + gi)) {
         return false;
       }
