@@ -17,6 +17,23 @@ struct Lanes8Avx {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(h), b);
     return _mm256_cvtph_ps(b);
   }
+  // Each lane rounded to bf16 as f32_to_bf16 (numeric.h) does it (nearest even; NaN stays NaN, quiet),
+  // the bits to h[0..8), the value returned.
+  static V bf16_round(V v, uint16_t* h) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    const __m256i rounded = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))));
+    const __m256i r = _mm256_srli_epi32(_mm256_blendv_epi8(rounded, _mm256_or_si256(u, _mm256_set1_epi32(0x400000)), nan), 16);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h), _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(r, 16));
+  }
+  // 1 / v where that is finite and v != 0, else 0
+  static V inverse_finite_or_zero(V v) {
+    const V inv = _mm256_div_ps(_mm256_set1_ps(1.0f), v);
+    const V ok = _mm256_and_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ),
+                               _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), inv), _mm256_set1_ps(__builtin_inff()), _CMP_LT_OQ));
+    return _mm256_and_ps(inv, ok);
+  }
   // 1 / v, and 0 where v == 0
   static V inverse_or_zero(V v) {
     const V z = _mm256_setzero_ps();

@@ -50,6 +50,24 @@ struct NeonOps {
       return vcvt_f32_f16(b);
     }
     static V f16_round(V v, uint16_t* h) { return V{f16_round4(v.a, h), f16_round4(v.b, h + 4)}; }
+    static uint32x4_t bf16_bits4(float32x4_t v) {
+      const uint32x4_t u = vreinterpretq_u32_f32(v);
+      const uint32x4_t nan = vcgtq_u32(vandq_u32(u, vdupq_n_u32(0x7fffffffu)), vdupq_n_u32(0x7f800000u));
+      const uint32x4_t rounded = vaddq_u32(u, vaddq_u32(vdupq_n_u32(0x7fffu), vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1u))));
+      return vshrq_n_u32(vbslq_u32(nan, vorrq_u32(u, vdupq_n_u32(0x400000u)), rounded), 16);
+    }
+    static V bf16_round(V v, uint16_t* h) {
+      const uint32x4_t a = bf16_bits4(v.a), b = bf16_bits4(v.b);
+      vst1_u16(h, vmovn_u32(a));
+      vst1_u16(h + 4, vmovn_u32(b));
+      return V{vreinterpretq_f32_u32(vshlq_n_u32(a, 16)), vreinterpretq_f32_u32(vshlq_n_u32(b, 16))};
+    }
+    static float32x4_t inverse_finite_or_zero4(float32x4_t v) {
+      const float32x4_t inv = vdivq_f32(vdupq_n_f32(1.0f), v);
+      const uint32x4_t ok = vandq_u32(vmvnq_u32(vceqq_f32(v, vdupq_n_f32(0.0f))), vcltq_f32(vabsq_f32(inv), vdupq_n_f32(__builtin_inff())));
+      return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(inv), ok));
+    }
+    static V inverse_finite_or_zero(V v) { return V{inverse_finite_or_zero4(v.a), inverse_finite_or_zero4(v.b)}; }
     static float32x4_t inverse_or_zero4(float32x4_t v) {
       return vbslq_f32(vceqq_f32(v, vdupq_n_f32(0.0f)), vdupq_n_f32(0.0f), vdivq_f32(vdupq_n_f32(1.0f), v));
     }

@@ -419,7 +419,7 @@ struct SimdKernels {
     float* d;     // per group: the searched scale
     float* inv;   // per group (ggml blocks): 1 / the stored f16 scale, 0 for 0
     uint16_t* half;  // per group (ggml blocks): the stored f16 scale
-    int64_t* order;  // group indices by clamp pattern (candidate_sums)
+    int64_t* order;  // 2 x groups: group indices by clamp pattern (row_candidate_sums)
     static int64_t floats(int64_t cols, int64_t groups) { return cols + groups * (5 + 3 * kCandidates); }
     RowScratch(float* p, int64_t* o, int64_t cols, int64_t groups)
         : xf(p), m(p + cols), ids(m + groups), sums(ids + groups * kCandidates), d(sums + groups * 2 * kCandidates),
@@ -499,6 +499,31 @@ struct SimdKernels {
     }
   }
 
+  // encode_sym_int_group's scale handling for every group of a row, eight at a time: the scale stored
+  // in its dtype (same rounding), rs.d replaced by the stored value, rs.inv its finite inverse or 0.
+  static void row_int_scales(DType st, int64_t groups, const RowScratch& rs, uint8_t* scales) {
+    using L = typename O::L8;
+    using LV = typename L::V;
+    int64_t gi = 0;
+    for (; gi + 8 <= groups; gi += 8) {
+      LV sq = L::load(rs.d + gi);
+      switch (st) {
+        case DType::F32: L::store(reinterpret_cast<float*>(scales) + gi, sq); break;
+        case DType::F16: sq = L::f16_round(sq, reinterpret_cast<uint16_t*>(scales) + gi); break;
+        case DType::BF16: sq = L::bf16_round(sq, reinterpret_cast<uint16_t*>(scales) + gi); break;
+      }
+      L::store(rs.d + gi, sq);
+      L::store(rs.inv + gi, L::inverse_finite_or_zero(sq));
+    }
+    for (; gi < groups; ++gi) {
+      const float sq = store_scale(scales, st, gi, rs.d[gi]);
+      float id = sq != 0.0f ? 1.0f / sq : 0.0f;
+      if (!__builtin_isfinite(id)) id = 0.0f;
+      rs.d[gi] = sq;
+      rs.inv[gi] = id;
+    }
+  }
+
   // Which clamps candidate k of a code can skip. With |x| <= |m| and three roundings on the way
   // (1/m, num*inv_m, x*id), |t| <= |num| (1 + 2^-24)^3 < |num| (1 + 2e-7); when that stays below
   // hi + 1/2, round(t) <= hi, and below -lo + 1/2, round(t) >= lo. Q4_0's candidates need two clamps
@@ -519,14 +544,15 @@ struct SimdKernels {
 
   // candidate_sums for the groups order[0..n) of a row.
   template <bool TABLE, bool WEIGHTED, unsigned LO, unsigned HI>
-  static void sums_run(const SymCode& c, int64_t g, int64_t groups, const float* w, const RowScratch& rs, int64_t n) {
+  static void sums_run(const SymCode& c, int64_t g, int64_t groups, const float* w, const RowScratch& rs, const int64_t* list,
+                       int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t gi = rs.order[i];
+      const int64_t gi = list[i];
       candidate_sums<TABLE, WEIGHTED, LO, HI>(c, rs.xf + gi * g, WEIGHTED ? w + gi * g : nullptr, g, rs.ids + gi, groups,
                                               rs.sums + gi * 2 * kCandidates);
     }
   }
-  using SumsFn = void (*)(const SymCode&, int64_t, int64_t, const float*, const RowScratch&, int64_t);
+  using SumsFn = void (*)(const SymCode&, int64_t, int64_t, const float*, const RowScratch&, const int64_t*, int64_t);
   // The instantiation for a clamp pattern: the patterns of the codes quantkit writes (Q4_0, Q8_0,
   // int4/int8 for either sign of m); anything else clamps everywhere.
   template <bool WEIGHTED>
@@ -543,22 +569,31 @@ struct SimdKernels {
     }
   }
 
-  // The candidates' sums for every group of a row with a nonzero largest value. Groups are taken in
-  // three runs by clamp pattern (m > 0, m < 0, tiny m), so each run calls one instantiation.
+  // The candidates' sums for every group of a row with a nonzero largest value. Groups are listed by
+  // clamp pattern (m > 0, m < 0 when that differs, tiny m), so each list calls one instantiation.
   static void row_candidate_sums(const SymCode& c, int64_t g, int64_t groups, const float* w, const RowScratch& rs) {
     const ClampMasks all{0xf, 0xf};
-    const SumsFn fns[3] = {w ? sums_fn<true>(c, clamp_masks(c, 0)) : sums_fn<false>(c, clamp_masks(c, 0)),
-                           w ? sums_fn<true>(c, clamp_masks(c, 1)) : sums_fn<false>(c, clamp_masks(c, 1)),
-                           w ? sums_fn<true>(c, all) : sums_fn<false>(c, all)};
-    for (int run = 0; run < 3; ++run) {
+    const SumsFn pos = w ? sums_fn<true>(c, clamp_masks(c, 0)) : sums_fn<false>(c, clamp_masks(c, 0));
+    const SumsFn neg = w ? sums_fn<true>(c, clamp_masks(c, 1)) : sums_fn<false>(c, clamp_masks(c, 1));
+    const bool split = pos != neg;
+    int64_t *a = rs.order, *b = rs.order + groups;
+    int64_t na = 0, nb = 0, tiny = 0;
+    for (int64_t gi = 0; gi < groups; ++gi) {  // branch-free appends
+      const float m = rs.m[gi];
+      const bool normal = __builtin_fabsf(m) >= kSmallestUnclamped, to_b = normal & split & (m < 0.0f);
+      a[na] = gi;
+      b[nb] = gi;
+      na += normal & !to_b;
+      nb += to_b;
+      tiny += (m != 0.0f) & !normal;
+    }
+    pos(c, g, groups, w, rs, a, na);
+    if (nb) neg(c, g, groups, w, rs, b, nb);
+    if (tiny) {
       int64_t n = 0;
-      for (int64_t gi = 0; gi < groups; ++gi) {  // branch-free append
-        const float m = rs.m[gi], am = __builtin_fabsf(m);
-        const int kind = am >= kSmallestUnclamped ? (m < 0.0f ? 1 : 0) : 2;
-        rs.order[n] = gi;
-        n += (m != 0.0f) & (kind == run);
-      }
-      fns[run](c, g, groups, w, rs, n);
+      for (int64_t gi = 0; gi < groups; ++gi)
+        if (rs.m[gi] != 0.0f && !(__builtin_fabsf(rs.m[gi]) >= kSmallestUnclamped)) a[n++] = gi;
+      (w ? sums_fn<true>(c, all) : sums_fn<false>(c, all))(c, g, groups, w, rs, a, n);
     }
   }
 
@@ -630,13 +665,11 @@ struct SimdKernels {
     return true;
   }
 
-  static bool encode_int_group(const QuantSpec& spec, const SymCode& c, const Chunk* xs, int64_t chunks, float d,
-                               uint8_t* packed_at, uint8_t* scales, int64_t scale_index) {
-    const float sq = store_scale(scales, spec.scale_dtype, scale_index, d);
+  // The group's stored scale sq and the inverse used for its codes (row_int_scales) come in.
+  static bool encode_int_group(const QuantSpec& spec, const SymCode& c, const Chunk* xs, int64_t chunks, float sq, float inv,
+                               uint8_t* packed_at) {
     if (!__builtin_isfinite(sq)) return false;
-    float id = sq != 0.0f ? 1.0f / sq : 0.0f;
-    if (!__builtin_isfinite(id)) id = 0.0f;
-    const F vid = O::set1(id);
+    const F vid = O::set1(inv);
     // index from lo = value + 2^(bits-1): exactly the stored unsigned code
     for (int64_t ci = 0; ci < chunks; ++ci) {
       I q[V];
@@ -674,8 +707,12 @@ struct SimdKernels {
       const float* sums = rs.sums + gi * 2 * kCandidates;
       rs.d[gi] = rs.m[gi] != 0.0f ? O::L8::best_scale(sums, sums + kCandidates) : 0.0f;
     }
-    if (ggml) row_block_scales(groups, rs);
-    else __builtin_memset(row_out, 0, static_cast<size_t>(data_row));
+    if (ggml) {
+      row_block_scales(groups, rs);
+    } else {
+      row_int_scales(spec.scale_dtype, groups, rs, out.scales + r * groups * dtype_size(spec.scale_dtype));
+      __builtin_memset(row_out, 0, static_cast<size_t>(data_row));
+    }
     for (int64_t gi = 0; gi < groups; ++gi) {
       for (int64_t ci = 0; ci < chunks; ++ci) xs[ci] = load32<DType::F32>(rs.xf, gi * g + ci * 32);
       if (ggml) {
@@ -683,7 +720,7 @@ struct SimdKernels {
         const bool ok = c.table ? encode_block<true>(spec, c, xs[0], rs.half[gi], rs.inv[gi], blk)
                                 : encode_block<false>(spec, c, xs[0], rs.half[gi], rs.inv[gi], blk);
         if (!ok) return false;
-      } else if (!encode_int_group(spec, c, xs, chunks, rs.d[gi], row_out + (spec.bits == 8 ? gi * g : gi * g / 2), out.scales, r * groups + gi)) {
+      } else if (!encode_int_group(spec, c, xs, chunks, rs.d[gi], rs.inv[gi], row_out + (spec.bits == 8 ? gi * g : gi * g / 2))) {
         return false;
       }
     }
@@ -697,7 +734,7 @@ struct SimdKernels {
       return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
     const int64_t groups = cols / spec.group;
     float* scratch = new float[static_cast<size_t>(RowScratch::floats(cols, groups))];
-    int64_t* order = new int64_t[static_cast<size_t>(groups)];
+    int64_t* order = new int64_t[static_cast<size_t>(2 * groups)];
     const RowScratch rs(scratch, order, cols, groups);
     QuantStatus status;
     for (int64_t r = row_begin; r < row_end; ++r) {
