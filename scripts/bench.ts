@@ -39,7 +39,7 @@ async function kernels(copy: number, only?: RegExp) {
   const src = randomBf16(rows * cols);
   const info = A.info();
   console.log(`kernels: isa ${info.isa} (available: ${info.available.join(', ')}), input ${rows}x${cols} bf16 = ${gb(src.length)} GB; memcpy ${gb(copy)} GB/s`);
-  console.log('scheme            threads  seconds  GB/s(bf16 in)  per core  ratio-to-memcpy');
+  console.log('scheme                threads  seconds  GB/s(bf16 in)  per core  ratio-to-memcpy');
   const specs: [string, KernelSpec][] = [
     ['Q4_0 (ggml)', { scheme: 'q4_0', bits: 4, group: 32, scaleDtype: 'F16' }],
     ['Q8_0 (ggml)', { scheme: 'q8_0', bits: 8, group: 32, scaleDtype: 'F16' }],
@@ -53,6 +53,7 @@ async function kernels(copy: number, only?: RegExp) {
     ['Q8_0 search', { scheme: 'q8_0', bits: 8, group: 32, scaleDtype: 'F16', method: 'search' }],
     ['int4 g32 search', { scheme: 'int_sym', bits: 4, group: 32, scaleDtype: 'BF16', method: 'search' }],
     ['Q4_1 search', { scheme: 'q4_1', bits: 4, group: 32, scaleDtype: 'F16', method: 'search' }],
+    ['int4 g128 asym search', { scheme: 'int_asym', bits: 4, group: 128, scaleDtype: 'BF16', method: 'search' }],
   ];
   const weights = Float32Array.from({ length: cols }, (_, i) => 0.5 + ((i * 2654435761) % 1000) / 1000);
   for (const [label, spec] of specs) {
@@ -66,7 +67,7 @@ async function kernels(copy: number, only?: RegExp) {
         times.push(Number(process.hrtime.bigint() - t) / 1e9);
       }
       const sec = median(times), rate = src.length / sec;
-      console.log(`${label.padEnd(17)} ${String(threads).padStart(7)}  ${sec.toFixed(4)}  ${gb(rate).padStart(13)}  ${gb(rate / threads).padStart(8)}  ${(rate / copy).toFixed(3).padStart(15)}`);
+      console.log(`${label.padEnd(21)} ${String(threads).padStart(7)}  ${sec.toFixed(4)}  ${gb(rate).padStart(13)}  ${gb(rate / threads).padStart(8)}  ${(rate / copy).toFixed(3).padStart(15)}`);
     }
   }
 }

@@ -9,6 +9,8 @@ struct Lanes8Avx {
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V set1(float v) { return _mm256_set1_ps(v); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V div(V a, V b) { return _mm256_div_ps(a, b); }
   // Each lane rounded to f16 (nearest even, as O::to_f16), the bits to h[0..8), the value returned.

@@ -42,6 +42,8 @@ struct NeonOps {
     static V load(const float* p) { return V{vld1q_f32(p), vld1q_f32(p + 4)}; }
     static V set1(float v) { return V{vdupq_n_f32(v), vdupq_n_f32(v)}; }
     static void store(float* p, V v) { vst1q_f32(p, v.a); vst1q_f32(p + 4, v.b); }
+    static V add(V x, V y) { return V{vaddq_f32(x.a, y.a), vaddq_f32(x.b, y.b)}; }
+    static V sub(V x, V y) { return V{vsubq_f32(x.a, y.a), vsubq_f32(x.b, y.b)}; }
     static V mul(V x, V y) { return V{vmulq_f32(x.a, y.a), vmulq_f32(x.b, y.b)}; }
     static V div(V x, V y) { return V{vdivq_f32(x.a, y.a), vdivq_f32(x.b, y.b)}; }
     static float32x4_t f16_round4(float32x4_t v, uint16_t* h) {

@@ -148,6 +148,7 @@ static inline void candidate_inverses(const SymCode& c, float m, float ids[kCand
 struct Sum8 {
   float s[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
   void fma(int64_t j, float a, float b) { s[j & 7] = __builtin_fmaf(a, b, s[j & 7]); }
+  void add(int64_t j, float v) { s[j & 7] += v; }
   float total() const { return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); }
 };
 
@@ -232,10 +233,32 @@ static inline bool encode_sym_int_group(const QuantSpec& spec, const SymCode& c,
 
 // Asymmetric search with a free minimum (ggml's Q4_1): x ~ d * l + m with l in 0..nmax. For each
 // candidate scale the levels come from rounding, then (d, m) is the weighted least-squares fit; the
-// candidate with the smallest weighted error wins. Scalar on every ISA (the SIMD files call it).
+// candidate explaining the most weighted error wins. The sums are Sum8s, as the SIMD files form them
+// (simd_kernels.h runs the same operations eight lanes at a time).
 struct AsymFit {
   float d, m;
 };
+
+// Candidate i's inverse step (levels per unit of x) for a group spanning `range`.
+static inline float asym_candidate_inverse(float nmax, int i, float range) {
+  return (nmax + static_cast<float>(i) * (nmax / 64.0f)) / range;
+}
+
+// The least-squares (d, m) from one candidate's sums (sw = sum w, sx = sum w x, sl = sum w l,
+// sll = sum w l^2, slx = sum w l x), and the weighted error it removes: for that fit the error is
+// sum(w x^2) - d*slx - m*sx, so the largest d*slx + m*sx wins with no second pass over the group.
+// False when the fit is degenerate or its step not positive.
+static inline bool asym_solve(float sw, float sx, float sl, float sll, float slx, AsymFit* fit, double* explained) {
+  const double SW = sw, SX = sx, SL = sl, SLL = sll, SLX = slx;
+  const double det = SW * SLL - SL * SL;
+  if (!(det > 0)) return false;
+  const float d = static_cast<float>((SW * SLX - SL * SX) / det);
+  const float m = static_cast<float>((SLL * SX - SL * SLX) / det);
+  if (!(d > 0.0f)) return false;
+  *fit = AsymFit{d, m};
+  *explained = static_cast<double>(d) * SLX + static_cast<double>(m) * SX;
+  return true;
+}
 
 static inline AsymFit search_asym(const float* x, const float* w, int64_t g, float nmax) {
   float lo = x[0], hi = x[0];
@@ -244,25 +267,30 @@ static inline AsymFit search_asym(const float* x, const float* w, int64_t g, flo
   AsymFit best{(hi - lo) / nmax, lo};
   bool any = false;
   double best_explained = 0.0;
-  const float step = nmax / 64.0f;
+  Sum8 sw, sx;
+  for (int64_t j = 0; j < g; ++j) {
+    const float wj = w ? w[j] : 1.0f;
+    sw.add(j, wj);
+    sx.fma(j, wj, x[j]);
+  }
   for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
-    const float is = (nmax + static_cast<float>(i) * step) / (hi - lo);
-    double sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
+    const float is = asym_candidate_inverse(nmax, i, hi - lo);
+    Sum8 sl, sll, slx;
     for (int64_t j = 0; j < g; ++j) {
       float l = round_even((x[j] - lo) * is);
-      l = l < 0.0f ? 0.0f : (l > nmax ? nmax : l);
-      const double wj = w ? w[j] : 1.0;
-      sw += wj; sl += wj * l; sll += wj * l * l; sx += wj * x[j]; slx += wj * l * x[j];
+      l = l > nmax ? nmax : (l < 0.0f ? 0.0f : l);
+      const float wl = (w ? w[j] : 1.0f) * l;
+      sl.add(j, wl);
+      sll.fma(j, wl, l);
+      slx.fma(j, wl, x[j]);
     }
-    const double det = sw * sll - sl * sl;
-    if (!(det > 0)) continue;
-    const float d = static_cast<float>((sw * slx - sl * sx) / det);
-    const float m = static_cast<float>((sll * sx - sl * slx) / det);
-    if (!(d > 0.0f)) continue;
-    // For the least-squares (d, m) the weighted error is sum(w x^2) - d*sum(w l x) - m*sum(w x): the
-    // candidate explaining the most wins, with no second pass over the group.
-    const double explained = static_cast<double>(d) * slx + static_cast<double>(m) * sx;
-    if (!any || explained > best_explained) { any = true; best_explained = explained; best = AsymFit{d, m}; }
+    AsymFit f;
+    double e;
+    if (asym_solve(sw.total(), sx.total(), sl.total(), sll.total(), slx.total(), &f, &e) && (!any || e > best_explained)) {
+      any = true;
+      best_explained = e;
+      best = f;
+    }
   }
   return best;
 }
@@ -271,41 +299,62 @@ static inline AsymFit search_asym(const float* x, const float* w, int64_t g, flo
 // minimum must sit on the scale's grid; fitting (d, m) freely and rounding m afterwards loses what the
 // fit gained. Each candidate scale fixes zp (zero stays exactly representable, as in RTN), assigns
 // levels, then refits s with zp fixed by weighted least squares; the candidate whose refit removes the
-// most weighted error wins (compared in double).
+// most weighted error wins (compared in double). Sums as in search_asym.
 struct IntAsymFit {
   float s, zp;
 };
 
+// Candidate i's scale, zero point and inverse scale for a group with range [lo, hi] (lo <= 0 <= hi).
+struct IntAsymCandidate {
+  float sc, zp, isc;
+};
+static inline IntAsymCandidate int_asym_candidate(float lo, float hi, float qmin, float qmax, int i) {
+  const float levels = qmax - qmin;
+  const float sc = (hi - lo) / (levels + static_cast<float>(i) * (levels / 64.0f));
+  // Clamps written so that NaN (a scale that underflowed to 0) becomes qmin.
+  float zp = round_even(qmin - lo / sc);
+  zp = zp >= qmin ? (zp <= qmax ? zp : qmax) : qmin;
+  return IntAsymCandidate{sc, zp, 1.0f / sc};
+}
+
+// Keeps the candidate with the larger a^2/b (a = sum w l x, b = sum w l^2), cross-multiplied in double.
+static inline void int_asym_offer(float a_f, float b_f, float zp, double* best_a, double* best_b, bool* any, IntAsymFit* best) {
+  const double a = a_f, b = b_f;
+  if (!(b > 0.0) || !(a > 0.0)) return;
+  if (!*any || a * a * *best_b > *best_a * *best_a * b) {
+    *best_a = a;
+    *best_b = b;
+    *any = true;
+    *best = IntAsymFit{static_cast<float>(a / b), zp};
+  }
+}
+
+static inline IntAsymFit int_asym_default(float lo, float hi, float qmin, float qmax) {
+  IntAsymFit f{(hi - lo) / (qmax - qmin), 0.0f};
+  f.zp = round_even(qmin - lo / f.s);
+  f.zp = f.zp >= qmin ? (f.zp <= qmax ? f.zp : qmax) : qmin;
+  return f;
+}
+
 static inline IntAsymFit search_asym_int(const float* x, const float* w, int64_t g, float qmin, float qmax) {
   float lo = 0.0f, hi = 0.0f;
   for (int64_t j = 0; j < g; ++j) { lo = x[j] < lo ? x[j] : lo; hi = x[j] > hi ? x[j] : hi; }
-  const float levels = qmax - qmin;
   if (!(hi > lo)) return IntAsymFit{0.0f, qmin};
-  IntAsymFit best{(hi - lo) / levels, 0.0f};
-  // Clamps written so that NaN (a scale that underflowed to 0) becomes qmin.
-  best.zp = round_even(qmin - lo / best.s);
-  best.zp = best.zp >= qmin ? (best.zp <= qmax ? best.zp : qmax) : qmin;
+  IntAsymFit best = int_asym_default(lo, hi, qmin, qmax);
   double best_a = 0.0, best_b = 0.0;
   bool any = false;
-  const float step = levels / 64.0f;
   for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
-    const float sc = (hi - lo) / (levels + static_cast<float>(i) * step);
-    float zp = round_even(qmin - lo / sc);
-    zp = zp >= qmin ? (zp <= qmax ? zp : qmax) : qmin;
-    const float isc = 1.0f / sc;
-    double a = 0.0, b = 0.0;
+    const IntAsymCandidate k = int_asym_candidate(lo, hi, qmin, qmax, i);
+    Sum8 a, b;
     for (int64_t j = 0; j < g; ++j) {
-      float q = round_even(x[j] * isc) + zp;
+      float q = round_even(x[j] * k.isc) + k.zp;
       q = q < qmin ? qmin : (q > qmax ? qmax : q);
-      const double l = static_cast<double>(q - zp), wj = w ? w[j] : 1.0;
-      a += wj * l * x[j];
-      b += wj * l * l;
+      const float l = q - k.zp;
+      const float wl = (w ? w[j] : 1.0f) * l;
+      a.fma(j, wl, x[j]);
+      b.fma(j, wl, l);
     }
-    if (!(b > 0.0) || !(a > 0.0)) continue;
-    if (!any || a * a * best_b > best_a * best_a * b) {
-      best_a = a; best_b = b; any = true;
-      best = IntAsymFit{static_cast<float>(a / b), zp};
-    }
+    int_asym_offer(a.total(), b.total(), k.zp, &best_a, &best_b, &any, &best);
   }
   return best;
 }

@@ -727,11 +727,191 @@ struct SimdKernels {
     return true;
   }
 
+  // ---- asymmetric search (search_asym, search_asym_int in search.h), eight lanes as Sum8 --------
+
+  // sum w and sum w x of a group, as search_asym's Sum8s total them.
+  template <bool WEIGHTED>
+  static void weight_sums(const float* x, const float* w, int64_t g, float* sw, float* sx) {
+    using L = typename O::L8;
+    using LV = typename L::V;
+    LV a = L::set1(0.0f), b = a;
+    for (int64_t j = 0; j < g; j += 8) {
+      const LV wj = WEIGHTED ? L::load(w + j) : L::set1(1.0f);
+      a = L::add(a, wj);
+      b = L::fma(wj, L::load(x + j), b);
+    }
+    const LV four[4] = {a, b, a, b};
+    float t[4];
+    L::totals(four, t);
+    *sw = t[0];
+    *sx = t[1];
+  }
+
+  template <bool WEIGHTED>
+  static AsymFit asym_fit(const float* x, const float* w, int64_t g, float lo, float hi, float nmax) {
+    using L = typename O::L8;
+    using LV = typename L::V;
+    AsymFit best{(hi - lo) / nmax, lo};
+    if (!(hi > lo)) return AsymFit{0.0f, lo};
+    float sw, sx;
+    weight_sums<WEIGHTED>(x, w, g, &sw, &sx);
+    bool any = false;
+    double best_explained = 0.0;
+    const LV vlo = L::set1(lo), zero = L::set1(0.0f), top = L::set1(nmax);
+    for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
+      const LV is = L::set1(asym_candidate_inverse(nmax, i, hi - lo));
+      LV sl = zero, sll = zero, slx = zero;
+      for (int64_t j = 0; j < g; j += 8) {
+        const LV xj = L::load(x + j);
+        const LV l = L::min(top, L::max(zero, L::round_even(L::mul(L::sub(xj, vlo), is))));
+        const LV wl = WEIGHTED ? L::mul(L::load(w + j), l) : l;
+        sl = L::add(sl, wl);
+        sll = L::fma(wl, l, sll);
+        slx = L::fma(wl, xj, slx);
+      }
+      const LV four[4] = {sl, sll, slx, zero};
+      float t[4];
+      L::totals(four, t);
+      AsymFit f;
+      double e;
+      if (asym_solve(sw, sx, t[0], t[1], t[2], &f, &e) && (!any || e > best_explained)) {
+        any = true;
+        best_explained = e;
+        best = f;
+      }
+    }
+    return best;
+  }
+
+  template <bool WEIGHTED>
+  static IntAsymFit int_asym_fit(const float* x, const float* w, int64_t g, float lo, float hi, float qmin, float qmax) {
+    using L = typename O::L8;
+    using LV = typename L::V;
+    if (!(hi > lo)) return IntAsymFit{0.0f, qmin};
+    IntAsymFit best = int_asym_default(lo, hi, qmin, qmax);
+    double best_a = 0.0, best_b = 0.0;
+    bool any = false;
+    const LV zero = L::set1(0.0f), vmin = L::set1(qmin), vmax = L::set1(qmax);
+    for (int i = -kCandidates / 2; i < kCandidates / 2; ++i) {
+      const IntAsymCandidate k = int_asym_candidate(lo, hi, qmin, qmax, i);
+      const LV isc = L::set1(k.isc), zp = L::set1(k.zp);
+      LV a = zero, b = zero;
+      for (int64_t j = 0; j < g; j += 8) {
+        const LV xj = L::load(x + j);
+        const LV q = L::min(vmax, L::max(vmin, L::add(L::round_even(L::mul(xj, isc)), zp)));
+        const LV l = L::sub(q, zp);
+        const LV wl = WEIGHTED ? L::mul(L::load(w + j), l) : l;
+        a = L::fma(wl, xj, a);
+        b = L::fma(wl, l, b);
+      }
+      const LV four[4] = {a, b, a, b};
+      float t[4];
+      L::totals(four, t);
+      int_asym_offer(t[0], t[1], k.zp, &best_a, &best_b, &any, &best);
+    }
+    return best;
+  }
+
+  // A searched Q4_1 row (searched_q4_1_block for each block). False sends the row to the reference
+  // (NaN/Inf input, or a scale or minimum that overflows f16).
+  template <DType ST>
+  static bool asym_block_row(const void* src, const float* weights, int64_t cols, int64_t r, uint8_t* row_out, float* xf) {
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      const Chunk c = load32<ST>(src, r * cols + b * 32);
+      if (nonfinite(c)) return false;
+      F lo = c.v[0], hi = c.v[0];
+      for (int k = 0; k < V; ++k) {
+        O::store(xf + k * N, c.v[k]);
+        lo = O::min(lo, c.v[k]);
+        hi = O::max(hi, c.v[k]);
+      }
+      const float min = first_equal(c, O::hmin(lo)), max = O::hmax(hi);  // only the minimum is stored
+      const float* w = weights ? weights + b * 32 : nullptr;
+      const AsymFit f = w ? asym_fit<true>(xf, w, 32, min, max, 15.0f) : asym_fit<false>(xf, w, 32, min, max, 15.0f);
+      uint8_t* out = row_out + b * 20;
+      const uint16_t dh = O::to_f16(f.d), mh = O::to_f16(f.m);
+      if (!f16_finite(dh) || !f16_finite(mh)) return false;
+      __builtin_memcpy(out, &dh, 2);
+      __builtin_memcpy(out + 2, &mh, 2);
+      const float d = O::from_f16(dh);
+      const F vid = O::set1(d != 0.0f ? 1.0f / d : 0.0f), vm = O::set1(O::from_f16(mh)), zero = O::set1(0.0f), top = O::set1(15.0f);
+      I q[V];
+      for (int k = 0; k < V; ++k) q[k] = O::cvtt(O::min(top, O::max(zero, O::round_even(O::mul(O::sub(c.v[k], vm), vid)))));
+      O::pack_nibbles_halves(q, out + 4);
+    }
+    return true;
+  }
+
+  // A searched compressed-tensors asymmetric row (searched_int_group for each group); false as above.
+  template <DType ST>
+  static bool int_asym_row(const QuantSpec& spec, const void* src, int64_t cols, int64_t r, QuantParts out, Chunk* xs, float* xf) {
+    const int64_t g = spec.group, groups = cols / g, chunks = g / 32;
+    const float qmin = -static_cast<float>(1 << (spec.bits - 1)), qmax = -qmin - 1.0f;
+    const int64_t data_row = data_bytes_per_row(spec, cols);
+    uint8_t* row_out = out.data + r * data_row;
+    __builtin_memset(row_out, 0, static_cast<size_t>(data_row));
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      F lo = O::set1(0.0f), hi = lo;
+      for (int64_t ci = 0; ci < chunks; ++ci) {
+        xs[ci] = load32<ST>(src, r * cols + gi * g + ci * 32);
+        if (nonfinite(xs[ci])) return false;
+        for (int k = 0; k < V; ++k) {
+          O::store(xf + ci * 32 + k * N, xs[ci].v[k]);
+          lo = O::min(lo, xs[ci].v[k]);
+          hi = O::max(hi, xs[ci].v[k]);
+        }
+      }
+      // the reference starts both at +0 and moves on strict comparisons: -0 never replaces +0
+      const float mn = O::hmin(lo), mx = O::hmax(hi);
+      const float vlo = mn < 0.0f ? mn : 0.0f, vhi = mx > 0.0f ? mx : 0.0f;
+      const float* w = spec.weights ? spec.weights + gi * g : nullptr;
+      const IntAsymFit f = w ? int_asym_fit<true>(xf, w, g, vlo, vhi, qmin, qmax) : int_asym_fit<false>(xf, w, g, vlo, vhi, qmin, qmax);
+      const float sq = store_scale(out.scales, spec.scale_dtype, r * groups + gi, f.s);
+      if (!__builtin_isfinite(sq)) return false;
+      float id = sq != 0.0f ? 1.0f / sq : 0.0f;
+      if (!__builtin_isfinite(id)) id = 0.0f;
+      if (out.zeros) out.zeros[r * groups + gi] = static_cast<int8_t>(f.zp);
+      const F vid = O::set1(id), zp = O::set1(f.zp), vmin = O::set1(qmin), vmax = O::set1(qmax);
+      uint8_t* packed_at = row_out + (spec.bits == 8 ? gi * g : gi * g / 2);
+      for (int64_t ci = 0; ci < chunks; ++ci) {
+        I q[V];  // the stored unsigned code: q - qmin
+        for (int k = 0; k < V; ++k)
+          q[k] = O::cvtt(O::sub(O::min(vmax, O::max(vmin, O::add(O::round_even(O::mul(xs[ci].v[k], vid)), zp))), vmin));
+        if (spec.bits == 8) O::pack_bytes32(q, packed_at + ci * 32);
+        else O::pack_nibbles_pairs(q, packed_at + ci * 16);
+      }
+    }
+    return true;
+  }
+
+  static QuantStatus asym_search_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
+                                      int64_t row_begin, int64_t row_end, QuantParts out) {
+    const KernelTable& ref = scalar_kernels();
+    const int64_t chunks = spec.group / 32;
+    Chunk* xs = new Chunk[static_cast<size_t>(chunks)];
+    float* xf = new float[static_cast<size_t>(spec.group)];
+    const bool q4_1 = spec.scheme == Scheme::GGML_Q4_1;
+    QuantStatus status;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      bool ok = false;
+      uint8_t* row_out = out.data + r * data_bytes_per_row(spec, cols);
+      switch (st) {
+        case DType::F32: ok = q4_1 ? asym_block_row<DType::F32>(src, spec.weights, cols, r, row_out, xf) : int_asym_row<DType::F32>(spec, src, cols, r, out, xs, xf); break;
+        case DType::F16: ok = q4_1 ? asym_block_row<DType::F16>(src, spec.weights, cols, r, row_out, xf) : int_asym_row<DType::F16>(spec, src, cols, r, out, xs, xf); break;
+        case DType::BF16: ok = q4_1 ? asym_block_row<DType::BF16>(src, spec.weights, cols, r, row_out, xf) : int_asym_row<DType::BF16>(spec, src, cols, r, out, xs, xf); break;
+      }
+      if (!ok) merge(status, ref.quantize_rows(spec, src, st, cols, r, r + 1, out));
+    }
+    delete[] xs;
+    delete[] xf;
+    return status;
+  }
+
   static QuantStatus search_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
                                  int64_t row_begin, int64_t row_end, QuantParts out) {
     const KernelTable& ref = scalar_kernels();
     if (spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::INT_ASYM)
-      return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
+      return asym_search_rows(spec, src, st, cols, row_begin, row_end, out);
     const int64_t groups = cols / spec.group;
     float* scratch = new float[static_cast<size_t>(RowScratch::floats(cols, groups))];
     int64_t* order = new int64_t[static_cast<size_t>(2 * groups)];
