@@ -25,21 +25,18 @@ constexpr int kCandidates = 4;
 static const float kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 static const float kIq4nlMids[15] = {-115.5f, -93.5f, -74, -57, -42, -28.5f, -16, -4.5f, 7, 19, 31.5f, 45.5f, 61, 79, 101};
 
-// The IQ4_NL value nearest t from one table lookup, for SIMD gathers: t > mid ⇔ 2t > 2·mid ⇔
-// ceil(2t) > 2·mid (every 2·mid is an integer, and doubling a float is exact), so the value depends
-// only on c = ceil(2t) clamped to [-232, 203] (beyond them every comparison has the same outcome).
-// kIq4nlByCeil2t[c + 232] equals code_value(t) for every float t.
+// The IQ4_NL level index nearest t from one table lookup, for the x86 encoders' gathers: t > mid ⇔
+// 2t > 2·mid ⇔ ceil(2t) > 2·mid (every 2·mid is an integer, and doubling a float is exact), so the
+// index depends only on c = ceil(2t) clamped to [-232, 203] (beyond them every comparison has the same
+// outcome). kIq4nlByCeil2t.index[c + 232] equals iq4nl_index(t) for every float t.
 constexpr int kIq4nlLutLow = -232, kIq4nlLutHigh = 203;
 struct Iq4nlLut {
-  float v[kIq4nlLutHigh - kIq4nlLutLow + 1];
-  int32_t index[kIq4nlLutHigh - kIq4nlLutLow + 1];  // code_index(t), the same way
-  constexpr Iq4nlLut() : v(), index() {
+  int32_t index[kIq4nlLutHigh - kIq4nlLutLow + 1];
+  constexpr Iq4nlLut() : index() {
     const int twice_mids[15] = {-231, -187, -148, -114, -84, -57, -32, -9, 14, 38, 63, 91, 122, 158, 202};
-    const float values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
     for (int c = kIq4nlLutLow; c <= kIq4nlLutHigh; ++c) {
       int k = 0;
       for (int m = 0; m < 15; ++m) k += c > twice_mids[m] ? 1 : 0;
-      v[c - kIq4nlLutLow] = values[k];
       index[c - kIq4nlLutLow] = k;
     }
   }
