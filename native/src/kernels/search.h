@@ -305,13 +305,17 @@ struct IntAsymFit {
 struct IntAsymCandidate {
   float sc, zp, isc;
 };
+// The zero point that keeps lo at qmin for scale sc. Clamps written so that NaN (a scale that
+// underflowed to 0) becomes qmin.
+static inline float int_asym_zero_point(float lo, float sc, float qmin, float qmax) {
+  const float zp = round_even(qmin - lo / sc);
+  return zp >= qmin ? (zp <= qmax ? zp : qmax) : qmin;
+}
+
 static inline IntAsymCandidate int_asym_candidate(float lo, float hi, float qmin, float qmax, int i) {
   const float levels = qmax - qmin;
   const float sc = (hi - lo) / (levels + static_cast<float>(i) * (levels / 64.0f));
-  // Clamps written so that NaN (a scale that underflowed to 0) becomes qmin.
-  float zp = round_even(qmin - lo / sc);
-  zp = zp >= qmin ? (zp <= qmax ? zp : qmax) : qmin;
-  return IntAsymCandidate{sc, zp, 1.0f / sc};
+  return IntAsymCandidate{sc, int_asym_zero_point(lo, sc, qmin, qmax), 1.0f / sc};
 }
 
 // Keeps the candidate with the larger a^2/b (a = sum w l x, b = sum w l^2), cross-multiplied in double.
@@ -326,11 +330,10 @@ static inline void int_asym_offer(float a_f, float b_f, float zp, double* best_a
   }
 }
 
+// The fit when no candidate qualifies: RTN's scale and zero point.
 static inline IntAsymFit int_asym_default(float lo, float hi, float qmin, float qmax) {
-  IntAsymFit f{(hi - lo) / (qmax - qmin), 0.0f};
-  f.zp = round_even(qmin - lo / f.s);
-  f.zp = f.zp >= qmin ? (f.zp <= qmax ? f.zp : qmax) : qmin;
-  return f;
+  const float s = (hi - lo) / (qmax - qmin);
+  return IntAsymFit{s, int_asym_zero_point(lo, s, qmin, qmax)};
 }
 
 static inline IntAsymFit search_asym_int(const float* x, const float* w, int64_t g, float qmin, float qmax) {

@@ -100,21 +100,8 @@ struct SimdKernels {
   }
 
   static bool q4_0_block(const Chunk& c, uint8_t* out) {
-    if (nonfinite(c)) return false;
-    // The reference takes the first element of largest magnitude, with its sign. From the block's
-    // max and min that is the one of larger magnitude; only a tie (+a and -a both present) needs
-    // the position of the first one.
-    F lo = c.v[0], hi = c.v[0];
-    for (int k = 1; k < V; ++k) { lo = O::min(lo, c.v[k]); hi = O::max(hi, c.v[k]); }
-    const float mx = O::hmax(hi), mn = O::hmin(lo);
-    float max;
-    if (mx > -mn) max = mx;
-    else if (-mn > mx) max = mn;
-    else if (mx == 0.0f) max = 0.0f;  // all zeros: the reference keeps +0
-    else {
-      const F va = O::set1(mx);
-      max = first_lane_negative(c, [&](F v) { return O::mask_eq(O::abs(v), va); }) ? mn : mx;
-    }
+    float max;  // the reference's first element of largest magnitude, with its sign
+    if (!group_abs_max(&c, 1, &max)) return false;
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
@@ -687,13 +674,12 @@ struct SimdKernels {
 
   template <DType ST>
   static bool search_row(const QuantSpec& spec, const void* src, int64_t cols, int64_t r, QuantParts out,
-                         const RowScratch& rs) {
+                         const RowScratch& rs, Chunk* xs) {
     const int64_t g = spec.group, groups = cols / g, chunks = g / 32;
     const int64_t data_row = data_bytes_per_row(spec, cols), block_bytes = data_row / groups;
     uint8_t* row_out = out.data + r * data_row;
     const bool ggml = spec.scheme != Scheme::INT_SYM;
     const SymCode c = sym_code_for(spec);
-    Chunk* xs = static_cast<Chunk*>(__builtin_alloca(sizeof(Chunk) * static_cast<size_t>(chunks)));
     for (int64_t gi = 0; gi < groups; ++gi) {
       for (int64_t ci = 0; ci < chunks; ++ci) {
         xs[ci] = load32<ST>(src, r * cols + gi * g + ci * 32);
@@ -884,50 +870,38 @@ struct SimdKernels {
     return true;
   }
 
-  static QuantStatus asym_search_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
-                                      int64_t row_begin, int64_t row_end, QuantParts out) {
-    const KernelTable& ref = scalar_kernels();
-    const int64_t chunks = spec.group / 32;
-    Chunk* xs = new Chunk[static_cast<size_t>(chunks)];
-    float* xf = new float[static_cast<size_t>(spec.group)];
-    const bool q4_1 = spec.scheme == Scheme::GGML_Q4_1;
-    QuantStatus status;
-    for (int64_t r = row_begin; r < row_end; ++r) {
-      bool ok = false;
-      uint8_t* row_out = out.data + r * data_bytes_per_row(spec, cols);
-      switch (st) {
-        case DType::F32: ok = q4_1 ? asym_block_row<DType::F32>(src, spec.weights, cols, r, row_out, xf) : int_asym_row<DType::F32>(spec, src, cols, r, out, xs, xf); break;
-        case DType::F16: ok = q4_1 ? asym_block_row<DType::F16>(src, spec.weights, cols, r, row_out, xf) : int_asym_row<DType::F16>(spec, src, cols, r, out, xs, xf); break;
-        case DType::BF16: ok = q4_1 ? asym_block_row<DType::BF16>(src, spec.weights, cols, r, row_out, xf) : int_asym_row<DType::BF16>(spec, src, cols, r, out, xs, xf); break;
-      }
-      if (!ok) merge(status, ref.quantize_rows(spec, src, st, cols, r, r + 1, out));
+  // One searched row of any scheme; false sends it to the reference.
+  template <DType ST>
+  static bool searched_row(const QuantSpec& spec, const void* src, int64_t cols, int64_t r, QuantParts out, const RowScratch& rs,
+                           Chunk* xs) {
+    switch (spec.scheme) {
+      case Scheme::GGML_Q4_1: return asym_block_row<ST>(src, spec.weights, cols, r, out.data + r * data_bytes_per_row(spec, cols), rs.xf);
+      case Scheme::INT_ASYM: return int_asym_row<ST>(spec, src, cols, r, out, xs, rs.xf);
+      default: return search_row<ST>(spec, src, cols, r, out, rs, xs);
     }
-    delete[] xs;
-    delete[] xf;
-    return status;
   }
 
   static QuantStatus search_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
                                  int64_t row_begin, int64_t row_end, QuantParts out) {
     const KernelTable& ref = scalar_kernels();
-    if (spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::INT_ASYM)
-      return asym_search_rows(spec, src, st, cols, row_begin, row_end, out);
     const int64_t groups = cols / spec.group;
     float* scratch = new float[static_cast<size_t>(RowScratch::floats(cols, groups))];
     int64_t* order = new int64_t[static_cast<size_t>(2 * groups)];
+    Chunk* xs = new Chunk[static_cast<size_t>(spec.group / 32)];
     const RowScratch rs(scratch, order, cols, groups);
     QuantStatus status;
     for (int64_t r = row_begin; r < row_end; ++r) {
       bool ok = false;
       switch (st) {
-        case DType::F32: ok = search_row<DType::F32>(spec, src, cols, r, out, rs); break;
-        case DType::F16: ok = search_row<DType::F16>(spec, src, cols, r, out, rs); break;
-        case DType::BF16: ok = search_row<DType::BF16>(spec, src, cols, r, out, rs); break;
+        case DType::F32: ok = searched_row<DType::F32>(spec, src, cols, r, out, rs, xs); break;
+        case DType::F16: ok = searched_row<DType::F16>(spec, src, cols, r, out, rs, xs); break;
+        case DType::BF16: ok = searched_row<DType::BF16>(spec, src, cols, r, out, rs, xs); break;
       }
       if (!ok) merge(status, ref.quantize_rows(spec, src, st, cols, r, r + 1, out));
     }
     delete[] scratch;
     delete[] order;
+    delete[] xs;
     return status;
   }
 
