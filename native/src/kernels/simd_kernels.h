@@ -513,15 +513,17 @@ struct SimdKernels {
 
   // Which clamps candidate k of a code can skip. With |x| <= |m| and three roundings on the way
   // (1/m, num*inv_m, x*id), |t| <= |num| (1 + 2^-24)^3 < |num| (1 + 2e-7); when that stays below
-  // hi + 1/2, round(t) <= hi, and below -lo + 1/2, round(t) >= lo. Q4_0's candidates need two clamps
-  // of eight, for example. Only for normal m (a huge 1/m could overflow, and inf must be clamped).
+  // hi + 1/2, round(t) <= hi, and below -lo + 1/2, round(t) >= lo. The test below allows 1e-6 (the
+  // product computing it rounds too); every code's numerators are at least 0.3% from a threshold.
+  // Q4_0's candidates need two clamps of eight, for example. Only for |m| >= kSmallestUnclamped (a
+  // huge 1/m could overflow, and inf must be clamped).
   struct ClampMasks {
     unsigned lo, hi;
   };
   static ClampMasks clamp_masks(const SymCode& c, int neg) {
     ClampMasks mk{0, 0};
     for (int k = 0; k < kCandidates; ++k) {
-      const float reach = __builtin_fabsf(c.cand[neg][k]) * (1.0f + 2e-7f);
+      const float reach = __builtin_fabsf(c.cand[neg][k]) * (1.0f + 1e-6f);
       if (!(reach < -c.lo + 0.5f)) mk.lo |= 1u << k;
       if (!(reach < c.hi + 0.5f)) mk.hi |= 1u << k;
     }
