@@ -432,8 +432,7 @@ struct SimdKernels {
     }
     for (int64_t j = 0; j < g; j += 8) {
       const LV xj = L::load(x + j);
-      LV wj = lo;
-      if (WEIGHTED) wj = L::load(w + j);
+      const LV wj = WEIGHTED ? L::load(w + j) : lo;  // (not read when unweighted)
       for (int k = 0; k < kCandidates; ++k) {
         const LV t = L::mul(xj, id[k]);
         LV q;
