@@ -80,6 +80,14 @@ static inline float store_scale(uint8_t* base, DType t, int64_t i, float v) {
   return 0.0f;
 }
 
+// The inverse used to quantize against a stored integer-group scale: 0 for a zero scale, and for a
+// subnormal one whose inverse overflows (the group is ~0 and reconstructs as 0). The SIMD twin for
+// eight scales at once is L8::inverse_finite_or_zero.
+static inline float stored_scale_inverse(float sq) {
+  const float id = sq != 0.0f ? 1.0f / sq : 0.0f;
+  return __builtin_isfinite(id) ? id : 0.0f;
+}
+
 static inline float load_scale(const uint8_t* base, DType t, int64_t i) { return load_as_f32(base, t, i); }
 
 // float -> int32 by truncation with x86 semantics (cvttss2si): NaN and out-of-range give INT32_MIN.

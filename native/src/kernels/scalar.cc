@@ -151,8 +151,7 @@ bool searched_int_group(const QuantSpec& spec, const float* x, const float* w, i
   const IntAsymFit f = search_asym_int(x, w, n, qmin, qmax);
   const float sq = store_scale(scales, spec.scale_dtype, scale_index, f.s);
   if (!std::isfinite(sq)) return false;
-  float id = sq != 0.0f ? 1.0f / sq : 0.0f;
-  if (!std::isfinite(id)) id = 0.0f;
+  const float id = stored_scale_inverse(sq);
   const float zp = f.zp;
   *zero = static_cast<int8_t>(zp);
   for (int64_t j = 0; j < n; ++j) {
@@ -181,8 +180,7 @@ bool int_group(const QuantSpec& spec, const float* x, int64_t n, uint8_t* packed
   }
   const float sq = store_scale(scales, spec.scale_dtype, scale_index, s);
   if (!std::isfinite(sq)) return false;
-  float id = sq != 0.0f ? 1.0f / sq : 0.0f;
-  if (!std::isfinite(id)) id = 0.0f;  // subnormal scale: the group is ~0 and reconstructs as 0
+  const float id = stored_scale_inverse(sq);
   if (spec.scheme == Scheme::INT_ASYM) {
     zp = std::min(qmax, std::max(qmin, std::nearbyint(qmin - lo * id)));
     *zero = static_cast<int8_t>(zp);

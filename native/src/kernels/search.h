@@ -220,8 +220,7 @@ static inline bool encode_sym_int_group(const QuantSpec& spec, const SymCode& c,
                                         uint8_t* packed_row, int64_t k0, uint8_t* scales, int64_t scale_index) {
   const float sq = store_scale(scales, spec.scale_dtype, scale_index, d);
   if (!__builtin_isfinite(sq)) return false;
-  float id = sq != 0.0f ? 1.0f / sq : 0.0f;
-  if (!__builtin_isfinite(id)) id = 0.0f;
+  const float id = stored_scale_inverse(sq);
   const int32_t offset = 1 << (spec.bits - 1);
   for (int64_t j = 0; j < n; ++j)
     put_code(packed_row, spec.bits, k0 + j, static_cast<uint32_t>(static_cast<int32_t>(code_value(c, x[j] * id)) + offset));

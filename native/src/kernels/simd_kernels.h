@@ -181,8 +181,7 @@ struct SimdKernels {
     }
     const float sq = store_scale(scales, spec.scale_dtype, scale_index, s);
     if (!__builtin_isfinite(sq)) return false;
-    float id = sq != 0.0f ? 1.0f / sq : 0.0f;
-    if (!__builtin_isfinite(id)) id = 0.0f;
+    const float id = stored_scale_inverse(sq);
     float zp = 0.0f;
     if (ASYM) {
       zp = __builtin_nearbyintf(qmin - lo * id);
@@ -503,10 +502,8 @@ struct SimdKernels {
     }
     for (; gi < groups; ++gi) {
       const float sq = store_scale(scales, st, gi, rs.d[gi]);
-      float id = sq != 0.0f ? 1.0f / sq : 0.0f;
-      if (!__builtin_isfinite(id)) id = 0.0f;
       rs.d[gi] = sq;
-      rs.inv[gi] = id;
+      rs.inv[gi] = stored_scale_inverse(sq);
     }
   }
 
@@ -668,11 +665,8 @@ struct SimdKernels {
     return true;
   }
 
-  // Searched rows. Symmetric codes run the vectorized search; the final assignment (one pass per
-  // group) and asymmetric fits are the reference's shared code (search.h). A row with NaN/Inf goes to
-  // the scalar reference, which reports it.
-  //
-
+  // A searched row of a symmetric code. A row with NaN/Inf, or a scale that overflows, goes to the
+  // scalar reference, which reports it.
   template <DType ST>
   static bool search_row(const QuantSpec& spec, const void* src, int64_t cols, int64_t r, QuantParts out,
                          const RowScratch& rs, Chunk* xs) {
@@ -855,8 +849,7 @@ struct SimdKernels {
       const IntAsymFit f = w ? int_asym_fit<true>(xf, w, g, vlo, vhi, qmin, qmax) : int_asym_fit<false>(xf, w, g, vlo, vhi, qmin, qmax);
       const float sq = store_scale(out.scales, spec.scale_dtype, r * groups + gi, f.s);
       if (!__builtin_isfinite(sq)) return false;
-      float id = sq != 0.0f ? 1.0f / sq : 0.0f;
-      if (!__builtin_isfinite(id)) id = 0.0f;
+      const float id = stored_scale_inverse(sq);
       if (out.zeros) out.zeros[r * groups + gi] = static_cast<int8_t>(f.zp);
       const F vid = O::set1(id), zp = O::set1(f.zp), vmin = O::set1(qmin), vmax = O::set1(qmax);
       uint8_t* packed_at = row_out + (spec.bits == 8 ? gi * g : gi * g / 2);
