@@ -15,9 +15,10 @@ export type KernelScheme = 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'int_sym' | 'in
 /**
  * How a group's scale is chosen: 'rtn' from its largest value (ggml's reference quantizers exactly),
  * 'search' from a grid of candidates refitted by least squares, weighted by an optional per-column
- * importance (native/src/kernels/search.h). The block layouts are the same.
+ * importance (native/src/kernels/search.h); 'gptq' the search with GPTQ's error feedback across columns
+ * (native/src/gptq/gptq.h; through gptqQuantize only). The block layouts are the same.
  */
-export type KernelMethod = 'rtn' | 'search';
+export type KernelMethod = 'rtn' | 'search' | 'gptq';
 
 export interface KernelSpec {
   scheme: KernelScheme;
@@ -90,6 +91,26 @@ export interface Addon {
   info(): AddonInfo;
   /** The reference Llama forward pass (native/src/model/llama.h): logits [tokens.length, vocab] into `out`. */
   llamaLogits(args: { config: LlamaForwardConfig; weights: LlamaForwardWeights; tokens: Int32Array; out: Float32Array; threads?: number }): Promise<void>;
+  /**
+   * `count` sampled sequences of `length` ids into `out`, each starting with `first` (temperature 0:
+   * greedy). The same seed gives the same ids for any thread count.
+   */
+  llamaGenerate(args: { config: LlamaForwardConfig; weights: LlamaForwardWeights; first: number; count: number; length: number; seed: number; temperature: number; out: Int32Array; threads?: number }): Promise<void>;
+  /** Sum over tokens of x x^T for every linear layer's input, over the sequences tokens[k*length, (k+1)*length). */
+  llamaInputStats(args: { config: LlamaForwardConfig; weights: LlamaForwardWeights; tokens: Int32Array; length: number; out: LlamaInputStats; threads?: number }): Promise<void>;
+  /** GPTQ's factor of a cols x cols input Hessian (damped by damp * mean of its diagonal) into `out`. */
+  gptqFactor(args: { hessian: Float32Array; cols: number; damp: number; out: Float64Array }): Promise<void>;
+  /** quantize with GPTQ's error feedback (spec.method 'gptq', symmetric schemes); `weights` weight the scale search. */
+  gptqQuantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; factor: Float64Array; weights?: Float32Array }): Promise<QuantizeStatus>;
+}
+
+/** Row-major square matrices, layer after layer: hidden^2 (attnIn, mlpIn, final), (heads*headDim)^2 (oIn), ffn^2 (downIn). */
+export interface LlamaInputStats {
+  attnIn: Float32Array;
+  oIn: Float32Array;
+  mlpIn: Float32Array;
+  downIn: Float32Array;
+  final: Float32Array;
 }
 
 export interface LlamaForwardConfig {

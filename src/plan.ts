@@ -5,7 +5,7 @@
  */
 import type { Checkpoint, CheckpointTensor, ModelConfig } from './checkpoint.js';
 import { QuantkitError } from './errors.js';
-import type { KernelSpec } from './native.js';
+import type { KernelMethod, KernelSpec } from './native.js';
 import { type Dtype, type FloatDtype, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
 import { ggufFormat, ggufRawFormat } from './formats/gguf.js';
 import type { TensorTransform } from './formats/gguf-arch.js';
@@ -21,10 +21,40 @@ export type Mode = 'sym' | 'asym';
  * How scales are chosen: 'rtn' from each group's largest value (ggml's reference quantizers exactly);
  * 'search' a grid of scales refitted by least squares, weighted by a per-column importance estimated
  * from the weights (src/quant/importance.ts); 'iq4nl' the same search over llama.cpp's non-linear
- * IQ4_NL code (GGUF, 4-bit symmetric tensors). Every method writes standard layouts.
+ * IQ4_NL code (GGUF, 4-bit symmetric tensors); 'gptq' and 'iq4nl-gptq' add GPTQ's error feedback,
+ * with input statistics from text the model generates itself (src/quant/calibration.ts; symmetric
+ * codes). Every method writes standard layouts.
  */
-export type QuantMethod = 'rtn' | 'search' | 'iq4nl';
-export const QUANT_METHODS: QuantMethod[] = ['rtn', 'search', 'iq4nl'];
+export type QuantMethod = 'rtn' | 'search' | 'iq4nl' | 'gptq' | 'iq4nl-gptq';
+export const QUANT_METHODS: QuantMethod[] = ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq'];
+
+/** True for the methods that write llama.cpp's IQ4_NL code in place of Q4_0. */
+export function usesIq4nl(m: QuantMethod): boolean {
+  return m === 'iq4nl' || m === 'iq4nl-gptq';
+}
+
+/** True for the methods that calibrate on generated text and run GPTQ. */
+export function usesGptq(m: QuantMethod): boolean {
+  return m === 'gptq' || m === 'iq4nl-gptq';
+}
+
+/** The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search. */
+export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme']): KernelMethod {
+  if (m === 'rtn') return 'rtn';
+  return usesGptq(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';
+}
+
+/** GPTQ's knobs: the self-generated calibration text and the Hessian damping (src/quant/calibration.ts). */
+export interface CalibrationOptions {
+  /** Sequences the model writes (default 32). */
+  samples?: number;
+  /** Tokens per sequence, BOS included (default 128; at most the model's context). */
+  length?: number;
+  /** Sampling seed (default 0): the same seed gives the same text and the same output. */
+  seed?: number;
+  /** Added to the Hessian's diagonal, as a fraction of its mean (default 0.1). */
+  damp?: number;
+}
 export type GroupSize = number | 'row';
 
 export interface QuantizeOptions {
@@ -46,6 +76,8 @@ export interface QuantizeOptions {
   maxShardSize?: number;
   /** GGUF only: the file's type, overriding bits/mode (F16 for an unquantized runnable file, 'mobile' mix). */
   ggufType?: GgufFileType;
+  /** --method gptq / iq4nl-gptq: calibration settings. */
+  calibration?: CalibrationOptions;
 }
 
 export interface ResolvedOptions {
@@ -116,6 +148,8 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
   if (mode !== 'sym' && mode !== 'asym') throw usage(`mode must be sym or asym (got ${String(mode)})`);
   const quantMethod = o.quantMethod ?? 'rtn';
   if (!QUANT_METHODS.includes(quantMethod)) throw usage(`--method must be one of ${QUANT_METHODS.join(', ')} (got ${String(quantMethod)})`);
+  if (usesGptq(quantMethod) && mode === 'asym') throw usage(`--method ${quantMethod} covers symmetric codes: use --sym`);
+  checkCalibration(o.calibration);
   const format = o.format ?? 'safetensors';
   if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw') throw usage(`--format must be safetensors, gguf or gguf-raw (got ${String(format)})`);
   if (o.ggufType !== undefined && !GGUF_FILE_TYPES.includes(o.ggufType)) throw usage(`--gguf-type must be one of ${GGUF_FILE_TYPES.join(', ')} (got ${String(o.ggufType)})`);
@@ -132,6 +166,18 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
   const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType };
   formatFor(format).checkOptions(r);
   return r;
+}
+
+function checkCalibration(c: CalibrationOptions | undefined): void {
+  if (!c) return;
+  const positive = (v: number | undefined, name: string, max: number) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1 && v <= max)) throw new QuantkitError('ERR_USAGE', `${name} must be an integer from 1 to ${max} (got ${String(v)})`);
+  };
+  positive(c.samples, '--calibration-samples', 65536);
+  positive(c.length, '--calibration-length', 65536);
+  if (c.length !== undefined && c.length < 2) throw new QuantkitError('ERR_USAGE', '--calibration-length must be at least 2 (BOS and one generated token)');
+  if (c.seed !== undefined && !(Number.isSafeInteger(c.seed) && c.seed >= 0)) throw new QuantkitError('ERR_USAGE', `--seed must be a non-negative integer (got ${String(c.seed)})`);
+  if (c.damp !== undefined && !(Number.isFinite(c.damp) && c.damp >= 0)) throw new QuantkitError('ERR_USAGE', `--damp must be a non-negative number (got ${String(c.damp)})`);
 }
 
 export function formatFor(name: FormatName): OutputFormat {

@@ -19,11 +19,13 @@ import { lockOutput } from './output-lock.js';
 import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
-import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions } from './plan.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions, usesGptq } from './plan.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { estimateColumnImportance } from './quant/importance.js';
+import { calibrate } from './quant/calibration.js';
+import { TensorQuantizer } from './quant/tensor-quantizer.js';
 import { VERSION } from './version.js';
 import { type Estimate, estimateModel } from './estimate/estimate.js';
 import { fromCheckpoint } from './estimate/model.js';
@@ -119,7 +121,7 @@ export function defaultThreads(): number {
 }
 
 /** Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. */
-async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, importance: Map<string, Float32Array>): Promise<Materialized> {
+async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer): Promise<Materialized> {
   let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
   let dtype = e.tensor.dtype;
   const t = e.treatment;
@@ -137,8 +139,8 @@ async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, cont
   const { rows, cols } = t.view;
   const parts = allocateParts(t.spec, rows, cols, (n) => pool.acquire(n));
   const src = bytes;
-  const status = await addon()
-    .quantize({ spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control, weights: t.spec.method === 'search' ? importance.get(e.tensor.name) : undefined })
+  const status = await quantizer
+    .quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control })
     .finally(() => pool.release(src));
   const where = { file: e.tensor.file, tensor: e.tensor.name };
   if (status.nonfinite > 0) {
@@ -192,13 +194,21 @@ async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Esti
 async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null): Promise<QuantizationReport> {
   const threads = options.threads ?? defaultThreads();
   // The search weighs columns by an importance read off the weights: one pass over the norm gains,
-  // embedding and projections before writing (src/quant/importance.ts).
+  // embedding and projections before writing (src/quant/importance.ts). GPTQ first has the model write
+  // text and collects its layers' input statistics (src/quant/calibration.ts).
   const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal) : new Map<string, Float32Array>();
+  let calibration;
+  if (usesGptq(plan.options.quantMethod)) {
+    options.onProgress?.({ phase: 'calibrate', tensor: 'the model writes its calibration text', done: 0, total: 1, bytesDone: 0, bytesTotal: 0 });
+    calibration = await calibrate(ckpt, { ...options.calibration, threads, signal: options.signal });
+    options.onProgress?.({ phase: 'calibrate', tensor: '', done: 1, total: 1, bytesDone: 0, bytesTotal: 0 });
+  }
+  const quantizer = new TensorQuantizer(importance, calibration);
   const control = newControl();
   const unlink = linkCancel(options.signal, control);
   const ticker = progressTicker(options.onProgress, 'quantize', control, plan.sourceBytes, plan.entries.length);
   const pool = new BufferPool();
-  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool, importance), PREFETCH_BUDGET);
+  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool, quantizer), PREFETCH_BUDGET);
   let written = 0;
   let previous: Materialized | undefined;
   // The writer asks for tensors one after the other: asking for the next means the previous one's

@@ -5,10 +5,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <atomic>
+#include <functional>
+#include <memory>
+#include <stdexcept>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "gptq/gptq.h"
 #include "kernels/kernels.h"
 #include "model/llama.h"
 #include "parallel.h"
@@ -85,7 +89,8 @@ QuantSpec parse_spec(const Napi::Value& v) {
   const std::string method = mv.IsUndefined() ? "rtn" : get_string(o, "method");
   if (method == "rtn") spec.method = qk::Method::RTN;
   else if (method == "search") spec.method = qk::Method::SEARCH;
-  else fail("spec.method must be rtn or search (got '" + method + "')");
+  else if (method == "gptq") spec.method = qk::Method::GPTQ;
+  else fail("spec.method must be rtn, search or gptq (got '" + method + "')");
   return spec;
 }
 
@@ -348,6 +353,75 @@ class ErrorWorker : public KernelWorker {
 };
 
 
+// GPTQ over a matrix's rows (gptq_quantize_rows), chunked like quantize for progress and cancellation.
+class GptqWorker : public KernelWorker {
+ public:
+  GptqWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out, Bytes weights, Bytes factor)
+      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)), weights_(std::move(weights)),
+        factor_(std::move(factor)) {
+    spec_.weights = reinterpret_cast<const float*>(weights_.ptr);
+  }
+
+ protected:
+  void Run() override {
+    std::vector<qk::QuantStatus> parts(static_cast<size_t>(chunk_count(shape_.rows, shape_.cols)));
+    const QuantParts out{out_.data.ptr, out_.scales.ptr, reinterpret_cast<int8_t*>(out_.zeros.ptr)};
+    const double* U = reinterpret_cast<const double*>(factor_.ptr);
+    cancelled_ = !run_chunks(run_, shape_.rows, shape_.cols, shape_.cols * qk::dtype_size(src_.dtype), [&](int64_t c, int64_t b, int64_t e) {
+      parts[c] = qk::gptq_quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, U, b, e, out);
+    });
+    for (const qk::QuantStatus& p : parts) {
+      if (p.nonfinite && status_.nonfinite == 0) status_.first_nonfinite = p.first_nonfinite;
+      status_.nonfinite += p.nonfinite;
+      if (p.scale_overflow && status_.scale_overflow == 0) status_.first_overflow_row = p.first_overflow_row;
+      status_.scale_overflow += p.scale_overflow;
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("nonfinite", static_cast<double>(status_.nonfinite));
+    r.Set("firstNonfinite", static_cast<double>(status_.first_nonfinite));
+    r.Set("scaleOverflow", static_cast<double>(status_.scale_overflow));
+    r.Set("firstOverflowRow", static_cast<double>(status_.first_overflow_row));
+    deferred_.Resolve(r);
+  }
+
+ private:
+  QuantSpec spec_;
+  Shape shape_;
+  Source src_;
+  Parts out_;
+  Bytes weights_, factor_;
+  qk::QuantStatus status_;
+};
+
+// Runs a function off the JS thread and resolves with undefined; the Bytes it reads stay referenced.
+class TaskWorker : public Napi::AsyncWorker {
+ public:
+  TaskWorker(Napi::Env env, std::vector<Bytes> keep, std::function<void()> fn)
+      : Napi::AsyncWorker(env), keep_(std::move(keep)), fn_(std::move(fn)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      fn_();
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory in the quantkit addon");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  std::vector<Bytes> keep_;
+  std::function<void()> fn_;
+  Napi::Promise::Deferred deferred_;
+};
+
 // The reference forward pass: every weight is a Float32Array checked against the configured shape.
 class LlamaWorker : public Napi::AsyncWorker {
  public:
@@ -397,26 +471,95 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
   }
 }
 
+// Optional per-column importance: a Float32Array with one finite, non-negative value per column.
+Bytes get_weights(const Napi::Object& o, const Shape& s) {
+  Bytes weights;
+  const Napi::Value wv = o.Get("weights");
+  if (wv.IsUndefined() || wv.IsNull()) return weights;
+  if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("weights must be a Float32Array");
+  weights = get_bytes(wv, "weights");
+  if (static_cast<int64_t>(weights.len) != checked_mul(s.cols, 4, "weights size"))
+    fail("weights must hold one value per column (" + std::to_string(s.cols) + ")");
+  const float* p = reinterpret_cast<const float*>(weights.ptr);
+  for (int64_t j = 0; j < s.cols; ++j)
+    if (!(p[j] >= 0.0f) || !std::isfinite(p[j])) fail("weights[" + std::to_string(j) + "] must be finite and non-negative");
+  return weights;
+}
+
 Napi::Value Quantize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
     const QuantSpec spec = parse_spec(o.Get("spec"));
+    if (spec.method == qk::Method::GPTQ) fail("spec.method 'gptq' runs through gptqQuantize (it needs a Hessian factor)");
     const Shape s = parse_shape(o, spec);
     Source src = get_source(o, s);
     Parts out = get_parts(o.Get("out"), spec, s);
-    Bytes weights;
-    const Napi::Value wv = o.Get("weights");
-    if (!wv.IsUndefined() && !wv.IsNull()) {
-      if (spec.method != qk::Method::SEARCH) fail("weights apply to spec.method 'search' only");
-      if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("weights must be a Float32Array");
-      weights = get_bytes(wv, "weights");
-      if (static_cast<int64_t>(weights.len) != checked_mul(s.cols, 4, "weights size"))
-        fail("weights must hold one value per column (" + std::to_string(s.cols) + ")");
-      const float* p = reinterpret_cast<const float*>(weights.ptr);
-      for (int64_t j = 0; j < s.cols; ++j)
-        if (!(p[j] >= 0.0f) || !std::isfinite(p[j])) fail("weights[" + std::to_string(j) + "] must be finite and non-negative");
-    }
+    Bytes weights = get_weights(o, s);
+    if (weights.ptr && spec.method != qk::Method::SEARCH) fail("weights apply to spec.method 'search' only");
     auto* w = new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+// A Float64Array of exactly `count` values.
+Bytes get_f64(const Napi::Object& o, const char* key, int64_t count) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) fail(std::string(key) + " must be a Float64Array");
+  Bytes b = get_bytes(v, key);
+  if (static_cast<int64_t>(b.len) != checked_mul(count, 8, key))
+    fail(std::string(key) + " has " + std::to_string(b.len / 8) + " values, expected " + std::to_string(count));
+  return b;
+}
+
+// {hessian: Float32Array(cols * cols), cols, damp, out: Float64Array(cols * cols)} -> the factor gptqQuantize takes.
+Napi::Value GptqFactor(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const int64_t n = get_int(o, "cols", 1, 1 << 16);
+    Napi::Value hv = o.Get("hessian");
+    if (!hv.IsTypedArray() || hv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("hessian must be a Float32Array");
+    Bytes h = get_bytes(hv, "hessian");
+    if (static_cast<int64_t>(h.len) != checked_mul(checked_mul(n, n, "hessian size"), 4, "hessian size"))
+      fail("hessian must hold cols * cols values (" + std::to_string(n * n) + ")");
+    Napi::Value dv = o.Get("damp");
+    if (!dv.IsNumber()) fail("damp must be a number");
+    const double damp = dv.As<Napi::Number>().DoubleValue();
+    if (!(damp >= 0.0) || !std::isfinite(damp)) fail("damp must be finite and non-negative");
+    Bytes out = get_f64(o, "out", n * n);
+    const float* H = reinterpret_cast<const float*>(h.ptr);
+    double* U = reinterpret_cast<double*>(out.ptr);
+    std::vector<Bytes> keep;
+    keep.push_back(std::move(h));
+    keep.push_back(std::move(out));
+    auto* w = new TaskWorker(info.Env(), std::move(keep), [H, n, damp, U]() {
+      if (const char* why = qk::gptq_factor(H, n, damp, U)) throw std::runtime_error(std::string("gptqFactor: ") + why);
+    });
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+// quantize's arguments plus factor (gptqFactor's output for the matrix's input Hessian); spec.method 'gptq'.
+Napi::Value GptqQuantize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const QuantSpec spec = parse_spec(o.Get("spec"));
+    if (spec.method != qk::Method::GPTQ) fail("gptqQuantize needs spec.method 'gptq'");
+    const Shape s = parse_shape(o, spec);
+    Source src = get_source(o, s);
+    Parts out = get_parts(o.Get("out"), spec, s);
+    Bytes weights = get_weights(o, s);
+    Bytes factor = get_f64(o, "factor", checked_mul(s.cols, s.cols, "factor size"));
+    const double* U = reinterpret_cast<const double*>(factor.ptr);
+    for (int64_t i = 0; i < s.cols; ++i) {
+      if (!(U[i * s.cols + i] > 0.0)) fail("factor[" + std::to_string(i) + ", " + std::to_string(i) + "] must be positive");
+      for (int64_t j = 0; j < s.cols; ++j)
+        if (!std::isfinite(U[i * s.cols + j])) fail("factor holds NaN or Inf");
+    }
+    auto* w = new GptqWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights), std::move(factor));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -468,75 +611,162 @@ const float* get_f32(const Napi::Object& o, const char* key, int64_t count, std:
   return p;
 }
 
+// config and weights of the reference forward pass, every weight checked against the configured shape.
+struct LlamaArgs {
+  qk::LlamaConfig cfg;
+  qk::LlamaWeights w;
+  std::vector<Bytes> keep;
+};
+
+LlamaArgs parse_llama(const Napi::Object& o) {
+  LlamaArgs a;
+  qk::LlamaConfig& cfg = a.cfg;
+  qk::LlamaWeights& lw = a.w;
+  std::vector<Bytes>& keep = a.keep;
+  Napi::Value cv = o.Get("config");
+  if (!cv.IsObject()) fail("config must be an object");
+  const Napi::Object c = cv.As<Napi::Object>();
+  cfg.hidden = get_int(c, "hidden", 1, 1 << 20);
+  cfg.ffn = get_int(c, "ffn", 1, 1 << 22);
+  cfg.layers = get_int(c, "layers", 1, 4096);
+  cfg.heads = get_int(c, "heads", 1, 4096);
+  cfg.kv_heads = get_int(c, "kvHeads", 1, 4096);
+  cfg.head_dim = get_int(c, "headDim", 2, 65536);
+  cfg.vocab = get_int(c, "vocab", 1, 1 << 24);
+  if (cfg.heads % cfg.kv_heads != 0) fail("config.heads must be a multiple of config.kvHeads");
+  if (cfg.head_dim % 2 != 0) fail("config.headDim must be even (RoPE rotates pairs)");
+  for (const char* k : {"normEps", "ropeTheta"}) {
+    Napi::Value v = c.Get(k);
+    if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() > 0) || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
+      fail(std::string("config.") + k + " must be a positive number");
+  }
+  cfg.norm_eps = c.Get("normEps").As<Napi::Number>().FloatValue();
+  cfg.rope_theta = c.Get("ropeTheta").As<Napi::Number>().FloatValue();
+  const int64_t d = cfg.hidden, nq = cfg.heads * cfg.head_dim, nkv = cfg.kv_heads * cfg.head_dim;
+  Napi::Value wv = o.Get("weights");
+  if (!wv.IsObject()) fail("weights must be an object");
+  const Napi::Object w = wv.As<Napi::Object>();
+  lw.embed = get_f32(w, "embed", checked_mul(cfg.vocab, d, "embed"), keep, "weights.");
+  lw.final_norm = get_f32(w, "finalNorm", d, keep, "weights.");
+  lw.lm_head = get_f32(w, "lmHead", checked_mul(cfg.vocab, d, "lmHead"), keep, "weights.");
+  Napi::Value lv = w.Get("layers");
+  if (!lv.IsArray() || lv.As<Napi::Array>().Length() != static_cast<uint32_t>(cfg.layers))
+    fail("weights.layers must be an array of config.layers entries");
+  const Napi::Array layers = lv.As<Napi::Array>();
+  for (uint32_t i = 0; i < layers.Length(); ++i) {
+    Napi::Value e = layers.Get(i);
+    const std::string where = "weights.layers[" + std::to_string(i) + "].";
+    if (!e.IsObject()) fail(where + " must be an object");
+    const Napi::Object L = e.As<Napi::Object>();
+    qk::LlamaLayerWeights x{};
+    x.attn_norm = get_f32(L, "attnNorm", d, keep, where);
+    x.wq = get_f32(L, "wq", checked_mul(nq, d, "wq"), keep, where);
+    x.wk = get_f32(L, "wk", checked_mul(nkv, d, "wk"), keep, where);
+    x.wv = get_f32(L, "wv", checked_mul(nkv, d, "wv"), keep, where);
+    x.wo = get_f32(L, "wo", checked_mul(d, nq, "wo"), keep, where);
+    x.ffn_norm = get_f32(L, "ffnNorm", d, keep, where);
+    x.w_gate = get_f32(L, "wGate", checked_mul(cfg.ffn, d, "wGate"), keep, where);
+    x.w_up = get_f32(L, "wUp", checked_mul(cfg.ffn, d, "wUp"), keep, where);
+    x.w_down = get_f32(L, "wDown", checked_mul(d, cfg.ffn, "wDown"), keep, where);
+    lw.layers.push_back(x);
+  }
+  return a;
+}
+
+// Token ids of `key`: an Int32Array of 1 to 2^20 ids inside the vocabulary.
+Bytes get_tokens(const Napi::Object& o, const char* key, int64_t vocab) {
+  Napi::Value tv = o.Get(key);
+  if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail(std::string(key) + " must be an Int32Array");
+  Bytes tokens = get_bytes(tv, key);
+  const int64_t n = static_cast<int64_t>(tokens.len / 4);
+  if (n < 1 || n > (1 << 20)) fail(std::string(key) + " must hold 1 to 1048576 ids");
+  const int32_t* ids = reinterpret_cast<const int32_t*>(tokens.ptr);
+  for (int64_t t = 0; t < n; ++t)
+    if (ids[t] < 0 || ids[t] >= vocab) fail(std::string(key) + "[" + std::to_string(t) + "] = " + std::to_string(ids[t]) + " is outside the vocabulary");
+  return tokens;
+}
+
+int get_threads(const Napi::Object& o) {
+  return o.Has("threads") && !o.Get("threads").IsUndefined() ? static_cast<int>(get_int(o, "threads", 1, 256)) : 1;
+}
+
 Napi::Value LlamaLogits(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
-    Napi::Value cv = o.Get("config");
-    if (!cv.IsObject()) fail("config must be an object");
-    const Napi::Object c = cv.As<Napi::Object>();
-    qk::LlamaConfig cfg;
-    cfg.hidden = get_int(c, "hidden", 1, 1 << 20);
-    cfg.ffn = get_int(c, "ffn", 1, 1 << 22);
-    cfg.layers = get_int(c, "layers", 1, 4096);
-    cfg.heads = get_int(c, "heads", 1, 4096);
-    cfg.kv_heads = get_int(c, "kvHeads", 1, 4096);
-    cfg.head_dim = get_int(c, "headDim", 2, 65536);
-    cfg.vocab = get_int(c, "vocab", 1, 1 << 24);
-    if (cfg.heads % cfg.kv_heads != 0) fail("config.heads must be a multiple of config.kvHeads");
-    if (cfg.head_dim % 2 != 0) fail("config.headDim must be even (RoPE rotates pairs)");
-    for (const char* k : {"normEps", "ropeTheta"}) {
-      Napi::Value v = c.Get(k);
-      if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() > 0) || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
-        fail(std::string("config.") + k + " must be a positive number");
-    }
-    cfg.norm_eps = c.Get("normEps").As<Napi::Number>().FloatValue();
-    cfg.rope_theta = c.Get("ropeTheta").As<Napi::Number>().FloatValue();
-    const int64_t d = cfg.hidden, nq = cfg.heads * cfg.head_dim, nkv = cfg.kv_heads * cfg.head_dim;
-    Napi::Value wv = o.Get("weights");
-    if (!wv.IsObject()) fail("weights must be an object");
-    const Napi::Object w = wv.As<Napi::Object>();
-    std::vector<Bytes> keep;
-    qk::LlamaWeights lw;
-    lw.embed = get_f32(w, "embed", checked_mul(cfg.vocab, d, "embed"), keep, "weights.");
-    lw.final_norm = get_f32(w, "finalNorm", d, keep, "weights.");
-    lw.lm_head = get_f32(w, "lmHead", checked_mul(cfg.vocab, d, "lmHead"), keep, "weights.");
-    Napi::Value lv = w.Get("layers");
-    if (!lv.IsArray() || lv.As<Napi::Array>().Length() != static_cast<uint32_t>(cfg.layers))
-      fail("weights.layers must be an array of config.layers entries");
-    const Napi::Array layers = lv.As<Napi::Array>();
-    for (uint32_t i = 0; i < layers.Length(); ++i) {
-      Napi::Value e = layers.Get(i);
-      const std::string where = "weights.layers[" + std::to_string(i) + "].";
-      if (!e.IsObject()) fail(where + " must be an object");
-      const Napi::Object L = e.As<Napi::Object>();
-      qk::LlamaLayerWeights x{};
-      x.attn_norm = get_f32(L, "attnNorm", d, keep, where);
-      x.wq = get_f32(L, "wq", checked_mul(nq, d, "wq"), keep, where);
-      x.wk = get_f32(L, "wk", checked_mul(nkv, d, "wk"), keep, where);
-      x.wv = get_f32(L, "wv", checked_mul(nkv, d, "wv"), keep, where);
-      x.wo = get_f32(L, "wo", checked_mul(d, nq, "wo"), keep, where);
-      x.ffn_norm = get_f32(L, "ffnNorm", d, keep, where);
-      x.w_gate = get_f32(L, "wGate", checked_mul(cfg.ffn, d, "wGate"), keep, where);
-      x.w_up = get_f32(L, "wUp", checked_mul(cfg.ffn, d, "wUp"), keep, where);
-      x.w_down = get_f32(L, "wDown", checked_mul(d, cfg.ffn, "wDown"), keep, where);
-      lw.layers.push_back(x);
-    }
-    Napi::Value tv = o.Get("tokens");
-    if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail("tokens must be an Int32Array");
-    Bytes tokens = get_bytes(tv, "tokens");
+    LlamaArgs a = parse_llama(o);
+    Bytes tokens = get_tokens(o, "tokens", a.cfg.vocab);
     const int64_t n = static_cast<int64_t>(tokens.len / 4);
-    if (n < 1 || n > (1 << 20)) fail("tokens must hold 1 to 1048576 ids");
-    const int32_t* ids = reinterpret_cast<const int32_t*>(tokens.ptr);
-    for (int64_t t = 0; t < n; ++t)
-      if (ids[t] < 0 || ids[t] >= cfg.vocab) fail("tokens[" + std::to_string(t) + "] = " + std::to_string(ids[t]) + " is outside the vocabulary");
     Napi::Value ov = o.Get("out");
     if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("out must be a Float32Array");
     Bytes out = get_bytes(ov, "out");
-    need_bytes(out, checked_mul(checked_mul(n, cfg.vocab, "out size"), 4, "out size"), "out");
-    const int threads = o.Has("threads") && !o.Get("threads").IsUndefined() ? static_cast<int>(get_int(o, "threads", 1, 256)) : 1;
-    auto* worker = new LlamaWorker(info.Env(), cfg, std::move(keep), std::move(lw), std::move(tokens), std::move(out), threads);
+    need_bytes(out, checked_mul(checked_mul(n, a.cfg.vocab, "out size"), 4, "out size"), "out");
+    auto* worker = new LlamaWorker(info.Env(), a.cfg, std::move(a.keep), std::move(a.w), std::move(tokens), std::move(out), get_threads(o));
     Napi::Promise p = worker->Promise();
     worker->Queue();
+    return p;
+  });
+}
+
+// {config, weights, first, count, length, seed, temperature, out: Int32Array(count * length), threads?}
+Napi::Value LlamaGenerate(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    auto a = std::make_shared<LlamaArgs>(parse_llama(o));
+    const int32_t first = static_cast<int32_t>(get_int(o, "first", 0, a->cfg.vocab - 1));
+    const int64_t count = get_int(o, "count", 1, 1 << 16), length = get_int(o, "length", 1, 1 << 16);
+    const uint64_t seed = static_cast<uint64_t>(get_int(o, "seed", 0, (int64_t{1} << 53) - 1));
+    Napi::Value tv = o.Get("temperature");
+    if (!tv.IsNumber() || !(tv.As<Napi::Number>().DoubleValue() >= 0) || !std::isfinite(tv.As<Napi::Number>().DoubleValue()))
+      fail("temperature must be a finite number >= 0");
+    const float temperature = tv.As<Napi::Number>().FloatValue();
+    Napi::Value ov = o.Get("out");
+    if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail("out must be an Int32Array");
+    Bytes out = get_bytes(ov, "out");
+    if (static_cast<int64_t>(out.len) != checked_mul(checked_mul(count, length, "out size"), 4, "out size"))
+      fail("out must hold count * length ids");
+    int32_t* ids = reinterpret_cast<int32_t*>(out.ptr);
+    const int threads = get_threads(o);
+    std::vector<Bytes> keep;
+    keep.push_back(std::move(out));
+    auto* w = new TaskWorker(info.Env(), std::move(keep), [a, first, count, length, seed, temperature, ids, threads]() {
+      qk::llama_generate(a->cfg, a->w, first, count, length, seed, temperature, ids, threads);
+    });
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+// {config, weights, tokens, length (tokens.length / length sequences), out: {attnIn, oIn, mlpIn, downIn, final}, threads?}
+Napi::Value LlamaInputStats(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    auto a = std::make_shared<LlamaArgs>(parse_llama(o));
+    const qk::LlamaConfig& cfg = a->cfg;
+    Bytes tokens = get_tokens(o, "tokens", cfg.vocab);
+    const int64_t n = static_cast<int64_t>(tokens.len / 4);
+    const int64_t length = get_int(o, "length", 1, n);
+    if (n % length != 0) fail("tokens must hold whole sequences of length ids");
+    Napi::Value ov = o.Get("out");
+    if (!ov.IsObject()) fail("out must be an object {attnIn, oIn, mlpIn, downIn, final}");
+    const Napi::Object out = ov.As<Napi::Object>();
+    const int64_t d = cfg.hidden, nq = cfg.heads * cfg.head_dim, L = cfg.layers;
+    std::vector<Bytes> keep;
+    const auto take = [&](const char* key, int64_t count) { return const_cast<float*>(get_f32(out, key, count, keep, "out.")); };
+    qk::LlamaInputStats st{};
+    st.attn_in = take("attnIn", checked_mul(L, checked_mul(d, d, "attnIn"), "attnIn"));
+    st.o_in = take("oIn", checked_mul(L, checked_mul(nq, nq, "oIn"), "oIn"));
+    st.mlp_in = take("mlpIn", checked_mul(L, checked_mul(d, d, "mlpIn"), "mlpIn"));
+    st.down_in = take("downIn", checked_mul(L, checked_mul(cfg.ffn, cfg.ffn, "downIn"), "downIn"));
+    st.final_in = take("final", checked_mul(d, d, "final"));
+    const int32_t* ids = reinterpret_cast<const int32_t*>(tokens.ptr);
+    keep.push_back(std::move(tokens));
+    const int threads = get_threads(o);
+    auto* w = new TaskWorker(info.Env(), std::move(keep), [a, ids, n, length, st, threads]() {
+      qk::llama_input_stats(a->cfg, a->w, ids, n / length, length, st, threads);
+    });
+    Napi::Promise p = w->Promise();
+    w->Queue();
     return p;
   });
 }
@@ -587,6 +817,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", Napi::Function::New(env, Layout));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("llamaLogits", Napi::Function::New(env, LlamaLogits));
+  exports.Set("llamaGenerate", Napi::Function::New(env, LlamaGenerate));
+  exports.Set("llamaInputStats", Napi::Function::New(env, LlamaInputStats));
+  exports.Set("gptqFactor", Napi::Function::New(env, GptqFactor));
+  exports.Set("gptqQuantize", Napi::Function::New(env, GptqQuantize));
   return exports;
 }
 

@@ -6,7 +6,7 @@
 import type { Checkpoint, CheckpointTensor, ModelConfig } from '../checkpoint.js';
 import { toFloat32 } from '../convert.js';
 import { QuantkitError } from '../errors.js';
-import { addon, type LlamaForwardConfig, type LlamaForwardWeights } from '../native.js';
+import { addon, type LlamaForwardConfig, type LlamaForwardWeights, type LlamaInputStats } from '../native.js';
 
 /** Architectures the forward pass computes exactly (no attention biases, no sliding window in play). */
 export const EVAL_ARCHITECTURES = ['llama', 'mistral'];
@@ -89,6 +89,22 @@ export class LlamaModel {
   async logits(tokens: readonly number[], threads = 1): Promise<Float32Array> {
     const out = new Float32Array(tokens.length * this.config.vocab);
     await addon().llamaLogits({ config: this.config, weights: this.weights, tokens: Int32Array.from(tokens), out, threads });
+    return out;
+  }
+
+  /** `count` sequences of `length` ids sampled from the model, each starting with `first` (e.g. BOS). */
+  async generate(o: { first: number; count: number; length: number; seed: number; temperature: number; threads?: number }): Promise<Int32Array> {
+    const out = new Int32Array(o.count * o.length);
+    await addon().llamaGenerate({ config: this.config, weights: this.weights, ...o, out });
+    return out;
+  }
+
+  /** Every linear layer's input second moments over the sequences tokens[k*length, (k+1)*length). */
+  async inputStats(tokens: Int32Array, length: number, threads = 1): Promise<LlamaInputStats> {
+    const { hidden: d, ffn, layers: L, heads, headDim } = this.config;
+    const nq = heads * headDim;
+    const out: LlamaInputStats = { attnIn: new Float32Array(L * d * d), oIn: new Float32Array(L * nq * nq), mlpIn: new Float32Array(L * d * d), downIn: new Float32Array(L * ffn * ffn), final: new Float32Array(d * d) };
+    await addon().llamaInputStats({ config: this.config, weights: this.weights, tokens, length, out, threads });
     return out;
   }
 }

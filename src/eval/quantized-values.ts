@@ -10,6 +10,8 @@ import type { Checkpoint } from '../checkpoint.js';
 import { convertTensor, toFloat32 } from '../convert.js';
 import { QuantkitError } from '../errors.js';
 import { addon, allocateParts, type ErrorSums } from '../native.js';
+import type { Calibration } from '../quant/calibration.js';
+import { TensorQuantizer } from '../quant/tensor-quantizer.js';
 import type { Plan } from '../plan.js';
 import { type FloatDtype, isKernelFloat } from '../safetensors/dtypes.js';
 
@@ -30,8 +32,9 @@ export interface QuantizedModel {
 export async function quantizeInMemory(
   ckpt: Checkpoint,
   plan: Plan,
-  o: { importance?: Map<string, Float32Array>; threads?: number; keepValues?: boolean; signal?: AbortSignal } = {},
+  o: { importance?: Map<string, Float32Array>; calibration?: Calibration; threads?: number; keepValues?: boolean; signal?: AbortSignal } = {},
 ): Promise<QuantizedModel> {
+  const quantizer = new TensorQuantizer(o.importance ?? new Map(), o.calibration);
   const values = new Map<string, Float32Array>();
   const errors: TensorError[] = [];
   for (const e of plan.entries) {
@@ -49,8 +52,7 @@ export async function quantizeInMemory(
     const srcDtype = e.tensor.dtype as FloatDtype;
     const { rows, cols } = t.view;
     const parts = allocateParts(t.spec, rows, cols);
-    const weights = t.spec.method === 'search' ? o.importance?.get(e.tensor.name) : undefined;
-    const status = await addon().quantize({ spec: t.spec, rows, cols, src, srcDtype, out: parts, weights, threads: o.threads });
+    const status = await quantizer.quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype, out: parts, threads: o.threads });
     if (status.nonfinite > 0) throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s)`, where);
     if (status.scaleOverflow > 0) throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype}`, where);
     const sums = await addon().errorStats({ spec: t.spec, rows, cols, src, srcDtype, parts, threads: o.threads });

@@ -18,7 +18,7 @@ import { AtomicFile } from '../atomic-file.js';
 import { type Checkpoint, type CheckpointTensor, type ModelConfig, modelName } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
 import type { KernelScheme, KernelSpec } from '../native.js';
-import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, matrixView } from '../plan.js';
+import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, kernelMethod, matrixView, usesIq4nl } from '../plan.js';
 import { type Dtype, type FloatDtype, shapeElements } from '../safetensors/dtypes.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
 import { VERSION } from '../version.js';
@@ -131,7 +131,7 @@ function makeFormat(runnable: boolean): OutputFormat {
       if (o.groupSize !== 32) throw usage(`GGUF's Q8_0/Q4_0/Q4_1 blocks hold 32 weights: --group-size must be 32 with --format gguf (got ${o.groupSize})`);
       if (o.mode === 'asym' && (o.bits === 8 || o.bitsFor.some((r) => r.bits === 8)) && !o.ggufType)
         throw usage('GGUF has no asymmetric 8-bit weight type: use --sym for 8 bits (Q8_0)');
-      if (o.quantMethod === 'iq4nl' && o.mode === 'asym') throw usage('IQ4_NL is a symmetric code: --method iq4nl needs --sym');
+      if (usesIq4nl(o.quantMethod) && o.mode === 'asym') throw usage(`IQ4_NL is a symmetric code: --method ${o.quantMethod} needs --sym`);
       if (o.scaleDtype !== undefined && o.scaleDtype !== 'F16') throw usage('GGUF block types store F16 scales: --scale-dtype must be F16 with --format gguf');
       if (o.maxShardSize !== undefined) throw usage('--max-shard-size applies to --format safetensors only');
     },
@@ -163,10 +163,11 @@ function makeFormat(runnable: boolean): OutputFormat {
         return keep(`row length ${view.cols} is not a multiple of 32 (ggml block size): ${type} cannot hold it, F16 instead`, 'F16');
       }
       // --method iq4nl: IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
-      const scheme = type === 'Q8_0' ? 'q8_0' : type === 'Q4_1' ? 'q4_1' : o.quantMethod === 'iq4nl' ? 'iq4_nl' : 'q4_0';
-      const search = o.quantMethod !== 'rtn';
-      const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16' as FloatDtype, ...(search ? { method: 'search' as const } : {}) };
-      return { kind: 'quantize', spec, view, label: `${SCHEME_TYPE[scheme]}${search && scheme !== 'iq4_nl' ? ' search' : ''}`, ...placement };
+      const scheme = type === 'Q8_0' ? 'q8_0' : type === 'Q4_1' ? 'q4_1' : usesIq4nl(o.quantMethod) ? 'iq4_nl' : 'q4_0';
+      const method = kernelMethod(o.quantMethod, scheme);
+      const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16' as FloatDtype, ...(method !== 'rtn' ? { method } : {}) };
+      const how = method === 'gptq' ? ' gptq' : method === 'search' && scheme !== 'iq4_nl' ? ' search' : '';
+      return { kind: 'quantize', spec, view, label: `${SCHEME_TYPE[scheme]}${how}`, ...placement };
     },
 
     tensorBytes(t, tr) {

@@ -14,7 +14,7 @@ import { writeFileAtomic, temporaryName } from '../atomic-file.js';
 import { rename } from 'node:fs/promises';
 import { QuantkitError, ioError } from '../errors.js';
 import type { KernelSpec } from '../native.js';
-import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, matrixView } from '../plan.js';
+import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, kernelMethod, matrixView, usesIq4nl } from '../plan.js';
 import { type FloatDtype, dtypeSize, shapeElements } from '../safetensors/dtypes.js';
 import { SafetensorsWriter, type TensorEntry, predictSafetensorsSize } from '../safetensors/writer.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
@@ -38,7 +38,7 @@ export function fallbackGroup(n: number, g: number): number {
 }
 
 export function groupLabel(spec: KernelSpec, cols: number): string {
-  return `int${spec.bits} ${spec.group === cols ? 'row' : `g${spec.group}`} ${spec.scheme === 'int_asym' ? 'asym' : 'sym'}${spec.method === 'search' ? ' search' : ''}`;
+  return `int${spec.bits} ${spec.group === cols ? 'row' : `g${spec.group}`} ${spec.scheme === 'int_asym' ? 'asym' : 'sym'}${spec.method && spec.method !== 'rtn' ? ` ${spec.method}` : ''}`;
 }
 
 function outputTensors(t: CheckpointTensor, tr: Treatment): TensorEntry[] {
@@ -158,7 +158,7 @@ export const packedSafetensorsFormat: OutputFormat = {
   name: 'safetensors',
 
   checkOptions(o: ResolvedOptions) {
-    if (o.quantMethod === 'iq4nl') throw new QuantkitError('ERR_USAGE', "--method iq4nl writes llama.cpp's IQ4_NL blocks: use --format gguf (compressed-tensors has no non-linear code)");
+    if (usesIq4nl(o.quantMethod)) throw new QuantkitError('ERR_USAGE', `--method ${o.quantMethod} writes llama.cpp's IQ4_NL blocks: use --format gguf (compressed-tensors has no non-linear code)`);
   },
 
   decide(t, generic: GenericDecision, o: ResolvedOptions, ckpt): Treatment {
@@ -169,12 +169,14 @@ export const packedSafetensorsFormat: OutputFormat = {
     const view = matrixView(t.shape);
     const want = o.groupSize === 'row' ? view.cols : o.groupSize;
     const group = view.cols % want === 0 ? want : fallbackGroup(view.cols, want);
+    const scheme = o.mode === 'asym' ? 'int_asym' : 'int_sym';
+    const method = kernelMethod(o.quantMethod, scheme);
     const spec: KernelSpec = {
-      scheme: o.mode === 'asym' ? 'int_asym' : 'int_sym',
+      scheme,
       bits: generic.bits,
       group,
       scaleDtype: o.scaleDtype ?? modelDtype(ckpt) ?? (t.dtype as FloatDtype),
-      ...(o.quantMethod === 'search' ? { method: 'search' as const } : {}),
+      ...(method !== 'rtn' ? { method } : {}),
     };
     const note = group !== want
       ? `group ${want} does not divide rows of ${view.cols}: using ${group === view.cols ? 'one scale per row' : `groups of ${group}`}`

@@ -102,10 +102,10 @@ describe('search and IQ4_NL lose less than round-to-nearest', () => {
     const spec: KernelSpec = { scheme: 'q4_0', bits: 4, group: 32, scaleDtype: 'F16', method: 'search' };
     const out = allocateParts(spec, 1, 64);
     expect(() => addon().layout({ spec: { ...spec, scheme: 'iq4_nl', method: 'rtn' }, cols: 64 })).not.toThrow();
-    expect(addon().layout({ spec: { ...spec, scheme: 'iq4_nl', method: 'rtn' }, cols: 64 }).error).toMatch(/search only/);
+    expect(addon().layout({ spec: { ...spec, scheme: 'iq4_nl', method: 'rtn' }, cols: 64 }).error).toMatch(/scale search \(or GPTQ\) only/);
     expect(() => addon().quantize({ spec, rows: 1, cols: 64, src, srcDtype: 'F32', out, weights: new Float32Array(63) })).toThrow(/one value per column \(64\)/);
     expect(() => addon().quantize({ spec, rows: 1, cols: 64, src, srcDtype: 'F32', out, weights: new Float32Array(64).fill(-1) })).toThrow(/weights\[0\] must be finite and non-negative/);
     expect(() => addon().quantize({ spec: { ...spec, method: 'rtn' }, rows: 1, cols: 64, src, srcDtype: 'F32', out, weights: new Float32Array(64) })).toThrow(/method 'search' only/);
-    expect(() => addon().quantize({ spec: { ...spec, method: 'best' as never }, rows: 1, cols: 64, src, srcDtype: 'F32', out })).toThrow(/rtn or search/);
+    expect(() => addon().quantize({ spec: { ...spec, method: 'best' as never }, rows: 1, cols: 64, src, srcDtype: 'F32', out })).toThrow(/rtn, search or gptq/);
   });
 });

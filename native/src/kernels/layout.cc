@@ -21,14 +21,16 @@ static int64_t ggml_block_bytes(Scheme s) {
 
 const char* check_spec(const QuantSpec& spec, int64_t cols) {
   if (cols <= 0) return "row length must be positive";
-  if (spec.method != Method::RTN && spec.method != Method::SEARCH) return "unknown method";
+  if (spec.method != Method::RTN && spec.method != Method::SEARCH && spec.method != Method::GPTQ) return "unknown method";
+  if (spec.method == Method::GPTQ && (spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::INT_ASYM))
+    return "GPTQ covers the symmetric schemes (q8_0, q4_0, iq4_nl, int_sym)";
   if (is_ggml(spec.scheme)) {
     if (spec.group != 32) return "ggml block types use groups of 32";
     if (cols % 32 != 0) return "ggml block types need a row length that is a multiple of 32";
     if (spec.scale_dtype != DType::F16) return "ggml block types store f16 scales";
     const int want_bits = spec.scheme == Scheme::GGML_Q8_0 ? 8 : 4;
     if (spec.bits != want_bits) return "bits do not match the ggml block type";
-    if (spec.scheme == Scheme::GGML_IQ4_NL && spec.method != Method::SEARCH) return "IQ4_NL blocks are made by the scale search only";
+    if (spec.scheme == Scheme::GGML_IQ4_NL && spec.method == Method::RTN) return "IQ4_NL blocks are made by the scale search (or GPTQ) only";
     return nullptr;
   }
   if (spec.scheme != Scheme::INT_SYM && spec.scheme != Scheme::INT_ASYM) return "unknown scheme";

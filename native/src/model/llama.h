@@ -1,7 +1,8 @@
 // A reference forward pass for the Llama family (Llama, Mistral, Qwen2-without-bias, the bundled models):
 // token ids in, logits out, every product accumulated in f32. It exists to measure what quantization does
-// to a model (perplexity, KL divergence, top-1 agreement), so it favours plain, checkable code over speed:
-// no KV cache tricks, one sequence at a time, matrices already dequantized to f32 by the caller.
+// to a model (perplexity, KL divergence, top-1 agreement) and to calibrate GPTQ on text the model writes
+// itself, so it favours plain, checkable code over speed: one sequence at a time, a plain KV cache,
+// matrices already dequantized to f32 by the caller.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -44,5 +45,27 @@ struct LlamaWeights {
 // Matrix products are split by output rows over `threads`; the result does not depend on `threads`.
 void llama_logits(const LlamaConfig& cfg, const LlamaWeights& w, const int32_t* tokens, int64_t n_tokens,
                   float* logits, int threads);
+
+// Samples `count` sequences of `length` tokens, each starting with `first`: token t + 1 drawn from
+// softmax(logits_t / temperature) (temperature 0: the first largest logit) with a generator seeded by
+// `seed` and the sequence's index, so the result depends on neither `threads` nor timing. Decoding is
+// incremental (a KV cache), with the same products as llama_logits. `out` holds count * length ids.
+void llama_generate(const LlamaConfig& cfg, const LlamaWeights& w, int32_t first, int64_t count, int64_t length,
+                    uint64_t seed, float temperature, int32_t* out, int threads);
+
+// Second moments of every linear layer's input, sum over tokens of x x^T (GPTQ's Hessian up to a
+// factor), over the sequences tokens[s * length, (s + 1) * length): per layer the attention input
+// (RMSNorm output, [hidden, hidden]), o_proj's input ([heads*head_dim]^2), the MLP input ([hidden]^2)
+// and down_proj's input ([ffn]^2), layer after layer in each array; `final_in` is the output head's
+// input ([hidden]^2). Accumulated in double, stored as f32.
+struct LlamaInputStats {
+  float* attn_in;
+  float* o_in;
+  float* mlp_in;
+  float* down_in;
+  float* final_in;
+};
+void llama_input_stats(const LlamaConfig& cfg, const LlamaWeights& w, const int32_t* tokens, int64_t count,
+                       int64_t length, const LlamaInputStats& out, int threads);
 
 }  // namespace qk

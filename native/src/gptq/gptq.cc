@@ -1,0 +1,163 @@
+#include "gptq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../kernels/search.h"
+
+namespace qk {
+namespace {
+
+// Lower-triangular L with L L^T = A (row-major, n x n; the upper part of L is left zero). False when A
+// is not positive definite.
+bool cholesky_lower(const double* A, int64_t n, double* L) {
+  std::fill(L, L + n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const double* Li = L + i * n;
+    for (int64_t j = 0; j <= i; ++j) {
+      const double* Lj = L + j * n;
+      double s = A[i * n + j];
+      for (int64_t k = 0; k < j; ++k) s -= Li[k] * Lj[k];
+      if (i == j) {
+        if (!(s > 0.0) || !std::isfinite(s)) return false;
+        L[i * n + i] = std::sqrt(s);
+      } else {
+        L[i * n + j] = s / L[j * n + j];
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* gptq_factor(const float* H, int64_t n, double damp, double* U) {
+  if (!(damp >= 0.0) || !std::isfinite(damp)) return "damp must be finite and non-negative";
+  double mean = 0.0;
+  for (int64_t j = 0; j < n; ++j) {
+    const double h = H[j * n + j];
+    if (!std::isfinite(h) || h < 0.0) return "the Hessian's diagonal must be finite and non-negative";
+    mean += h;
+  }
+  mean /= static_cast<double>(n);
+  const double unseen = mean > 0.0 ? mean : 1.0;
+  std::vector<double> A(static_cast<size_t>(n * n)), L(static_cast<size_t>(n * n)), X(static_cast<size_t>(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      const double h = 0.5 * (static_cast<double>(H[i * n + j]) + static_cast<double>(H[j * n + i]));  // exactly symmetric
+      if (!std::isfinite(h)) return "the Hessian holds NaN or Inf";
+      A[i * n + j] = h;
+    }
+  for (int64_t j = 0; j < n; ++j) {
+    if (A[j * n + j] == 0.0) A[j * n + j] = unseen;
+    A[j * n + j] += damp * unseen;
+  }
+  if (!cholesky_lower(A.data(), n, L.data())) return "the damped Hessian is not positive definite (raise the damping)";
+  // X = L^-1, row by row: X[i] = (e_i - sum_{k<i} L[i][k] X[k]) / L[i][i].
+  for (int64_t i = 0; i < n; ++i) {
+    double* Xi = X.data() + i * n;
+    Xi[i] = 1.0;
+    for (int64_t k = 0; k < i; ++k) {
+      const double l = L[i * n + k];
+      if (l == 0.0) continue;
+      const double* Xk = X.data() + k * n;
+      for (int64_t j = 0; j <= k; ++j) Xi[j] -= l * Xk[j];
+    }
+    const double inv = 1.0 / L[i * n + i];
+    for (int64_t j = 0; j <= i; ++j) Xi[j] *= inv;
+  }
+  // A^-1 = X^T X (X lower triangular), into A.
+  std::fill(A.begin(), A.end(), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const double* Xi = X.data() + i * n;
+    for (int64_t a = 0; a <= i; ++a) {
+      const double xa = Xi[a];
+      if (xa == 0.0) continue;
+      double* Aa = A.data() + a * n;
+      for (int64_t b = 0; b <= i; ++b) Aa[b] += xa * Xi[b];
+    }
+  }
+  if (!cholesky_lower(A.data(), n, L.data())) return "the damped Hessian's inverse is not positive definite (raise the damping)";
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) U[i * n + j] = j >= i ? L[j * n + i] : 0.0;
+  return nullptr;
+}
+
+QuantStatus gptq_quantize_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols, const double* U,
+                               int64_t row_begin, int64_t row_end, QuantParts out) {
+  QuantStatus st;
+  const SymCode c = sym_code_for(spec);
+  const bool ggml = spec.scheme != Scheme::INT_SYM;
+  const int64_t g = spec.group, groups = cols / g;
+  const int64_t data_row = data_bytes_per_row(spec, cols), block_bytes = ggml ? data_row / groups : 0;
+  const int64_t scale_size = dtype_size(spec.scale_dtype);
+  // A few rows at a time: each row of U is then read once for all of them.
+  constexpr int64_t kRows = 8;
+  std::vector<double> w(static_cast<size_t>(kRows * cols));
+  std::vector<float> q(static_cast<size_t>(kRows * cols)), x(static_cast<size_t>(g)), d(static_cast<size_t>(kRows * groups));
+  float ds[kRows], inv[kRows];
+  double e[kRows];
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRows) {
+    const int64_t nb = std::min(kRows, row_end - r0);
+    for (int64_t r = 0; r < nb; ++r)
+      for (int64_t j = 0; j < cols; ++j) {
+        const float v = load_as_f32(src, src_type, (r0 + r) * cols + j);
+        if (!std::isfinite(v)) {
+          if (st.nonfinite == 0) st.first_nonfinite = (r0 + r) * cols + j;
+          st.nonfinite++;
+        }
+        w[r * cols + j] = std::isfinite(v) ? v : 0.0;  // keep going with defined values; the caller discards
+      }
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t g0 = gi * g;
+      const float* imp = spec.weights ? spec.weights + g0 : nullptr;
+      for (int64_t r = 0; r < nb; ++r) {
+        for (int64_t j = 0; j < g; ++j) x[j] = static_cast<float>(w[r * cols + g0 + j]);
+        const float dr = search_sym_scale(c, x.data(), imp, g);
+        d[r * groups + gi] = dr;
+        // the value a reader sees, and the inverse the encoders below use with it
+        uint8_t tmp[4];
+        const float stored = ggml ? f16_to_f32(f32_to_f16(dr)) : store_scale(tmp, spec.scale_dtype, 0, dr);
+        if (!std::isfinite(stored)) {
+          if (st.scale_overflow == 0) st.first_overflow_row = r0 + r;
+          st.scale_overflow++;
+          ds[r] = inv[r] = 0.0f;
+          continue;
+        }
+        ds[r] = stored;
+        inv[r] = ggml ? (stored != 0.0f ? 1.0f / stored : 0.0f) : stored_scale_inverse(stored);
+      }
+      for (int64_t j = g0; j < g0 + g; ++j) {
+        const double* Uj = U + j * cols;
+        for (int64_t r = 0; r < nb; ++r) {
+          const double wj = w[r * cols + j];
+          const float qv = code_value(c, static_cast<float>(wj) * inv[r]) * ds[r];
+          q[r * cols + j] = qv;
+          e[r] = (wj - static_cast<double>(qv)) / Uj[j];
+        }
+        for (int64_t r = 0; r < nb; ++r) {
+          double* wr = w.data() + r * cols;
+          const double er = e[r];
+          for (int64_t k = j + 1; k < cols; ++k) wr[k] -= er * Uj[k];
+        }
+      }
+    }
+    // q holds code value x stored scale, so encoding it with the same scale gives back exactly those codes.
+    for (int64_t r = 0; r < nb; ++r) {
+      const int64_t row = r0 + r;
+      uint8_t* row_out = out.data + row * data_row;
+      if (!ggml) std::memset(row_out, 0, static_cast<size_t>(data_row));
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        const float* qg = q.data() + r * cols + gi * g;
+        const float dr = d[r * groups + gi];
+        if (ggml) encode_sym_block(spec, c, qg, dr, row_out + gi * block_bytes);
+        else encode_sym_int_group(spec, c, qg, g, dr, row_out, gi * g, out.scales + row * groups * scale_size, gi);
+      }
+    }
+  }
+  return st;
+}
+
+}  // namespace qk
