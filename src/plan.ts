@@ -168,7 +168,8 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
   return r;
 }
 
-function checkCalibration(c: CalibrationOptions | undefined): void {
+/** Refuses calibration settings out of range (ERR_USAGE). */
+export function checkCalibration(c: CalibrationOptions | undefined): void {
   if (!c) return;
   const positive = (v: number | undefined, name: string, max: number) => {
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1 && v <= max)) throw new QuantkitError('ERR_USAGE', `${name} must be an integer from 1 to ${max} (got ${String(v)})`);

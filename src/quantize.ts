@@ -24,7 +24,7 @@ import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { estimateColumnImportance } from './quant/importance.js';
-import { calibrate } from './quant/calibration.js';
+import { type Calibration, calibrate } from './quant/calibration.js';
 import { TensorQuantizer } from './quant/tensor-quantizer.js';
 import { VERSION } from './version.js';
 import { type Estimate, estimateModel } from './estimate/estimate.js';
@@ -61,6 +61,8 @@ export interface QuantizationReport extends VerifyResult {
    * not name an architecture with formulas.
    */
   predicted_memory: { peak_bytes: number; peak_kind: string; components: Record<string, number>; batch: number | null; seq: number | null; weights_bytes_written: number } | null;
+  /** GPTQ methods: the calibration that ran (the model's own text: sequences, tokens each, seed; damping). */
+  calibration?: { samples: number; length: number; seed: number; damp: number };
   plan: { name: string; treatment: string; format: string; reason?: string; note?: string }[];
 }
 
@@ -197,7 +199,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   // embedding and projections before writing (src/quant/importance.ts). GPTQ first has the model write
   // text and collects its layers' input statistics (src/quant/calibration.ts).
   const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal) : new Map<string, Float32Array>();
-  let calibration;
+  let calibration: Calibration | undefined;
   if (usesGptq(plan.options.quantMethod)) {
     options.onProgress?.({ phase: 'calibrate', tensor: 'the model writes its calibration text', done: 0, total: 1, bytesDone: 0, bytesTotal: 0 });
     calibration = await calibrate(ckpt, { ...options.calibration, threads, signal: options.signal });
@@ -252,6 +254,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     ...verified,
     options: { ...plainOptions, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode, threads },
     sizes,
+    ...(calibration ? { calibration: calibration.settings } : {}),
     predicted_memory: predicted && { peak_bytes: predicted.peak_bytes, peak_kind: predicted.peak_kind, components: predicted.components, batch: predicted.batch, seq: predicted.seq, weights_bytes_written: weightsWritten },
     plan: planSummary(plan),
   };

@@ -1,18 +1,18 @@
 /** The yargs options shared by `quantize` and `plan`, and their conversion into library options. */
 import type { Argv } from 'yargs';
-import { type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod } from '../plan.js';
+import { type CalibrationOptions, type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
 import { parseSize } from '../units.js';
 
 export function withQuantizeOptions<T>(y: Argv<T>) {
-  return y
+  return withCalibrationOptions(y)
     .positional('model', { type: 'string', demandOption: true, describe: 'model directory (config.json + safetensors) or a .safetensors file' })
     .option('bits', { type: 'number', choices: [4, 8], default: 4, describe: 'bits per quantized weight' })
     .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row'" })
     .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture)' })
     .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'GGUF file type: F32, F16, BF16, Q8_0, Q4_0, Q4_1 or mobile (default: from --bits/--asym)' })
-    .option('method', { type: 'string', choices: QUANT_METHODS, default: 'rtn', describe: 'scale selection: rtn (round to nearest, ggml reference), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code)' })
+    .option('method', { type: 'string', choices: QUANT_METHODS, default: 'rtn', describe: 'scale selection: rtn (round to nearest, ggml reference), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
     .option('keep', { type: 'string', array: true, describe: 'glob of tensors to keep unquantized (repeatable)' })
@@ -23,7 +23,7 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('json', { type: 'boolean', default: false, describe: 'print a machine-readable result on stdout' });
 }
 
-export interface QuantizeArgs {
+export interface QuantizeArgs extends CalibrationArgs {
   model: string;
   bits: number;
   'group-size': string;
@@ -67,5 +67,34 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     ...(a['bits-for'] ? { bitsFor: a['bits-for'] } : {}),
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),
     ...(maxShardSize !== undefined ? { maxShardSize } : {}),
+    ...calibrationOptions(a, a.method === 'gptq' || a.method === 'iq4nl-gptq'),
   };
+}
+
+/** The yargs options of GPTQ's calibration (quantize, plan, estimate and report). */
+export function withCalibrationOptions<T>(y: Argv<T>) {
+  return y
+    .option('calibration-samples', { type: 'number', describe: 'gptq: sequences the model writes for calibration (default 32)' })
+    .option('calibration-length', { type: 'number', describe: 'gptq: tokens per calibration sequence (default 128)' })
+    .option('seed', { type: 'number', describe: 'gptq: sampling seed of the calibration text (default 0)' })
+    .option('damp', { type: 'number', describe: "gptq: damping added to the Hessian's diagonal, as a fraction of its mean (default 0.1)" });
+}
+
+export interface CalibrationArgs {
+  'calibration-samples'?: number;
+  'calibration-length'?: number;
+  seed?: number;
+  damp?: number;
+}
+
+/** The --calibration-* / --seed / --damp flags, only where given (plan.ts checks their values). */
+export function calibrationOptions(a: CalibrationArgs, gptq: boolean): { calibration?: CalibrationOptions } {
+  const c: CalibrationOptions = {};
+  if (a['calibration-samples'] !== undefined) c.samples = a['calibration-samples'];
+  if (a['calibration-length'] !== undefined) c.length = a['calibration-length'];
+  if (a.seed !== undefined) c.seed = a.seed;
+  if (a.damp !== undefined) c.damp = a.damp;
+  if (Object.keys(c).length === 0) return {};
+  if (!gptq) throw new QuantkitError('ERR_USAGE', '--calibration-samples, --calibration-length, --seed and --damp apply to --method gptq or iq4nl-gptq');
+  return { calibration: c };
 }

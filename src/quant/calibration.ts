@@ -11,7 +11,7 @@
 import type { Checkpoint } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
 import { LlamaModel } from '../eval/llama.js';
-import type { CalibrationOptions } from '../plan.js';
+import { type CalibrationOptions, checkCalibration } from '../plan.js';
 
 export const CALIBRATION_DEFAULTS: Required<CalibrationOptions> = { samples: 32, length: 128, seed: 0, damp: 0.1 };
 
@@ -20,12 +20,13 @@ export interface Calibration {
   hessians: Map<string, Float32Array>;
   /** The generated token ids, samples x length. */
   tokens: Int32Array;
-  length: number;
-  damp: number;
+  /** The settings used, defaults filled in. */
+  settings: Required<CalibrationOptions>;
 }
 
 /** Runs the model on text it writes itself and returns each linear layer's input statistics. */
 export async function calibrate(ckpt: Checkpoint, o: CalibrationOptions & { threads?: number; signal?: AbortSignal } = {}): Promise<Calibration> {
+  checkCalibration(o);
   const c = { ...CALIBRATION_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<CalibrationOptions>;
   const model = await LlamaModel.load(ckpt).catch((e: unknown) => {
     if (e instanceof QuantkitError && e.code === 'ERR_EVAL') throw new QuantkitError('ERR_USAGE', `GPTQ calibrates with the reference forward pass: ${e.message}`, { file: ckpt.dir });
@@ -53,5 +54,5 @@ export async function calibrate(ckpt: Checkpoint, o: CalibrationOptions & { thre
   // The output head's input; a tied embedding is stored once and quantized for its use as the head.
   const head = ckpt.aliases.get('lm_head.weight') ?? 'lm_head.weight';
   hessians.set(head, stats.final);
-  return { hessians, tokens, length: c.length, damp: c.damp };
+  return { hessians, tokens, settings: c };
 }

@@ -53,7 +53,7 @@ export class TensorQuantizer {
       const out = new Float64Array(cols * cols);
       const diagonal = new Float32Array(cols);
       for (let j = 0; j < cols; j++) diagonal[j] = Math.max(0, hessian[j * cols + j]!);
-      f = { hessian, diagonal, factor: addon().gptqFactor({ hessian, cols, damp: this.calibration!.damp, out }).then(() => out) };
+      f = { hessian, diagonal, factor: addon().gptqFactor({ hessian, cols, damp: this.calibration!.settings.damp, out }).then(() => out) };
       this.factors.push(f);
       if (this.factors.length > 4) this.factors.shift();
     }

@@ -15,7 +15,8 @@ import { quantizeInMemory } from '../eval/quantized-values.js';
 import { Tokenizer } from '../eval/tokenizer.js';
 import { estimateModel } from '../estimate/estimate.js';
 import { fromCheckpoint } from '../estimate/model.js';
-import { type FormatName, type GroupSize, type Mode, type QuantMethod, planQuantization } from '../plan.js';
+import { type CalibrationOptions, type FormatName, type GroupSize, type Mode, type QuantMethod, planQuantization, usesGptq, usesIq4nl } from '../plan.js';
+import { type Calibration, calibrate } from '../quant/calibration.js';
 import { estimateColumnImportance } from '../quant/importance.js';
 import { metricsFromSums } from '../verify.js';
 
@@ -34,6 +35,8 @@ export interface ReportOptions extends Partial<SweepAxes> {
   maxTokens?: number;
   /** Skip the model-level evaluation (weight error, sizes and memory only). */
   weightsOnly?: boolean;
+  /** GPTQ methods: the calibration settings (one calibration serves every GPTQ variant). */
+  calibration?: CalibrationOptions;
   /** Passed to every variant's plan, as in quantize. */
   keep?: string[];
   bitsFor?: string[];
@@ -144,6 +147,18 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
     const needsImportance = axes.methods.some((m) => m !== 'rtn');
     const importance = needsImportance ? await estimateColumnImportance(ckpt, o.signal) : new Map<string, Float32Array>();
     const estimateBase = fromCheckpoint(ckpt, 'safetensors headers');
+    // GPTQ's calibration, once, when the first GPTQ variant needs it (a string: why it cannot run here).
+    let calibration: Calibration | string | undefined;
+    const calibrationFor = async (): Promise<Calibration | string> => {
+      if (calibration === undefined) {
+        progress('calibrating GPTQ on text the model writes');
+        calibration = await calibrate(ckpt, { ...o.calibration, threads, signal: o.signal }).catch((e: unknown) => {
+          if (e instanceof QuantkitError && e.code === 'ERR_USAGE') return e.message;
+          throw e;
+        });
+      }
+      return calibration;
+    };
 
     const variants: VariantResult[] = [];
     const skipped: SkippedVariant[] = [];
@@ -154,7 +169,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
             for (const method of axes.methods) {
               o.signal?.throwIfAborted();
               const label = labelOf({ bits, groupSize, mode, method, format });
-              if (method === 'iq4nl' && bits === 8) {
+              if (usesIq4nl(method) && bits === 8) {
                 skipped.push({ label, reason: 'IQ4_NL is a 4-bit code (8-bit tensors would repeat the search variant)' });
                 continue;
               }
@@ -173,8 +188,13 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
                 skipped.push({ label, reason: 'no tensor is quantized' });
                 continue;
               }
+              const cal = usesGptq(method) ? await calibrationFor() : undefined;
+              if (typeof cal === 'string') {
+                skipped.push({ label, reason: cal });
+                continue;
+              }
               progress(`${label}: quantizing`);
-              const q = await quantizeInMemory(ckpt, plan, { importance, threads, keepValues: reference !== null, signal: o.signal });
+              const q = await quantizeInMemory(ckpt, plan, { importance, calibration: cal, threads, keepValues: reference !== null, signal: o.signal });
               const total = { sumSqErr: 0, sumSqRef: 0, maxAbsErr: 0, count: 0 };
               for (const t of q.errors) {
                 total.sumSqErr += t.sums.sumSqErr;

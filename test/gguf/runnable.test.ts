@@ -41,9 +41,9 @@ beforeAll(async () => {
       const { output, plan } = await quantize(model, { bits: 4, format: 'gguf', ggufType: t, output: join(dir, `${name}-${t}`), threads: 1 });
       files[name]![t] = join(output, plan.files[0]!.name);
     }
-  // The improved methods write the same block layouts (Q4_0 with searched scales) or llama.cpp's IQ4_NL.
+  // The improved methods write the same block layouts (Q4_0 with searched scales or GPTQ) or llama.cpp's IQ4_NL.
   for (const [name, model] of Object.entries(MODELS))
-    for (const m of ['search', 'iq4nl'] as const) {
+    for (const m of ['search', 'iq4nl', 'gptq', 'iq4nl-gptq'] as const) {
       const { output, plan } = await quantize(model, { bits: 4, format: 'gguf', quantMethod: m, output: join(dir, `${name}-${m}`), threads: 1 });
       files[name]![m] = join(output, plan.files[0]!.name);
     }
@@ -144,14 +144,16 @@ describe('llama.cpp runs them', () => {
   const reference = { stories260k: [3.3109, 6989], 'tinystories-656k': [15.1265, 3187] } as const;
   for (const name of Object.keys(MODELS) as (keyof typeof MODELS)[])
     it(`${name}: F16 perplexity matches the reference; Q8_0, Q4_0 and mobile stay close to F16`, async () => {
-      const r = await llama('compare', files[name]!.F16!, { candidates: [files[name]!.Q8_0, files[name]!.Q4_0, files[name]!.mobile, files[name]!.search, files[name]!.iq4nl], text: EVAL, maxTokens: 512 });
+      const f = files[name]!;
+      const r = await llama('compare', f.F16!, { candidates: [f.Q8_0, f.Q4_0, f.mobile, f.search, f.iq4nl, f.gptq, f['iq4nl-gptq']], text: EVAL, maxTokens: 512 });
       expect(r.reference.predicted).toBe(reference[name][1]); // our tokenizer export tokenizes like Hugging Face's
       expect(r.reference.ppl).toBeCloseTo(reference[name][0], 2);
-      const [q8, q4, mobile, search, iq4nl] = r.candidates;
-      // --method search / iq4nl: llama.cpp runs them unchanged, the same size as Q4_0, closer to F16.
-      expect(search.size).toBe(q4.size);
-      expect(iq4nl.size).toBe(q4.size);
+      const [q8, q4, mobile, search, iq4nl, gptq, iq4nlGptq] = r.candidates;
+      // --method search / iq4nl / gptq / iq4nl-gptq: llama.cpp runs them unchanged, the same size as Q4_0, closer to F16.
+      for (const c of [search, iq4nl, gptq, iq4nlGptq]) expect(c.size).toBe(q4.size);
       expect(search.klMean).toBeLessThan(q4.klMean);
+      expect(gptq.klMean).toBeLessThan(search.klMean);
+      expect(iq4nlGptq.klMean).toBeLessThan(iq4nl.klMean);
       expect(iq4nl.klMean).toBeLessThan(0.85 * q4.klMean);
       expect(iq4nl.top1).toBeGreaterThan(q4.top1);
       expect(q8.top1).toBeGreaterThan(0.97);

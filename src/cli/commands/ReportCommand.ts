@@ -1,11 +1,11 @@
 import type { CommandModule } from 'yargs';
 import { QuantkitError } from '../../errors.js';
-import { type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod } from '../../plan.js';
+import { type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, usesGptq } from '../../plan.js';
 import { report } from '../../report/index.js';
-import { checkThreads } from '../quantize-options.js';
+import { type CalibrationArgs, calibrationOptions, checkThreads, withCalibrationOptions } from '../quantize-options.js';
 import { abortOnSigint } from '../signals.js';
 
-interface Args {
+interface Args extends CalibrationArgs {
   model: string;
   bits: string;
   'group-size': string;
@@ -37,7 +37,7 @@ export const ReportCommand: CommandModule<object, Args> = {
   command: 'report <model>',
   describe: 'sweep bits / group size / mode / method / format and write report.json, report.md and report.html (weight error, perplexity, KL, sizes, predicted memory)',
   builder: (y) =>
-    y
+    withCalibrationOptions(y)
       .positional('model', { type: 'string', demandOption: true, describe: 'model directory (or a hub id)' })
       .option('bits', { type: 'string', default: '4,8', describe: 'comma-separated bit widths' })
       .option('group-size', { type: 'string', default: '32,128', describe: "comma-separated group sizes (or 'row')" })
@@ -55,12 +55,15 @@ export const ReportCommand: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'print report.json on stdout' }) as never,
   handler: async (args) => {
     const threads = checkThreads(args.threads);
+    const methods = list<QuantMethod>('method', args.method, (s) => ((QUANT_METHODS as string[]).includes(s) ? (s as QuantMethod) : undefined));
+    const calibration = calibrationOptions(args, methods.some(usesGptq));
     const { signal, dispose } = abortOnSigint();
     const r = await report(args.model, {
       bits: list('bits', args.bits, (s) => (s === '4' || s === '8' ? (Number(s) as 4 | 8) : undefined)),
       groupSizes: list<GroupSize>('group-size', args['group-size'], (s) => (s === 'row' ? 'row' : /^\d+$/.test(s) && Number(s) > 0 ? Number(s) : undefined)),
       modes: list<Mode>('mode', args.mode, (s) => (s === 'sym' || s === 'asym' ? s : undefined)),
-      methods: list<QuantMethod>('method', args.method, (s) => ((QUANT_METHODS as string[]).includes(s) ? (s as QuantMethod) : undefined)),
+      methods,
+      ...calibration,
       formats: list<FormatName>('format', args.format, (s) => (['safetensors', 'gguf', 'gguf-raw'].includes(s) ? (s as FormatName) : undefined)),
       ...(args.eval !== undefined ? { evalFile: args.eval } : {}),
       maxTokens: args['max-tokens'],
