@@ -27,7 +27,8 @@ export interface Calibration {
 /** Runs the model on text it writes itself and returns each linear layer's input statistics. */
 export async function calibrate(ckpt: Checkpoint, o: CalibrationOptions & { threads?: number; signal?: AbortSignal } = {}): Promise<Calibration> {
   checkCalibration(o);
-  const c = { ...CALIBRATION_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<CalibrationOptions>;
+  const def = CALIBRATION_DEFAULTS;
+  const c: Required<CalibrationOptions> = { samples: o.samples ?? def.samples, length: o.length ?? def.length, seed: o.seed ?? def.seed, damp: o.damp ?? def.damp };
   const model = await LlamaModel.load(ckpt).catch((e: unknown) => {
     if (e instanceof QuantkitError && e.code === 'ERR_EVAL') throw new QuantkitError('ERR_USAGE', `GPTQ calibrates with the reference forward pass: ${e.message}`, { file: ckpt.dir });
     throw e;

@@ -134,7 +134,33 @@ describe('quantkit CLI', () => {
     expect(existsSync(join(model, 'q'))).toBe(false);
   });
 
+  it('quantize --method gptq: the same seed gives the same bytes, another seed other bytes; the report records the calibration', () => {
+    const run = (name: string, seed: string) => {
+      const out = join(dir, name);
+      const r = cli('quantize', '--method', 'gptq', '--format', 'gguf', '--calibration-samples', '8', '--calibration-length', '64', '--seed', seed, STORIES260K, '-o', out);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/sizes equal the prediction, byte for byte/);
+      return { bytes: readFileSync(join(out, 'stories260k-Q4_0.gguf')), report: JSON.parse(readFileSync(join(out, 'quantization-report.json'), 'utf8')) };
+    };
+    const a = run('gptq-a', '5');
+    const b = run('gptq-b', '5');
+    const c = run('gptq-c', '6');
+    expect(a.bytes.equals(b.bytes)).toBe(true);
+    expect(a.bytes.equals(c.bytes)).toBe(false);
+    expect(a.bytes.length).toBe(c.bytes.length);
+    expect(a.report.calibration).toEqual({ samples: 8, length: 64, seed: 5, damp: 0.1 });
+    // every quantized tensor, the tied embedding (llama.cpp's output head) included, went through GPTQ
+    const quantized = a.report.plan.filter((p: { treatment: string }) => p.treatment === 'quantized');
+    expect(quantized).toHaveLength(31);
+    expect(quantized.every((p: { format: string }) => p.format === 'Q4_0 gptq')).toBe(true);
+  });
+
   it('usage errors exit 2 with a clear message', () => {
+    expect(cli('quantize', STORIES260K, '--method', 'search', '--seed', '1').stderr).toMatch(/apply to --method gptq or iq4nl-gptq/);
+    expect(cli('quantize', STORIES260K, '--method', 'gptq', '--asym').stderr).toMatch(/--method gptq covers symmetric codes: use --sym/);
+    expect(cli('quantize', STORIES260K, '--method', 'gptq', '--calibration-length', '1').code).toBe(2);
+    expect(cli('quantize', STORIES260K, '--method', 'gptq', '--calibration-length', '4096').stderr).toMatch(/exceeds the model's context \(512\)/);
     expect(cli('quantize', STORIES260K, '--bits', '3').code).toBe(2);
     const r = cli('quantize', STORIES260K, '--group-size', 'abc');
     expect(r.code).toBe(2);
