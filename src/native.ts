@@ -99,7 +99,7 @@ export interface Addon {
   /** Sum over tokens of x x^T for every linear layer's input, over the sequences tokens[k*length, (k+1)*length). */
   llamaInputStats(args: { config: LlamaForwardConfig; weights: LlamaForwardWeights; tokens: Int32Array; length: number; out: LlamaInputStats; threads?: number }): Promise<void>;
   /** GPTQ's factor of a cols x cols input Hessian (damped by damp * mean of its diagonal) into `out`. */
-  gptqFactor(args: { hessian: Float32Array; cols: number; damp: number; out: Float64Array }): Promise<void>;
+  gptqFactor(args: { hessian: Float32Array; cols: number; damp: number; out: Float64Array; threads?: number }): Promise<void>;
   /** quantize with GPTQ's error feedback (spec.method 'gptq', symmetric schemes); `weights` weight the scale search. */
   gptqQuantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; factor: Float64Array; weights?: Float32Array }): Promise<QuantizeStatus>;
 }

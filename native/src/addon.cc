@@ -193,6 +193,10 @@ RunOptions get_run_options(const Napi::Object& o) {
   return r;
 }
 
+int get_threads(const Napi::Object& o) {
+  return o.Has("threads") && !o.Get("threads").IsUndefined() ? static_cast<int>(get_int(o, "threads", 1, 256)) : 1;
+}
+
 // Runs `chunk_fn(chunk, row_begin, row_end)` over all rows in deterministic chunks, reporting
 // progress and honouring cancellation. Returns false when cancelled.
 template <class Fn>
@@ -533,8 +537,9 @@ Napi::Value GptqFactor(const Napi::CallbackInfo& info) {
     std::vector<Bytes> keep;
     keep.push_back(std::move(h));
     keep.push_back(std::move(out));
-    auto* w = new TaskWorker(info.Env(), std::move(keep), [H, n, damp, U]() {
-      if (const char* why = qk::gptq_factor(H, n, damp, U)) throw std::runtime_error(std::string("gptqFactor: ") + why);
+    const int threads = get_threads(o);
+    auto* w = new TaskWorker(info.Env(), std::move(keep), [H, n, damp, U, threads]() {
+      if (const char* why = qk::gptq_factor(H, n, damp, U, threads)) throw std::runtime_error(std::string("gptqFactor: ") + why);
     });
     Napi::Promise p = w->Promise();
     w->Queue();
@@ -684,10 +689,6 @@ Bytes get_tokens(const Napi::Object& o, const char* key, int64_t vocab) {
   for (int64_t t = 0; t < n; ++t)
     if (ids[t] < 0 || ids[t] >= vocab) fail(std::string(key) + "[" + std::to_string(t) + "] = " + std::to_string(ids[t]) + " is outside the vocabulary");
   return tokens;
-}
-
-int get_threads(const Napi::Object& o) {
-  return o.Has("threads") && !o.Get("threads").IsUndefined() ? static_cast<int>(get_int(o, "threads", 1, 256)) : 1;
 }
 
 Napi::Value LlamaLogits(const Napi::CallbackInfo& info) {

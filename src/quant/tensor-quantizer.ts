@@ -39,7 +39,7 @@ export class TensorQuantizer {
     const { name, spec, ...rest } = job;
     const hessian = spec.method === 'gptq' ? this.calibration?.hessians.get(name) : undefined;
     if (hessian && hessian.length === job.cols * job.cols) {
-      const f = this.factorFor(hessian, job.cols);
+      const f = this.factorFor(hessian, job.cols, job.threads);
       return f.factor.then((factor) => addon().gptqQuantize({ ...rest, spec, factor, weights: f.diagonal }));
     }
     const method = spec.method === 'gptq' ? 'search' : spec.method;
@@ -47,13 +47,13 @@ export class TensorQuantizer {
     return addon().quantize({ ...rest, spec: { ...spec, method }, weights });
   }
 
-  private factorFor(hessian: Float32Array, cols: number): Factor {
+  private factorFor(hessian: Float32Array, cols: number, threads?: number): Factor {
     let f = this.factors.find((x) => x.hessian === hessian);
     if (!f) {
       const out = new Float64Array(cols * cols);
       const diagonal = new Float32Array(cols);
       for (let j = 0; j < cols; j++) diagonal[j] = Math.max(0, hessian[j * cols + j]!);
-      f = { hessian, diagonal, factor: addon().gptqFactor({ hessian, cols, damp: this.calibration!.settings.damp, out }).then(() => out) };
+      f = { hessian, diagonal, factor: addon().gptqFactor({ hessian, cols, damp: this.calibration!.settings.damp, out, threads }).then(() => out) };
       this.factors.push(f);
       if (this.factors.length > 4) this.factors.shift();
     }

@@ -15,7 +15,7 @@ import { quantizeInMemory } from '../eval/quantized-values.js';
 import { Tokenizer } from '../eval/tokenizer.js';
 import { estimateModel } from '../estimate/estimate.js';
 import { fromCheckpoint } from '../estimate/model.js';
-import { type CalibrationOptions, type FormatName, type GroupSize, type Mode, type QuantMethod, planQuantization, usesGptq, usesIq4nl } from '../plan.js';
+import { type CalibrationOptions, type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, planQuantization, usesGptq, usesIq4nl } from '../plan.js';
 import { type Calibration, calibrate } from '../quant/calibration.js';
 import { estimateColumnImportance } from '../quant/importance.js';
 import { metricsFromSums } from '../verify.js';
@@ -46,7 +46,7 @@ export interface ReportOptions extends Partial<SweepAxes> {
   onProgress?: (message: string) => void;
 }
 
-export const DEFAULT_AXES: SweepAxes = { bits: [4, 8], groupSizes: [32, 128], modes: ['sym', 'asym'], methods: ['rtn', 'search', 'iq4nl'], formats: ['safetensors', 'gguf'] };
+export const DEFAULT_AXES: SweepAxes = { bits: [4, 8], groupSizes: [32, 128], modes: ['sym', 'asym'], methods: [...QUANT_METHODS], formats: ['safetensors', 'gguf'] };
 
 export interface WeightError {
   rel_rmse: number;

@@ -159,6 +159,37 @@ describe('native GPTQ', () => {
     }
   });
 
+  it('the factor U is upper triangular with U^T U = (H + damp * mean(diag H) * I)^-1, the same for any thread count', async () => {
+    const ckpt = await Checkpoint.open(STORIES260K);
+    const cal = await calibrate(ckpt, { samples: 4, length: 32, threads: 2 });
+    await ckpt.close();
+    for (const name of ['model.layers.0.mlp.gate_proj.weight', 'model.layers.4.mlp.down_proj.weight']) {
+      const H = cal.hessians.get(name)!;
+      const n = Math.round(Math.sqrt(H.length));
+      const U = new Float64Array(n * n), U2 = new Float64Array(n * n);
+      await addon().gptqFactor({ hessian: H, cols: n, damp: 0.1, out: U, threads: 1 });
+      await addon().gptqFactor({ hessian: H, cols: n, damp: 0.1, out: U2, threads: 2 });
+      expect(U).toEqual(U2);
+      let mean = 0;
+      for (let j = 0; j < n; j++) mean += H[j * n + j]! / n;
+      let worst = 0;
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) {
+          if (j < i) expect(U[i * n + j]).toBe(0);
+          // (H_damped * U^T U)[i][j]
+          let s = 0;
+          for (let k = 0; k < n; k++) {
+            const h = (H[i * n + k]! + H[k * n + i]!) / 2 + (i === k ? 0.1 * mean : 0);
+            let p = 0;
+            for (let m = 0; m <= Math.min(k, j); m++) p += U[m * n + k]! * U[m * n + j]!;
+            s += h * p;
+          }
+          worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+        }
+      expect(worst).toBeLessThan(1e-6);
+    }
+  });
+
   it('refuses bad factors, Hessians and specs with clear errors', async () => {
     const cols = 64;
     const src = new Uint8Array(cols * 4);

@@ -18,8 +18,9 @@ const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], {
 
 let report: any;
 beforeAll(() => {
-  const r = cli('report', STORIES260K, '--bits', '4,8', '--group-size', '32', '--mode', 'sym', '--method', 'rtn,search,iq4nl', '--format', 'gguf,safetensors', '-o', out, '--threads', '2');
+  const r = cli('report', STORIES260K, '--bits', '4,8', '--group-size', '32', '--mode', 'sym', '--method', 'rtn,search,iq4nl,gptq', '--format', 'gguf,safetensors', '-o', out, '--threads', '2', '--calibration-samples', '16');
   expect(r.stderr).toMatch(/evaluating the original on 21 documents/);
+  expect(r.stderr.match(/calibrating GPTQ/g)).toHaveLength(1); // one calibration serves every GPTQ variant
   expect(r.status, r.stderr).toBe(0);
   report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
 }, 180_000);
@@ -33,8 +34,10 @@ describe('quantkit report', () => {
   it('measures every valid combination and says why the others were not run', () => {
     const labels = report.variants.map((v: any) => v.label);
     expect(labels).toEqual([
-      'gguf int4 g32 sym rtn', 'gguf int4 g32 sym search', 'gguf int4 g32 sym iq4nl', 'gguf int8 g32 sym rtn', 'gguf int8 g32 sym search',
-      'safetensors int4 g32 sym rtn', 'safetensors int4 g32 sym search', 'safetensors int8 g32 sym rtn', 'safetensors int8 g32 sym search',
+      'gguf int4 g32 sym rtn', 'gguf int4 g32 sym search', 'gguf int4 g32 sym iq4nl', 'gguf int4 g32 sym gptq',
+      'gguf int8 g32 sym rtn', 'gguf int8 g32 sym search', 'gguf int8 g32 sym gptq',
+      'safetensors int4 g32 sym rtn', 'safetensors int4 g32 sym search', 'safetensors int4 g32 sym gptq',
+      'safetensors int8 g32 sym rtn', 'safetensors int8 g32 sym search', 'safetensors int8 g32 sym gptq',
     ]);
     const skipped = Object.fromEntries(report.skipped.map((s: any) => [s.label, s.reason]));
     expect(skipped['gguf int8 g32 sym iq4nl']).toMatch(/4-bit code/);
@@ -54,6 +57,11 @@ describe('quantkit report', () => {
     expect(byLabel('gguf int8 g32 sym rtn').model.kl_mean).toBeLessThan(0.01);
     expect(byLabel('gguf int4 g32 sym iq4nl').bits_per_weight).toBe(byLabel('gguf int4 g32 sym rtn').bits_per_weight);
     expect(byLabel('gguf int4 g32 sym iq4nl').model.kl_mean).toBeLessThan(byLabel('gguf int4 g32 sym rtn').model.kl_mean);
+    // GPTQ: the same size as the search, closer to the original.
+    for (const f of ['gguf', 'safetensors']) {
+      expect(byLabel(`${f} int4 g32 sym gptq`).packed_bytes).toBe(byLabel(`${f} int4 g32 sym search`).packed_bytes);
+      expect(byLabel(`${f} int4 g32 sym gptq`).model.kl_mean).toBeLessThan(byLabel(`${f} int4 g32 sym search`).model.kl_mean);
+    }
   });
 
   it('marks exactly the Pareto-optimal variants', () => {
@@ -84,8 +92,10 @@ describe('quantkit report', () => {
     let r = cli('report', STORIES260K, '--bits', '5', '-o', join(dir, 'x'));
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--bits: '5' is not a valid value/);
-    r = cli('report', STORIES260K, '--method', 'gptq', '-o', join(dir, 'x'));
+    r = cli('report', STORIES260K, '--method', 'best', '-o', join(dir, 'x'));
     expect(r.status).toBe(2);
+    r = cli('report', STORIES260K, '--method', 'search', '--seed', '3', '-o', join(dir, 'x'));
+    expect(r.stderr).toMatch(/apply to --method gptq or iq4nl-gptq/);
     r = cli('report', STORIES260K, '--bits', '4', '-o', out);
     expect(r.status).toBe(4);
     expect(r.stderr).toMatch(/already exists/);

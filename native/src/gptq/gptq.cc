@@ -6,20 +6,36 @@
 #include <vector>
 
 #include "../kernels/search.h"
+#include "../parallel.h"
 
 namespace qk {
 namespace {
 
+// sum_k a[k] * b[k] for k < n, in four interleaved partial sums (which the compiler can keep in SIMD
+// registers; a single running sum would be one long dependency chain). A fixed order: the same result
+// on every run and thread count.
+double dot4(const double* a, const double* b, int64_t n) {
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    s0 += a[k] * b[k];
+    s1 += a[k + 1] * b[k + 1];
+    s2 += a[k + 2] * b[k + 2];
+    s3 += a[k + 3] * b[k + 3];
+  }
+  for (; k < n; ++k) s0 += a[k] * b[k];
+  return (s0 + s1) + (s2 + s3);
+}
+
 // Lower-triangular L with L L^T = A (row-major, n x n; the upper part of L is left zero). False when A
-// is not positive definite.
+// is not positive definite. Unblocked: it streams the triangle from memory n times, fine for the
+// matrices the reference forward pass calibrates (docs/benchmarks.md has the cost at Phi-3 sizes).
 bool cholesky_lower(const double* A, int64_t n, double* L) {
   std::fill(L, L + n * n, 0.0);
   for (int64_t i = 0; i < n; ++i) {
     const double* Li = L + i * n;
     for (int64_t j = 0; j <= i; ++j) {
-      const double* Lj = L + j * n;
-      double s = A[i * n + j];
-      for (int64_t k = 0; k < j; ++k) s -= Li[k] * Lj[k];
+      const double s = A[i * n + j] - dot4(Li, L + j * n, j);
       if (i == j) {
         if (!(s > 0.0) || !std::isfinite(s)) return false;
         L[i * n + i] = std::sqrt(s);
@@ -33,7 +49,10 @@ bool cholesky_lower(const double* A, int64_t n, double* L) {
 
 }  // namespace
 
-const char* gptq_factor(const float* H, int64_t n, double damp, double* U) {
+// With J the order-reversing permutation and J A J = M M^T (M lower triangular), A = R R^T for the upper
+// triangular R = J M J, so A^-1 = (R^-1)^T R^-1: U = R^-1 = J M^-1 J. One factorisation and one
+// triangular inverse, no explicit A^-1.
+const char* gptq_factor(const float* H, int64_t n, double damp, double* U, int threads) {
   if (!(damp >= 0.0) || !std::isfinite(damp)) return "damp must be finite and non-negative";
   double mean = 0.0;
   for (int64_t j = 0; j < n; ++j) {
@@ -43,45 +62,31 @@ const char* gptq_factor(const float* H, int64_t n, double damp, double* U) {
   }
   mean /= static_cast<double>(n);
   const double unseen = mean > 0.0 ? mean : 1.0;
-  std::vector<double> A(static_cast<size_t>(n * n)), L(static_cast<size_t>(n * n)), X(static_cast<size_t>(n * n), 0.0);
+  // A = J (H damped) J, exactly symmetric
+  std::vector<double> A(static_cast<size_t>(n * n)), M(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      const double h = 0.5 * (static_cast<double>(H[i * n + j]) + static_cast<double>(H[j * n + i]));  // exactly symmetric
+      const double h = 0.5 * (static_cast<double>(H[i * n + j]) + static_cast<double>(H[j * n + i]));
       if (!std::isfinite(h)) return "the Hessian holds NaN or Inf";
-      A[i * n + j] = h;
+      A[(n - 1 - i) * n + (n - 1 - j)] = h;
     }
   for (int64_t j = 0; j < n; ++j) {
-    if (A[j * n + j] == 0.0) A[j * n + j] = unseen;
-    A[j * n + j] += damp * unseen;
+    double& d = A[j * n + j];
+    if (d == 0.0) d = unseen;
+    d += damp * unseen;
   }
-  if (!cholesky_lower(A.data(), n, L.data())) return "the damped Hessian is not positive definite (raise the damping)";
-  // X = L^-1, row by row: X[i] = (e_i - sum_{k<i} L[i][k] X[k]) / L[i][i].
-  for (int64_t i = 0; i < n; ++i) {
-    double* Xi = X.data() + i * n;
-    Xi[i] = 1.0;
-    for (int64_t k = 0; k < i; ++k) {
-      const double l = L[i * n + k];
-      if (l == 0.0) continue;
-      const double* Xk = X.data() + k * n;
-      for (int64_t j = 0; j <= k; ++j) Xi[j] -= l * Xk[j];
+  if (!cholesky_lower(A.data(), n, M.data())) return "the damped Hessian is not positive definite (raise the damping)";
+  // Column c of M^-1 by forward substitution (columns are independent: split over threads), written
+  // straight into U: (M^-1)[i][c] = U[n-1-i][n-1-c].
+  std::fill(U, U + n * n, 0.0);
+  parallel_for(threads, n, [&](int64_t c) {
+    std::vector<double> x(static_cast<size_t>(n), 0.0);
+    for (int64_t i = c; i < n; ++i) {
+      const double rhs = (i == c ? 1.0 : 0.0) - dot4(M.data() + i * n + c, x.data() + c, i - c);
+      x[i] = rhs / M[i * n + i];
+      U[(n - 1 - i) * n + (n - 1 - c)] = x[i];
     }
-    const double inv = 1.0 / L[i * n + i];
-    for (int64_t j = 0; j <= i; ++j) Xi[j] *= inv;
-  }
-  // A^-1 = X^T X (X lower triangular), into A.
-  std::fill(A.begin(), A.end(), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    const double* Xi = X.data() + i * n;
-    for (int64_t a = 0; a <= i; ++a) {
-      const double xa = Xi[a];
-      if (xa == 0.0) continue;
-      double* Aa = A.data() + a * n;
-      for (int64_t b = 0; b <= i; ++b) Aa[b] += xa * Xi[b];
-    }
-  }
-  if (!cholesky_lower(A.data(), n, L.data())) return "the damped Hessian's inverse is not positive definite (raise the damping)";
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) U[i * n + j] = j >= i ? L[j * n + i] : 0.0;
+  });
   return nullptr;
 }
 

@@ -17,8 +17,9 @@ namespace qk {
 // The upper-triangular U with U^T U = (H + damp * mean(diag H) * I)^-1, H symmetric n x n (row-major);
 // a column with H[j][j] == 0 (an input never seen) is treated as H[j][j] = mean(diag H), or 1 when the
 // whole diagonal is zero. Writes U (n x n, zeros below the diagonal). Returns nullptr, or a static
-// message when the damped H is not positive definite (or holds NaN/Inf).
-const char* gptq_factor(const float* H, int64_t n, double damp, double* U);
+// message when the damped H is not positive definite (or holds NaN/Inf). Columns of the triangular
+// inverse are split over `threads`; the result does not depend on it.
+const char* gptq_factor(const float* H, int64_t n, double damp, double* U, int threads);
 
 // Quantizes rows [row_begin, row_end) of the rows x cols matrix src with U from gptq_factor, for a spec
 // check_spec accepts with Method::GPTQ (the symmetric schemes: Q8_0, Q4_0, IQ4_NL, INT_SYM); spec.weights
