@@ -2,6 +2,7 @@
  * Benchmarks (not tests). Figures go to docs/benchmarks.md.
  *   npm run bench                      kernels (1 and 2 threads) and the bundled models end to end
  *   npm run bench -- scale DIR         end to end on a large checkpoint (scripts/make-synthetic.ts)
+ *   npm run bench -- gptq              GPTQ's factorisation and column loop at Phi-3-mini widths
  * Every figure comes with the ISA, threads, bytes, seconds, GB/s and its ratio to memcpy measured
  * in the same run (this machine is shared and noisy: compare ratios, not absolute numbers).
  */
@@ -72,6 +73,44 @@ async function kernels(copy: number, only?: RegExp) {
   }
 }
 
+/**
+ * GPTQ's two costs at the widths of Phi-3-mini (hidden 3072; down_proj's 8192 is extrapolated, n^3):
+ * the factor of a cols x cols Hessian (once per distinct layer input) and the column loop (rows * cols^2
+ * / 2 multiply-adds per matrix), with a correlated Hessian from random "activations".
+ */
+async function gptq() {
+  console.log('GPTQ (--method gptq): factor once per layer input, then the column loop per matrix');
+  console.log('cols  factor s (2 threads)  loop 1024 rows: threads  seconds  MB/s(bf16 in)  G multiply-adds/s');
+  for (const cols of [1024, 3072]) {
+    const tokens = 256, X = new Float32Array(tokens * cols);
+    let s = 1;
+    const r = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+    for (let t = 0; t < tokens; t++) {
+      const shared = r();
+      for (let j = 0; j < cols; j++) X[t * cols + j] = r() + 0.5 * shared;
+    }
+    const H = new Float32Array(cols * cols);
+    for (let t = 0; t < tokens; t++)
+      for (let i = 0; i < cols; i++) {
+        const xi = X[t * cols + i]!;
+        for (let j = 0; j < cols; j++) H[i * cols + j]! += xi * X[t * cols + j]!;
+      }
+    const factor = new Float64Array(cols * cols);
+    let t0 = process.hrtime.bigint();
+    await A.gptqFactor({ hessian: H, cols, damp: 0.1, out: factor, threads: 2 });
+    const fsec = Number(process.hrtime.bigint() - t0) / 1e9;
+    const rows = 1024, src = randomBf16(rows * cols);
+    const spec: KernelSpec = { scheme: 'q4_0', bits: 4, group: 32, scaleDtype: 'F16', method: 'gptq' };
+    const out = allocateParts(spec, rows, cols);
+    for (const threads of [1, 2]) {
+      t0 = process.hrtime.bigint();
+      await A.gptqQuantize({ spec, rows, cols, src, srcDtype: 'BF16', out, factor, threads });
+      const sec = Number(process.hrtime.bigint() - t0) / 1e9;
+      console.log(`${String(cols).padStart(4)}  ${fsec.toFixed(2).padStart(20)}  ${String(threads).padStart(23)}  ${sec.toFixed(2).padStart(7)}  ${(src.length / sec / 1e6).toFixed(1).padStart(13)}  ${((rows * cols * cols) / 2 / sec / 1e9).toFixed(2).padStart(17)}`);
+    }
+  }
+}
+
 async function endToEnd(models: string[], runs: number, copy: number) {
   const dir = mkdtempSync(join(tmpdir(), 'quantkit-bench-'));
   try {
@@ -134,6 +173,8 @@ if (mode === 'scale') {
   await endToEnd([scaleDir], 1, copy);
 } else if (mode === 'kernels') {
   await kernels(copy, scaleDir ? new RegExp(scaleDir) : undefined);
+} else if (mode === 'gptq') {
+  await gptq();
 } else {
   await kernels(copy);
   await endToEnd(['models/stories260k', 'models/tinystories-656k'], 3, copy);

@@ -21,6 +21,7 @@ import { Tokenizer } from '../src/eval/tokenizer.js';
 import { addon, allocateParts, type KernelSpec } from '../src/native.js';
 import { type QuantizeOptions, planQuantization } from '../src/plan.js';
 import { estimateColumnImportance } from '../src/quant/importance.js';
+import { calibrate } from '../src/quant/calibration.js';
 import { metricsFromSums } from '../src/verify.js';
 import { randomBf16 } from './random-bf16.js';
 
@@ -29,6 +30,29 @@ const EVAL = join(ROOT, 'data', 'tinystories-valid-excerpt.txt');
 const verdict = (ok: boolean) => (ok ? 'MET' : 'NOT MET');
 
 interface Row { layout: string; method: string; bpw: number; rel: number; ppl: number; kl: number; top1: number }
+const ALL_MATRICES = 'safetensors, all matrices, F16 scales';
+const ALL_MATRICES_OPTIONS: Partial<QuantizeOptions> = { format: 'safetensors', scaleDtype: 'F16', bitsFor: ['*embed_tokens*=4', 'lm_head*=4'] };
+
+/** stories260k, every matrix, GPTQ with calibration seeds 0..n-1: how much the model's own text matters. */
+async function gptqSeeds(n: number): Promise<{ seed: number; ppl: number; kl: number }[]> {
+  const dir = join(ROOT, 'models', 'stories260k');
+  const ckpt = await Checkpoint.open(dir);
+  try {
+    const tok = await Tokenizer.fromFile(join(dir, 'tokenizer.json'));
+    const ref = await Reference.compute(await LlamaModel.load(ckpt), tokenSequences(await readDocuments(EVAL), tok, 1, 512), 2);
+    const plan = await planQuantization(ckpt, { bits: 4, groupSize: 32, mode: 'sym', ...ALL_MATRICES_OPTIONS, quantMethod: 'gptq' });
+    const out = [];
+    for (let seed = 0; seed < n; seed++) {
+      const calibration = await calibrate(ckpt, { seed, threads: 2 });
+      const q = await quantizeInMemory(ckpt, plan, { calibration, keepValues: true, threads: 2 });
+      const d = await ref.compare(await LlamaModel.load(ckpt, async (t, v) => q.values.get(t.name) ?? v), 2);
+      out.push({ seed, ppl: d.perplexity, kl: d.kl_mean });
+    }
+    return out;
+  } finally {
+    await ckpt.close();
+  }
+}
 
 async function model(name: string): Promise<Row[]> {
   const dir = join(ROOT, 'models', name);
@@ -38,21 +62,22 @@ async function model(name: string): Promise<Row[]> {
     const ref = await Reference.compute(await LlamaModel.load(ckpt), tokenSequences(await readDocuments(EVAL), tok, 1, 512), 2);
     console.log(`\n${name}: original perplexity ${ref.result.perplexity.toFixed(4)} (${ref.result.tokens} tokens)`);
     const importance = await estimateColumnImportance(ckpt);
+    const calibration = await calibrate(ckpt, { threads: 2 }); // GPTQ: the model's own text, default settings
     const layouts: [string, Partial<QuantizeOptions>, string[]][] = [
-      ['GGUF (ggml-blockable matrices)', { format: 'gguf-raw' }, ['rtn', 'search', 'iq4nl']],
-      ['safetensors, all matrices, F16 scales', { format: 'safetensors', scaleDtype: 'F16', bitsFor: ['*embed_tokens*=4', 'lm_head*=4'] }, ['rtn', 'search']],
+      ['GGUF (ggml-blockable matrices)', { format: 'gguf-raw' }, ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq']],
+      [ALL_MATRICES, ALL_MATRICES_OPTIONS, ['rtn', 'search', 'gptq']],
     ];
     const rows: Row[] = [];
-    console.log('layout                                  method  bits/weight  rel-RMSE  perplexity  KL mean  top-1');
+    console.log('layout                                  method     bits/weight  rel-RMSE  perplexity  KL mean  top-1');
     for (const [layout, o, methods] of layouts)
       for (const method of methods) {
         const plan = await planQuantization(ckpt, { bits: 4, groupSize: 32, mode: 'sym', ...o, quantMethod: method as 'rtn' });
-        const q = await quantizeInMemory(ckpt, plan, { importance, keepValues: true, threads: 2 });
+        const q = await quantizeInMemory(ckpt, plan, { importance, calibration, keepValues: true, threads: 2 });
         const d = await ref.compare(await LlamaModel.load(ckpt, async (t, v) => q.values.get(t.name) ?? v), 2);
         const s = q.errors.reduce((a, e) => ({ sumSqErr: a.sumSqErr + e.sums.sumSqErr, sumSqRef: a.sumSqRef + e.sums.sumSqRef, maxAbsErr: 0, count: a.count + e.sums.count }), { sumSqErr: 0, sumSqRef: 0, maxAbsErr: 0, count: 0 });
         const row = { layout, method, bpw: plan.bitsPerQuantizedWeight, rel: metricsFromSums(s).relRmse, ppl: d.perplexity, kl: d.kl_mean, top1: d.top1_agreement };
         rows.push(row);
-        console.log(`${layout.padEnd(39)} ${method.padEnd(7)} ${row.bpw.toFixed(3).padStart(11)}  ${row.rel.toFixed(4).padStart(8)}  ${row.ppl.toFixed(4).padStart(10)}  ${row.kl.toFixed(4).padStart(7)}  ${(100 * row.top1).toFixed(1)}%`);
+        console.log(`${layout.padEnd(39)} ${method.padEnd(10)} ${row.bpw.toFixed(3).padStart(11)}  ${row.rel.toFixed(4).padStart(8)}  ${row.ppl.toFixed(4).padStart(10)}  ${row.kl.toFixed(4).padStart(7)}  ${(100 * row.top1).toFixed(1)}%`);
       }
     return rows;
   } finally {
@@ -95,6 +120,10 @@ const best = (rows: Row[], layout: string) => rows.filter((r) => r.layout.starts
 const allMat = best(stories, 'safetensors');
 const gguf = best(stories, 'GGUF');
 console.log(`stories260k perplexity <= 3.60 at 4.5 bits/weight, every matrix quantized: ${allMat.ppl.toFixed(4)} (${allMat.method}, ${allMat.bpw.toFixed(3)} bits/weight; RTN ${stories.find((r) => r.layout === allMat.layout && r.method === 'rtn')!.ppl.toFixed(4)}) ${verdict(allMat.ppl <= 3.6)}`);
+const calibration = stories.find((r) => r.layout === allMat.layout && r.method === 'search')!;
+console.log(`  without calibration (search): ${calibration.ppl.toFixed(4)} ${verdict(calibration.ppl <= 3.6)}`);
+const seeds = await gptqSeeds(4);
+console.log(`  gptq by calibration seed: ${seeds.map((x) => `seed ${x.seed} ${x.ppl.toFixed(4)} (KL ${x.kl.toFixed(4)})`).join(', ')}; ${seeds.filter((x) => x.ppl <= 3.6).length} of ${seeds.length} <= 3.60`);
 console.log(`  GGUF layout (down_proj F16, as llama.cpp requires for 172-wide rows): ${gguf.ppl.toFixed(4)} (${gguf.method}; Q4_0 RTN ${stories.find((r) => r.layout === gguf.layout && r.method === 'rtn')!.ppl.toFixed(4)}) ${verdict(gguf.ppl <= 3.6)}`);
 for (const [name, rows] of [['stories260k', stories], ['tinystories-656k', tiny]] as const)
   for (const layout of ['GGUF', 'safetensors']) {

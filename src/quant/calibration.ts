@@ -10,7 +10,10 @@
  */
 import type { Checkpoint } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
-import { LlamaModel } from '../eval/llama.js';
+import { totalmem } from 'node:os';
+import { LlamaModel, llamaConfig } from '../eval/llama.js';
+import { shapeElements } from '../safetensors/dtypes.js';
+import { formatBytes } from '../units.js';
 import { type CalibrationOptions, checkCalibration } from '../plan.js';
 
 export const CALIBRATION_DEFAULTS: Required<CalibrationOptions> = { samples: 32, length: 128, seed: 0, damp: 0.1 };
@@ -24,9 +27,26 @@ export interface Calibration {
   settings: Required<CalibrationOptions>;
 }
 
+/** Bytes the calibration holds at its peak: every weight in f32 and the statistics (null: not a model it covers). */
+export function calibrationBytes(ckpt: Checkpoint): number | null {
+  let cfg;
+  try {
+    cfg = llamaConfig(ckpt.config, ckpt.dir);
+  } catch {
+    return null;
+  }
+  const weights = ckpt.tensors.reduce((n, t) => n + (shapeElements(t.shape) ?? 0), 0) * 4;
+  const nq = cfg.heads * cfg.headDim;
+  const stats = (cfg.layers * (2 * cfg.hidden ** 2 + nq ** 2 + cfg.ffn ** 2) + cfg.hidden ** 2) * 4;
+  return weights + stats;
+}
+
 /** Runs the model on text it writes itself and returns each linear layer's input statistics. */
 export async function calibrate(ckpt: Checkpoint, o: CalibrationOptions & { threads?: number; signal?: AbortSignal } = {}): Promise<Calibration> {
   checkCalibration(o);
+  const need = calibrationBytes(ckpt);
+  if (need !== null && need > totalmem())
+    throw new QuantkitError('ERR_USAGE', `GPTQ's calibration holds the model in f32 and every layer's input statistics: ${formatBytes(need)}, more than this machine's ${formatBytes(totalmem())} of memory (use --method search)`, { file: ckpt.dir });
   const def = CALIBRATION_DEFAULTS;
   const c: Required<CalibrationOptions> = { samples: o.samples ?? def.samples, length: o.length ?? def.length, seed: o.seed ?? def.seed, damp: o.damp ?? def.damp };
   const model = await LlamaModel.load(ckpt).catch((e: unknown) => {

@@ -14,7 +14,9 @@ import { addon, allocateParts, type KernelSpec } from '../../src/native.js';
 import { type QuantMethod, planQuantization } from '../../src/plan.js';
 import { calibrate } from '../../src/quant/calibration.js';
 import { estimateColumnImportance } from '../../src/quant/importance.js';
-import { ROOT, STORIES260K, TINYSTORIES656K, openLlama } from '../helpers/models.js';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { ROOT, STORIES260K, TINYSTORIES656K, openLlama, tempDir } from '../helpers/models.js';
 
 const EVAL = join(ROOT, 'data', 'tinystories-valid-excerpt.txt');
 
@@ -104,6 +106,25 @@ describe('text the model writes itself', () => {
     for (let i = 0; i < d * d; i++) maxRel = Math.max(maxRel, Math.abs(stats.attnIn[i]! - want[i]!) / (Math.abs(want[i]!) + 1e-3));
     expect(maxRel).toBeLessThan(1e-4);
     for (const a of [stats.attnIn, stats.oIn, stats.mlpIn, stats.downIn, stats.final]) expect(a.every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('calibration limits', () => {
+  it('refuses, before loading anything, a model whose f32 weights and statistics exceed the memory', async () => {
+    const dir = join(tempDir('quantkit-gptq-'), 'wide');
+    cpSync(STORIES260K, dir, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    cfg.intermediate_size = Math.ceil(Math.sqrt(totalmem() / 4 / cfg.num_hidden_layers)) + 1; // down_proj statistics alone exceed it
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    const ckpt = await Checkpoint.open(dir);
+    try {
+      await expect(calibrate(ckpt)).rejects.toThrow(/holds the model in f32 and every layer's input statistics: .* GB .*more than this machine's/);
+    } finally {
+      await ckpt.close();
+    }
+    const ok = await Checkpoint.open(STORIES260K);
+    await expect(calibrate(ok, { samples: 0 })).rejects.toThrow(/--calibration-samples must be an integer from 1/);
+    await ok.close();
   });
 });
 
