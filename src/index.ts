@@ -6,13 +6,14 @@
  *   const { report: sweep } = await report('models/stories260k', { bits: [4], methods: ['rtn', 'iq4nl'] });
  */
 export { quantize, localModel, defaultOutputName, REPORT_FILE, type QuantizeRunOptions, type QuantizeResult, type QuantizationReport, type Progress } from './quantize.js';
-export { planQuantization, resolveOptions, matrixView, QUANT_METHODS, type Plan, type PlanEntry, type QuantizeOptions, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize, type QuantMethod } from './plan.js';
+export { planQuantization, resolveOptions, matrixView, QUANT_METHODS, type Plan, type PlanEntry, type QuantizeOptions, type CalibrationOptions, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize, type QuantMethod } from './plan.js';
 export { report, DEFAULT_AXES, paretoFront, type ReportRunOptions, type ReportResult, type ReportOptions, type SweepResult, type VariantResult, type SkippedVariant, type SweepAxes, type WeightError } from './report/index.js';
 export { LlamaModel, llamaConfig, EVAL_ARCHITECTURES, type TensorValues } from './eval/llama.js';
 export { Tokenizer } from './eval/tokenizer.js';
 export { Reference, readDocuments, tokenSequences, type Perplexity, type Divergence } from './eval/perplexity.js';
 export { quantizeInMemory, type QuantizedModel, type TensorError } from './eval/quantized-values.js';
 export { estimateColumnImportance } from './quant/importance.js';
+export { calibrate, calibrationBytes, CALIBRATION_DEFAULTS, type Calibration } from './quant/calibration.js';
 export { verifyOutput, metricsFromSums, type VerifyResult, type TensorReport, type ErrorMetrics, type VerifyOptions } from './verify.js';
 export { estimate, estimateModel, openLocalModel, fromConfig, architectureShapes, SUPPORTED_ARCHITECTURES, GPUS, findGpu, WEIGHT_DTYPES, LLAMA_CPP_FILE_TYPES, type Estimate, type EstimateOptions, type EstimateModel, type Scenario, type PeakKind, type ModelDims, type Gpu, type WeightDtype, type RemoteOptions } from './estimate/index.js';
 export { pull, isOffline, DEFAULT_INCLUDE, type PullOptions, type PullResult, type PulledFile, type DownloadProgress } from './hub/pull.js';
@@ -24,6 +25,6 @@ export { SafetensorsWriter, encodeHeader, predictSafetensorsSize, type TensorEnt
 export { parseHeader, type SafetensorsHeader, type TensorInfo } from './safetensors/header.js';
 export { DTYPE_SIZES, type Dtype, type FloatDtype } from './safetensors/dtypes.js';
 export { GgufReader, encodeGgufHeader, GGML_TYPES, type GgmlType, type GgufFile, type GgufKV } from './formats/gguf-container.js';
-export { addon, type KernelSpec, type KernelScheme, type KernelMethod, type QuantizedParts, type ErrorSums, type AddonInfo, type LlamaForwardConfig, type LlamaForwardWeights } from './native.js';
+export { addon, type KernelSpec, type KernelScheme, type KernelMethod, type QuantizedParts, type ErrorSums, type AddonInfo, type LlamaForwardConfig, type LlamaForwardWeights, type LlamaInputStats } from './native.js';
 export { QuantkitError, UsageError, SafetensorsError, ModelError, WeightValueError, OutputError, AccuracyError, VerifyError, HubError, NativeError, AbortedError, EXIT_CODES, type ErrorCode } from './errors.js';
 export { VERSION } from './version.js';
