@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harness (clang, with AddressSanitizer and UBSan) and runs it for a bounded time.
+# Builds the libFuzzer harness (clang, with AddressSanitizer and UBSan) over the kernels and GPTQ, and runs
+# it for a bounded time.
 #   bash scripts/fuzz-kernels.sh [seconds]      (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +11,15 @@ mkdir -p "$out/corpus"
 k=native/src/kernels
 flags=(-std=c++17 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 objs=()
-for f in layout scalar dispatch; do "$cxx" "${flags[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c $k/$f.cc -o "$out/$f.o"; objs+=("$out/$f.o"); done
+for f in $k/layout $k/scalar $k/dispatch native/src/gptq/gptq native/src/parallel; do
+  o="$out/$(basename $f).o"
+  "$cxx" "${flags[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c $f.cc -o "$o"
+  objs+=("$o")
+done
 if [ "$(uname -m)" = x86_64 ]; then
   "$cxx" "${flags[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -mavx2 -mfma -mf16c -c $k/avx2.cc -o "$out/avx2.o"
   "$cxx" "${flags[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c -c $k/avx512.cc -o "$out/avx512.o"
   objs+=("$out/avx2.o" "$out/avx512.o")
 fi
-"$cxx" "${flags[@]}" -o "$out/fuzz_kernels" native/test/fuzz_kernels.cc "${objs[@]}"
+"$cxx" "${flags[@]}" -o "$out/fuzz_kernels" native/test/fuzz_kernels.cc "${objs[@]}" -lpthread
 "$out/fuzz_kernels" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$out/" "$out/corpus" 2>&1 | tail -n 12

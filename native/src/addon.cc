@@ -254,10 +254,13 @@ class KernelWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
+// quantize_rows, or with a GPTQ factor gptq_quantize_rows, over a tensor's rows in chunks.
 class QuantizeWorker : public KernelWorker {
  public:
-  QuantizeWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out, Bytes weights)
-      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)), weights_(std::move(weights)) {
+  QuantizeWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out, Bytes weights,
+                 Bytes factor = Bytes())
+      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)), weights_(std::move(weights)),
+        factor_(std::move(factor)) {
     spec_.weights = reinterpret_cast<const float*>(weights_.ptr);
   }
 
@@ -265,9 +268,11 @@ class QuantizeWorker : public KernelWorker {
   void Run() override {
     std::vector<qk::QuantStatus> parts(static_cast<size_t>(chunk_count(shape_.rows, shape_.cols)));
     const QuantParts out{out_.data.ptr, out_.scales.ptr, reinterpret_cast<int8_t*>(out_.zeros.ptr)};
+    const double* U = reinterpret_cast<const double*>(factor_.ptr);
     cancelled_ = !run_chunks(run_, shape_.rows, shape_.cols, shape_.cols * qk::dtype_size(src_.dtype),
                              [&](int64_t c, int64_t b, int64_t e) {
-                               parts[c] = kernels_.quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, b, e, out);
+                               parts[c] = factor_.ptr ? qk::gptq_quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, U, b, e, out)
+                                                      : kernels_.quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, b, e, out);
                              });
     for (const qk::QuantStatus& p : parts) {  // in row order: the first problem is the first row's
       if (p.nonfinite && status_.nonfinite == 0) status_.first_nonfinite = p.first_nonfinite;
@@ -292,6 +297,7 @@ class QuantizeWorker : public KernelWorker {
   Source src_;
   Parts out_;
   Bytes weights_;  // per-column importance for the search, or empty
+  Bytes factor_;   // GPTQ's factor (gptq_factor), or empty
   qk::QuantStatus status_;
 };
 
@@ -356,49 +362,6 @@ class ErrorWorker : public KernelWorker {
   qk::ErrorStats stats_;
 };
 
-
-// GPTQ over a matrix's rows (gptq_quantize_rows), chunked like quantize for progress and cancellation.
-class GptqWorker : public KernelWorker {
- public:
-  GptqWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out, Bytes weights, Bytes factor)
-      : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)), weights_(std::move(weights)),
-        factor_(std::move(factor)) {
-    spec_.weights = reinterpret_cast<const float*>(weights_.ptr);
-  }
-
- protected:
-  void Run() override {
-    std::vector<qk::QuantStatus> parts(static_cast<size_t>(chunk_count(shape_.rows, shape_.cols)));
-    const QuantParts out{out_.data.ptr, out_.scales.ptr, reinterpret_cast<int8_t*>(out_.zeros.ptr)};
-    const double* U = reinterpret_cast<const double*>(factor_.ptr);
-    cancelled_ = !run_chunks(run_, shape_.rows, shape_.cols, shape_.cols * qk::dtype_size(src_.dtype), [&](int64_t c, int64_t b, int64_t e) {
-      parts[c] = qk::gptq_quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, U, b, e, out);
-    });
-    for (const qk::QuantStatus& p : parts) {
-      if (p.nonfinite && status_.nonfinite == 0) status_.first_nonfinite = p.first_nonfinite;
-      status_.nonfinite += p.nonfinite;
-      if (p.scale_overflow && status_.scale_overflow == 0) status_.first_overflow_row = p.first_overflow_row;
-      status_.scale_overflow += p.scale_overflow;
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Object r = Napi::Object::New(env);
-    r.Set("nonfinite", static_cast<double>(status_.nonfinite));
-    r.Set("firstNonfinite", static_cast<double>(status_.first_nonfinite));
-    r.Set("scaleOverflow", static_cast<double>(status_.scale_overflow));
-    r.Set("firstOverflowRow", static_cast<double>(status_.first_overflow_row));
-    deferred_.Resolve(r);
-  }
-
- private:
-  QuantSpec spec_;
-  Shape shape_;
-  Source src_;
-  Parts out_;
-  Bytes weights_, factor_;
-  qk::QuantStatus status_;
-};
 
 // Runs a function off the JS thread and resolves with undefined; the Bytes it reads stay referenced.
 class TaskWorker : public Napi::AsyncWorker {
@@ -564,7 +527,7 @@ Napi::Value GptqQuantize(const Napi::CallbackInfo& info) {
       for (int64_t j = 0; j < s.cols; ++j)
         if (!std::isfinite(U[i * s.cols + j])) fail("factor holds NaN or Inf");
     }
-    auto* w = new GptqWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights), std::move(factor));
+    auto* w = new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights), std::move(factor));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;

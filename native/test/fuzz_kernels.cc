@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../src/gptq/gptq.h"
 #include "../src/kernels/kernels.h"
 
 using namespace qk;
@@ -32,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reader r{data, size};
   QuantSpec spec{};
   spec.scheme = static_cast<Scheme>(r.u8() % 7);  // 6 is not a scheme: check_spec must refuse it
-  spec.method = static_cast<Method>(r.u8() % 3);  // 2 is not a method
+  spec.method = static_cast<Method>(r.u8() % 4);  // 3 is not a method
   const bool weighted = r.u8() % 2 == 1;
   spec.bits = (r.u8() % 3) == 0 ? 8 : (r.u8() % 7 == 0 ? 5 : 4);
   const DType src_type = static_cast<DType>(r.u8() % 3);
@@ -55,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Column importance as the binding admits it: finite and non-negative (zeros included).
   std::vector<float> weights(static_cast<size_t>(cols));
   for (int64_t j = 0; j < cols; ++j) weights[static_cast<size_t>(j)] = static_cast<float>(r.u8() % 64) / 8.0f;
-  if (weighted && spec.method == Method::SEARCH) spec.weights = weights.data();
+  if (weighted && spec.method != Method::RTN) spec.weights = weights.data();
   const size_t esize = src_type == DType::F32 ? 4 : 2;
   std::vector<uint8_t> src(static_cast<size_t>(rows * cols) * esize);
   for (size_t i = 0; i < src.size(); ++i) src[i] = r.n ? r.p[i % r.n] : static_cast<uint8_t>(i * 37);
@@ -86,6 +87,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     require(e.count == e0.count && e.nonfinite == e0.nonfinite && (e.max_abs_err == e0.max_abs_err || (std::isnan(e.max_abs_err) && std::isnan(e0.max_abs_err))));
     const double tol = 1e-12 * std::fmax(std::fabs(e0.sum_sq_err), 1e-300);
     require(std::fabs(e.sum_sq_err - e0.sum_sq_err) <= tol || (std::isinf(e.sum_sq_err) && std::isinf(e0.sum_sq_err)));
+  }
+
+  // GPTQ (small rows only: the factor is cubic). An identity Hessian must give the search's bytes; any
+  // other (indefinite, huge, subnormal entries) must fail cleanly in the factor or quantize something.
+  if (spec.method == Method::GPTQ && cols <= 96) {
+    const bool identity = r.u8() % 2 == 0;
+    std::vector<float> H(static_cast<size_t>(cols * cols), 0.0f);
+    for (int64_t i = 0; i < cols; ++i) H[static_cast<size_t>(i * cols + i)] = 1.0f;
+    if (!identity)
+      for (size_t i = 0; i < H.size(); ++i) {
+        uint32_t u = static_cast<uint32_t>(r.u8()) << 24 | static_cast<uint32_t>(r.u8()) << 16 | static_cast<uint32_t>(r.u8()) << 8 | r.u8();
+        float v;
+        std::memcpy(&v, &u, 4);
+        if (r.n) H[i] = v;  // raw bits: NaN, Inf, subnormals, negatives
+      }
+    std::vector<double> U(H.size());
+    if (gptq_factor(H.data(), cols, 0.1, U.data(), 1) != nullptr) {
+      require(!identity);
+      return 0;
+    }
+    std::vector<uint8_t> d(d0.size()), s(s0.size());
+    std::vector<int8_t> z(z0.size());
+    const QuantStatus st = gptq_quantize_rows(spec, src.data(), src_type, cols, U.data(), 0, rows, QuantParts{d.data(), s.data(), z.data()});
+    require(st.nonfinite == st0.nonfinite && st.first_nonfinite == st0.first_nonfinite);
+    if (identity && !st0.nonfinite) require(st.scale_overflow == st0.scale_overflow && d == d0 && s == s0);
   }
   return 0;
 }

@@ -47,6 +47,15 @@ bool cholesky_lower(const double* A, int64_t n, double* L) {
   return true;
 }
 
+// A corrected weight as the float the search and the encoders take: an error feedback that overflowed
+// (only possible with an extreme factor) gives the largest finite float, NaN gives 0, so no NaN or Inf
+// reaches a float-to-int conversion.
+float finite_float(double v) {
+  if (!(v == v)) return 0.0f;
+  constexpr double kMax = 3.4028234663852886e38;
+  return static_cast<float>(v > kMax ? kMax : (v < -kMax ? -kMax : v));
+}
+
 }  // namespace
 
 // With J the order-reversing permutation and J A J = M M^T (M lower triangular), A = R R^T for the upper
@@ -119,7 +128,7 @@ QuantStatus gptq_quantize_rows(const QuantSpec& spec, const void* src, DType src
       const int64_t g0 = gi * g;
       const float* imp = spec.weights ? spec.weights + g0 : nullptr;
       for (int64_t r = 0; r < nb; ++r) {
-        for (int64_t j = 0; j < g; ++j) x[j] = static_cast<float>(w[r * cols + g0 + j]);
+        for (int64_t j = 0; j < g; ++j) x[j] = finite_float(w[r * cols + g0 + j]);
         const float dr = search_sym_scale(c, x.data(), imp, g);
         d[r * groups + gi] = dr;
         // the value a reader sees, and the inverse the encoders below use with it
@@ -138,9 +147,10 @@ QuantStatus gptq_quantize_rows(const QuantSpec& spec, const void* src, DType src
         const double* Uj = U + j * cols;
         for (int64_t r = 0; r < nb; ++r) {
           const double wj = w[r * cols + j];
-          const float qv = code_value(c, static_cast<float>(wj) * inv[r]) * ds[r];
+          const float qv = code_value(c, finite_float(wj) * inv[r]) * ds[r];
           q[r * cols + j] = qv;
-          e[r] = (wj - static_cast<double>(qv)) / Uj[j];
+          const double err = (wj - static_cast<double>(qv)) / Uj[j];
+          e[r] = std::isfinite(err) ? err : 0.0;  // an overflowed feedback stops here
         }
         for (int64_t r = 0; r < nb; ++r) {
           double* wr = w.data() + r * cols;

@@ -24,8 +24,8 @@ enum class Scheme : int32_t {
 // How a group's scale is chosen. RTN: from the largest value (the rules above, ggml's references
 // exactly). SEARCH: a grid of candidate scales with a least-squares refit, weighted by the optional
 // per-column importance (search.h). Both write the same layouts, so every reader loads either.
-// GPTQ: the search's scales with error feedback across columns (gptq/gptq.h); not a KernelTable method,
-// the binding sends it to gptq_quantize_rows.
+// GPTQ: the search's scales with error feedback across columns (gptq/gptq.h); the binding sends it to
+// gptq_quantize_rows with its factor. The KernelTable treats it as SEARCH (GPTQ with an identity Hessian).
 enum class Method : int32_t { RTN = 0, SEARCH = 1, GPTQ = 2 };
 
 struct QuantSpec {

@@ -204,7 +204,7 @@ QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type
   std::vector<float> x(static_cast<size_t>(g));
   const bool ggml = spec.scheme == Scheme::GGML_Q8_0 || spec.scheme == Scheme::GGML_Q4_0 ||
                     spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::GGML_IQ4_NL;
-  const bool search = spec.method == Method::SEARCH;
+  const bool search = spec.method != Method::RTN;  // GPTQ without its factor is the search
   const int64_t block_bytes = ggml ? data_row / groups : 0;
   for (int64_t r = row_begin; r < row_end; ++r) {
     uint8_t* row_out = out.data + r * data_row;

@@ -154,7 +154,7 @@ struct Sum8 {
 // sum that overflowed). Every SIMD file computes the same IEEE operations.
 static inline double candidate_score(float sumqx, float sumq2) {
   const double s = static_cast<double>(sumqx) * static_cast<double>(sumqx) / static_cast<double>(sumq2);
-  return (sumq2 > 0.0f) & (s == s) ? s : -1.0;
+  return ((sumq2 > 0.0f) & (s == s)) ? s : -1.0;
 }
 
 // The scale of the best candidate: the first with the highest score, or 0 when none can win.
