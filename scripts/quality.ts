@@ -66,6 +66,7 @@ async function model(name: string): Promise<Row[]> {
     const layouts: [string, Partial<QuantizeOptions>, string[]][] = [
       ['GGUF (ggml-blockable matrices)', { format: 'gguf-raw' }, ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq']],
       [ALL_MATRICES, ALL_MATRICES_OPTIONS, ['rtn', 'search', 'gptq']],
+      ['GGUF Q4_1 (asymmetric, 5 bits/weight)', { format: 'gguf-raw', mode: 'asym' }, ['rtn', 'search', 'hqq']],
     ];
     const rows: Row[] = [];
     console.log('layout                                  method     bits/weight  rel-RMSE  perplexity  KL mean  top-1');
@@ -118,7 +119,7 @@ const tiny = await model('tinystories-656k');
 console.log('\nTargets');
 const best = (rows: Row[], layout: string) => rows.filter((r) => r.layout.startsWith(layout) && r.method !== 'rtn').sort((a, b) => a.ppl - b.ppl)[0]!;
 const allMat = best(stories, 'safetensors');
-const gguf = best(stories, 'GGUF');
+const gguf = best(stories, 'GGUF (');
 console.log(`stories260k perplexity <= 3.60 at 4.5 bits/weight, every matrix quantized: ${allMat.ppl.toFixed(4)} (${allMat.method}, ${allMat.bpw.toFixed(3)} bits/weight; RTN ${stories.find((r) => r.layout === allMat.layout && r.method === 'rtn')!.ppl.toFixed(4)}) ${verdict(allMat.ppl <= 3.6)}`);
 const calibration = stories.find((r) => r.layout === allMat.layout && r.method === 'search')!;
 console.log(`  without calibration (search): ${calibration.ppl.toFixed(4)} ${verdict(calibration.ppl <= 3.6)}`);
@@ -126,10 +127,10 @@ const seeds = await gptqSeeds(4);
 console.log(`  gptq by calibration seed: ${seeds.map((x) => `seed ${x.seed} ${x.ppl.toFixed(4)} (KL ${x.kl.toFixed(4)})`).join(', ')}; ${seeds.filter((x) => x.ppl <= 3.6).length} of ${seeds.length} <= 3.60`);
 console.log(`  GGUF layout (down_proj F16, as llama.cpp requires for 172-wide rows): ${gguf.ppl.toFixed(4)} (${gguf.method}; Q4_0 RTN ${stories.find((r) => r.layout === gguf.layout && r.method === 'rtn')!.ppl.toFixed(4)}) ${verdict(gguf.ppl <= 3.6)}`);
 for (const [name, rows] of [['stories260k', stories], ['tinystories-656k', tiny]] as const)
-  for (const layout of ['GGUF', 'safetensors']) {
+  for (const layout of ['GGUF (', 'safetensors', 'GGUF Q4_1']) {
     const rtn = rows.find((r) => r.layout.startsWith(layout) && r.method === 'rtn')!;
     for (const r of rows.filter((x) => x.layout.startsWith(layout) && x.method !== 'rtn'))
-      console.log(`${name} ${layout} ${r.method}: rel-RMSE ${(r.rel / rtn.rel).toFixed(3)}x RTN (target <= 0.92) ${verdict(r.rel <= 0.92 * rtn.rel)}; KL ${(r.kl / rtn.kl).toFixed(3)}x RTN`);
+      console.log(`${name} ${layout.replace(" (", "")} ${r.method}: rel-RMSE ${(r.rel / rtn.rel).toFixed(3)}x RTN (target <= 0.92) ${verdict(r.rel <= 0.92 * rtn.rel)}; KL ${(r.kl / rtn.kl).toFixed(3)}x RTN`);
   }
 for (const cols of [3072, 8192]) {
   const src = synthetic(cols);

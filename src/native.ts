@@ -16,9 +16,10 @@ export type KernelScheme = 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'int_sym' | 'in
  * How a group's scale is chosen: 'rtn' from its largest value (ggml's reference quantizers exactly),
  * 'search' from a grid of candidates refitted by least squares, weighted by an optional per-column
  * importance (native/src/kernels/search.h); 'gptq' the search with GPTQ's error feedback across columns
- * (native/src/gptq/gptq.h; through gptqQuantize only). The block layouts are the same.
+ * (native/src/gptq/gptq.h; through gptqQuantize only); 'hqq' Q4_1's minimum by HQQ's half-quadratic
+ * solver. The block layouts are the same.
  */
-export type KernelMethod = 'rtn' | 'search' | 'gptq';
+export type KernelMethod = 'rtn' | 'search' | 'gptq' | 'hqq';
 
 export interface KernelSpec {
   scheme: KernelScheme;

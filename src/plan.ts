@@ -23,10 +23,11 @@ export type Mode = 'sym' | 'asym';
  * from the weights (src/quant/importance.ts); 'iq4nl' the same search over llama.cpp's non-linear
  * IQ4_NL code (GGUF, 4-bit symmetric tensors); 'gptq' and 'iq4nl-gptq' add GPTQ's error feedback,
  * with input statistics from text the model generates itself (src/quant/calibration.ts; symmetric
- * codes). Every method writes standard layouts.
+ * codes); 'hqq' fits Q4_1's minimum by HQQ's half-quadratic solver (GGUF --asym). Every method writes
+ * standard layouts.
  */
-export type QuantMethod = 'rtn' | 'search' | 'iq4nl' | 'gptq' | 'iq4nl-gptq';
-export const QUANT_METHODS: QuantMethod[] = ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq'];
+export type QuantMethod = 'rtn' | 'search' | 'iq4nl' | 'gptq' | 'iq4nl-gptq' | 'hqq';
+export const QUANT_METHODS: QuantMethod[] = ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq', 'hqq'];
 
 /** True for the methods that write llama.cpp's IQ4_NL code in place of Q4_0. */
 export function usesIq4nl(m: QuantMethod): boolean {
@@ -41,6 +42,7 @@ export function usesGptq(m: QuantMethod): boolean {
 /** The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search. */
 export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme']): KernelMethod {
   if (m === 'rtn') return 'rtn';
+  if (m === 'hqq') return scheme === 'q4_1' ? 'hqq' : 'search';
   return usesGptq(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';
 }
 
@@ -149,6 +151,7 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
   const quantMethod = o.quantMethod ?? 'rtn';
   if (!QUANT_METHODS.includes(quantMethod)) throw usage(`--method must be one of ${QUANT_METHODS.join(', ')} (got ${String(quantMethod)})`);
   if (usesGptq(quantMethod) && mode === 'asym') throw usage(`--method ${quantMethod} covers symmetric codes: use --sym`);
+  if (quantMethod === 'hqq' && mode !== 'asym') throw usage('--method hqq fits a zero point: use --asym (GGUF Q4_1)');
   checkCalibration(o.calibration);
   const format = o.format ?? 'safetensors';
   if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw') throw usage(`--format must be safetensors, gguf or gguf-raw (got ${String(format)})`);

@@ -90,7 +90,8 @@ QuantSpec parse_spec(const Napi::Value& v) {
   if (method == "rtn") spec.method = qk::Method::RTN;
   else if (method == "search") spec.method = qk::Method::SEARCH;
   else if (method == "gptq") spec.method = qk::Method::GPTQ;
-  else fail("spec.method must be rtn, search or gptq (got '" + method + "')");
+  else if (method == "hqq") spec.method = qk::Method::HQQ;
+  else fail("spec.method must be rtn, search, gptq or hqq (got '" + method + "')");
   return spec;
 }
 

@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reader r{data, size};
   QuantSpec spec{};
   spec.scheme = static_cast<Scheme>(r.u8() % 7);  // 6 is not a scheme: check_spec must refuse it
-  spec.method = static_cast<Method>(r.u8() % 4);  // 3 is not a method
+  spec.method = static_cast<Method>(r.u8() % 5);  // 4 is not a method
   const bool weighted = r.u8() % 2 == 1;
   spec.bits = (r.u8() % 3) == 0 ? 8 : (r.u8() % 7 == 0 ? 5 : 4);
   const DType src_type = static_cast<DType>(r.u8() % 3);
@@ -56,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Column importance as the binding admits it: finite and non-negative (zeros included).
   std::vector<float> weights(static_cast<size_t>(cols));
   for (int64_t j = 0; j < cols; ++j) weights[static_cast<size_t>(j)] = static_cast<float>(r.u8() % 64) / 8.0f;
-  if (weighted && spec.method != Method::RTN) spec.weights = weights.data();
+  if (weighted && (spec.method == Method::SEARCH || spec.method == Method::GPTQ)) spec.weights = weights.data();
   const size_t esize = src_type == DType::F32 ? 4 : 2;
   std::vector<uint8_t> src(static_cast<size_t>(rows * cols) * esize);
   for (size_t i = 0; i < src.size(); ++i) src[i] = r.n ? r.p[i % r.n] : static_cast<uint8_t>(i * 37);

@@ -132,6 +132,7 @@ function makeFormat(runnable: boolean): OutputFormat {
       if (o.mode === 'asym' && (o.bits === 8 || o.bitsFor.some((r) => r.bits === 8)) && !o.ggufType)
         throw usage('GGUF has no asymmetric 8-bit weight type: use --sym for 8 bits (Q8_0)');
       if (usesIq4nl(o.quantMethod) && o.mode === 'asym') throw usage(`IQ4_NL is a symmetric code: --method ${o.quantMethod} needs --sym`);
+      if (o.quantMethod === 'hqq' && o.ggufType !== undefined && o.ggufType !== 'Q4_1') throw usage(`--method hqq fits Q4_1 blocks (not ${o.ggufType})`);
       if (o.scaleDtype !== undefined && o.scaleDtype !== 'F16') throw usage('GGUF block types store F16 scales: --scale-dtype must be F16 with --format gguf');
       if (o.maxShardSize !== undefined) throw usage('--max-shard-size applies to --format safetensors only');
     },
@@ -166,7 +167,7 @@ function makeFormat(runnable: boolean): OutputFormat {
       const scheme = type === 'Q8_0' ? 'q8_0' : type === 'Q4_1' ? 'q4_1' : usesIq4nl(o.quantMethod) ? 'iq4_nl' : 'q4_0';
       const method = kernelMethod(o.quantMethod, scheme);
       const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16' as FloatDtype, ...(method !== 'rtn' ? { method } : {}) };
-      const how = method === 'gptq' ? ' gptq' : method === 'search' && scheme !== 'iq4_nl' ? ' search' : '';
+      const how = method === 'gptq' || method === 'hqq' ? ` ${method}` : method === 'search' && scheme !== 'iq4_nl' ? ' search' : '';
       return { kind: 'quantize', spec, view, label: `${SCHEME_TYPE[scheme]}${how}`, ...placement };
     },
 

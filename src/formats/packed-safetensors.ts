@@ -158,6 +158,7 @@ export const packedSafetensorsFormat: OutputFormat = {
   name: 'safetensors',
 
   checkOptions(o: ResolvedOptions) {
+    if (o.quantMethod === 'hqq') throw new QuantkitError('ERR_USAGE', "--method hqq fits a fractional zero point, which compressed-tensors cannot store (its zero points are integers): use --format gguf --asym (Q4_1)");
     if (usesIq4nl(o.quantMethod)) throw new QuantkitError('ERR_USAGE', `--method ${o.quantMethod} writes llama.cpp's IQ4_NL blocks: use --format gguf (compressed-tensors has no non-linear code)`);
   },
 

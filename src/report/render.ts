@@ -6,7 +6,7 @@
 import { escapeXml, scatterChart, type ChartPoint } from './svg-chart.js';
 import type { SweepResult, VariantResult } from './sweep.js';
 
-const METHOD_COLORS: Record<string, string> = { rtn: '#7f7f7f', search: '#1f77b4', iq4nl: '#2ca02c', gptq: '#d62728', 'iq4nl-gptq': '#9467bd' };
+const METHOD_COLORS: Record<string, string> = { rtn: '#7f7f7f', search: '#1f77b4', iq4nl: '#2ca02c', gptq: '#d62728', 'iq4nl-gptq': '#9467bd', hqq: '#ff7f0e' };
 const MiB = 2 ** 20, GiB = 2 ** 30;
 
 const mib = (n: number) => `${(n / MiB).toFixed(3)} MiB`;
@@ -103,7 +103,7 @@ function evalLine(r: SweepResult): string {
 const NOTES = [
   'bits/weight: stored bits per quantized weight, scales and zero points included; packed size: the exact bytes quantize writes (headers and kept tensors included).',
   'predicted inference peak: quantkit estimate for one GPU, batch 1, 2,048 tokens (weights + KV cache + activations + CUDA context).',
-  'Methods: rtn = round to nearest (ggml reference rules); search = least-squares scale search weighted by a weight-only importance estimate; iq4nl = the same search over llama.cpp\'s IQ4_NL code (GGUF); gptq / iq4nl-gptq = the same with GPTQ error feedback, calibrated on text the model writes itself (no calibration data).',
+  'Methods: rtn = round to nearest (ggml reference rules); search = least-squares scale search weighted by a weight-only importance estimate; iq4nl = the same search over llama.cpp\'s IQ4_NL code (GGUF); gptq / iq4nl-gptq = the same with GPTQ error feedback, calibrated on text the model writes itself (no calibration data); hqq = Q4_1 minimum fitted by HQQ\'s half-quadratic solver.',
 ];
 
 export function renderMarkdown(r: SweepResult): string {

@@ -97,6 +97,32 @@ describe('search and IQ4_NL lose less than round-to-nearest', () => {
     }
   });
 
+  it('HQQ (Q4_1): blocks with an outlier fit the other 31 values better than RTN; only Q4_1 takes it', async () => {
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const rows = 64, cols = 32;
+    const f = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < cols; j++) f[r * cols + j] = rnd() - 0.5;
+      f[r * cols + (r % cols)] = 4 + 4 * rnd(); // one outlier per block stretches RTN's range
+    }
+    const src = new Uint8Array(f.buffer);
+    const spec: KernelSpec = { scheme: 'q4_1', bits: 4, group: 32, scaleDtype: 'F16' };
+    const restError = async (s: KernelSpec) => {
+      const parts = allocateParts(s, rows, cols);
+      await addon().quantize({ spec: s, rows, cols, src, srcDtype: 'F32', out: parts });
+      const y = new Float32Array(rows * cols);
+      await addon().dequantize({ spec: s, rows, cols, parts, out: y });
+      let e = 0;
+      for (let i = 0; i < f.length; i++) if (i % cols !== Math.floor(i / cols) % cols) e += Math.abs(y[i]! - f[i]!);
+      return { e, bytes: Buffer.from(parts.data) };
+    };
+    const rtn = await restError(spec);
+    const hqq = await restError({ ...spec, method: 'hqq' });
+    expect(hqq.e).toBeLessThan(0.95 * rtn.e); // measured 0.92x
+    expect(addon().layout({ spec: { scheme: 'int_asym', bits: 4, group: 32, scaleDtype: 'BF16', method: 'hqq' }, cols: 64 }).error).toMatch(/only Q4_1 blocks store/);
+  });
+
   it('the kernels refuse IQ4_NL without the search, weights of the wrong length and negative weights', async () => {
     const src = new Uint8Array(64 * 4);
     const spec: KernelSpec = { scheme: 'q4_0', bits: 4, group: 32, scaleDtype: 'F16', method: 'search' };
@@ -106,6 +132,6 @@ describe('search and IQ4_NL lose less than round-to-nearest', () => {
     expect(() => addon().quantize({ spec, rows: 1, cols: 64, src, srcDtype: 'F32', out, weights: new Float32Array(63) })).toThrow(/one value per column \(64\)/);
     expect(() => addon().quantize({ spec, rows: 1, cols: 64, src, srcDtype: 'F32', out, weights: new Float32Array(64).fill(-1) })).toThrow(/weights\[0\] must be finite and non-negative/);
     expect(() => addon().quantize({ spec: { ...spec, method: 'rtn' }, rows: 1, cols: 64, src, srcDtype: 'F32', out, weights: new Float32Array(64) })).toThrow(/method 'search' only/);
-    expect(() => addon().quantize({ spec: { ...spec, method: 'best' as never }, rows: 1, cols: 64, src, srcDtype: 'F32', out })).toThrow(/rtn, search or gptq/);
+    expect(() => addon().quantize({ spec: { ...spec, method: 'best' as never }, rows: 1, cols: 64, src, srcDtype: 'F32', out })).toThrow(/rtn, search, gptq or hqq/);
   });
 });

@@ -41,6 +41,19 @@ function bigModel(name: string, n: number, rows: number, cols: number): string {
 }
 
 describe('every ISA and thread count writes the same bytes', () => {
+  for (const method of [['search'], ['iq4nl'], ['gptq', '--calibration-samples', '4'], ['hqq', '--asym']])
+    it(`stories260k gguf --method ${method[0]}: ${isas.join(', ')} x threads 1, 2`, () => {
+      const runs: Map<string, Buffer>[] = [];
+      for (const isa of isas)
+        for (const threads of ['1', '2']) {
+          const out = join(dir, `method-${method[0]}-${isa}-${threads}`);
+          const r = cli({ QUANTKIT_ISA: isa }, 'quantize', STORIES260K, '--format', 'gguf', '--method', ...method, '-o', out, '--threads', threads);
+          expect(r.status, r.stderr).toBe(0);
+          runs.push(filesOf(out));
+        }
+      for (const run of runs.slice(1)) for (const [name, bytes] of runs[0]!) expect(Buffer.compare(run.get(name)!, bytes), name).toBe(0);
+    });
+
   for (const [label, model] of [['stories260k', STORIES260K], ['tinystories-656k', TINYSTORIES656K]] as const) {
     for (const format of ['gguf', 'safetensors']) {
       it(`${label} ${format}: ${isas.join(', ')} x threads 1, 2`, () => {

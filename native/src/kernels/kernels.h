@@ -26,7 +26,9 @@ enum class Scheme : int32_t {
 // per-column importance (search.h). Both write the same layouts, so every reader loads either.
 // GPTQ: the search's scales with error feedback across columns (gptq/gptq.h); the binding sends it to
 // gptq_quantize_rows with its factor. The KernelTable treats it as SEARCH (GPTQ with an identity Hessian).
-enum class Method : int32_t { RTN = 0, SEARCH = 1, GPTQ = 2 };
+// HQQ: Q4_1 only, RTN's scale with the minimum fitted by half-quadratic splitting (search.h, hqq_q4_1);
+// every ISA runs the scalar reference (it loses to the search, docs/quality.md).
+enum class Method : int32_t { RTN = 0, SEARCH = 1, GPTQ = 2, HQQ = 3 };
 
 struct QuantSpec {
   Scheme scheme;

@@ -21,7 +21,10 @@ static int64_t ggml_block_bytes(Scheme s) {
 
 const char* check_spec(const QuantSpec& spec, int64_t cols) {
   if (cols <= 0) return "row length must be positive";
-  if (spec.method != Method::RTN && spec.method != Method::SEARCH && spec.method != Method::GPTQ) return "unknown method";
+  if (spec.method != Method::RTN && spec.method != Method::SEARCH && spec.method != Method::GPTQ && spec.method != Method::HQQ)
+    return "unknown method";
+  if (spec.method == Method::HQQ && spec.scheme != Scheme::GGML_Q4_1)
+    return "HQQ fits a fractional minimum, which only Q4_1 blocks store (compressed-tensors zero points are integers)";
   if (spec.method == Method::GPTQ && (spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::INT_ASYM))
     return "GPTQ covers the symmetric schemes (q8_0, q4_0, iq4_nl, int_sym)";
   if (is_ggml(spec.scheme)) {

@@ -82,8 +82,8 @@ void searched_sym_block(const QuantSpec& spec, const float* x, const float* w, u
   encode_sym_block(spec, c, x, search_sym_scale(c, x, w, kBlock), out);  // the caller checks the scale
 }
 
-void searched_q4_1_block(const float* x, const float* w, uint8_t* out) {
-  const AsymFit f = search_asym(x, w, kBlock, 15.0f);
+// A Q4_1 block for a fitted (step, minimum): searched (search_asym) or HQQ's (hqq_q4_1).
+void fitted_q4_1_block(const float* x, AsymFit f, uint8_t* out) {
   const uint16_t dh = f32_to_f16(f.d), mh = f32_to_f16(f.m);
   std::memcpy(out, &dh, 2);
   std::memcpy(out + 2, &mh, 2);
@@ -96,6 +96,8 @@ void searched_q4_1_block(const float* x, const float* w, uint8_t* out) {
     out[4 + j] = static_cast<uint8_t>(static_cast<int>(l0) | (static_cast<int>(l1) << 4));
   }
 }
+
+void searched_q4_1_block(const float* x, const float* w, uint8_t* out) { fitted_q4_1_block(x, search_asym(x, w, kBlock, 15.0f), out); }
 
 void dequant_ggml_block(Scheme s, const uint8_t* in, float* y) {
   uint16_t dh;
@@ -204,7 +206,7 @@ QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type
   std::vector<float> x(static_cast<size_t>(g));
   const bool ggml = spec.scheme == Scheme::GGML_Q8_0 || spec.scheme == Scheme::GGML_Q4_0 ||
                     spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::GGML_IQ4_NL;
-  const bool search = spec.method != Method::RTN;  // GPTQ without its factor is the search
+  const bool search = spec.method == Method::SEARCH || spec.method == Method::GPTQ;  // GPTQ without its factor is the search
   const int64_t block_bytes = ggml ? data_row / groups : 0;
   for (int64_t r = row_begin; r < row_end; ++r) {
     uint8_t* row_out = out.data + r * data_row;
@@ -222,7 +224,8 @@ QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type
       const float* w = spec.weights ? spec.weights + gi * g : nullptr;
       if (ggml) {
         uint8_t* blk = row_out + gi * block_bytes;
-        if (search && spec.scheme == Scheme::GGML_Q4_1) searched_q4_1_block(x.data(), w, blk);
+        if (spec.method == Method::HQQ) fitted_q4_1_block(x.data(), hqq_q4_1(x.data(), kBlock), blk);
+        else if (search && spec.scheme == Scheme::GGML_Q4_1) searched_q4_1_block(x.data(), w, blk);
         else if (search) searched_sym_block(spec, x.data(), w, blk);
         else if (spec.scheme == Scheme::GGML_Q8_0) q8_0_block(x.data(), blk);
         else if (spec.scheme == Scheme::GGML_Q4_0) q4_0_block(x.data(), blk);

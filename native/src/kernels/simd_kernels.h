@@ -251,7 +251,7 @@ struct SimdKernels {
   static QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
                                    int64_t row_begin, int64_t row_end, QuantParts out) {
     const KernelTable& ref = scalar_kernels();
-    if (spec.group % 32 != 0) return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
+    if (spec.group % 32 != 0 || spec.method == Method::HQQ) return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
     if (spec.method != Method::RTN) return search_rows(spec, src, st, cols, row_begin, row_end, out);  // GPTQ without its factor: the search
     QuantStatus status;
     auto rows = [&](auto row_fn) {
