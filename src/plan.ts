@@ -48,9 +48,9 @@ export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme']): Kern
 
 /** GPTQ's knobs: the self-generated calibration text and the Hessian damping (src/quant/calibration.ts). */
 export interface CalibrationOptions {
-  /** Sequences the model writes (default 32). */
+  /** Sequences the model writes (default 64). */
   samples?: number;
-  /** Tokens per sequence, BOS included (default 128; at most the model's context). */
+  /** Tokens per sequence, BOS included (default 256; at most the model's context). */
   length?: number;
   /** Sampling seed (default 0): the same seed gives the same text and the same output. */
   seed?: number;

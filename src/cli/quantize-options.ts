@@ -74,8 +74,8 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
 /** The yargs options of GPTQ's calibration (quantize, plan, estimate and report). */
 export function withCalibrationOptions<T>(y: Argv<T>) {
   return y
-    .option('calibration-samples', { type: 'number', describe: 'gptq: sequences the model writes for calibration (default 32)' })
-    .option('calibration-length', { type: 'number', describe: 'gptq: tokens per calibration sequence (default 128)' })
+    .option('calibration-samples', { type: 'number', describe: 'gptq: sequences the model writes for calibration (default 64)' })
+    .option('calibration-length', { type: 'number', describe: 'gptq: tokens per calibration sequence (default 256)' })
     .option('seed', { type: 'number', describe: 'gptq: sampling seed of the calibration text (default 0)' })
     .option('damp', { type: 'number', describe: "gptq: damping added to the Hessian's diagonal, as a fraction of its mean (default 0.1)" });
 }

@@ -249,7 +249,7 @@ describe('GPTQ at the model level', () => {
         const ref = await Reference.compute(await LlamaModel.load(ckpt), tokenSequences(await readDocuments(EVAL), tok, 1, 512), 2);
         const importance = await estimateColumnImportance(ckpt);
         const calibration = await calibrate(ckpt, { threads: 2 });
-        expect(calibration.tokens).toHaveLength(32 * 128);
+        expect(calibration.tokens).toHaveLength(64 * 256);
         const kl = async (method: QuantMethod, o: object) => {
           const plan = await planQuantization(ckpt, { bits: 4, groupSize: 32, quantMethod: method, ...o });
           const q = await quantizeInMemory(ckpt, plan, { importance, calibration, keepValues: true, threads: 2 });

@@ -24,6 +24,7 @@ float dot(const float* a, const float* b, int64_t n) {
 // y[t, o] = sum_i x[t, i] * W[o, i] for t < n, split by output rows. Each dot product runs in one
 // order, so the result is the same for every thread count.
 void matmul(const float* x, int64_t n, int64_t in, const float* W, int64_t out, float* y, int threads) {
+  if (n * in * out < (int64_t{1} << 17)) threads = 1;  // too small to be worth handing out (one decoded token)
   const int64_t per = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, in));
   const int64_t chunks = (out + per - 1) / per;
   parallel_for(threads, chunks, [&](int64_t c) {
@@ -68,18 +69,27 @@ struct StatsAcc {
   std::vector<double> attn_in, o_in, mlp_in, down_in, final_in;
 };
 
-// acc[i, j] += sum over t of x[t, i] * x[t, j]; rows of acc split over threads, each entry summed in
-// token order (the same result for every thread count).
+// acc[i, j] += sum over t of x[t, i] * x[t, j] for j >= i (the upper triangle; mirror_moments fills the
+// rest at the end); rows of acc split over threads, each entry summed in token order (the same result
+// for every thread count).
 void add_moments(const float* x, int64_t n, int64_t d, double* acc, int threads) {
   parallel_for(threads, d, [&](int64_t i) {
     double* a = acc + i * d;
     for (int64_t t = 0; t < n; ++t) {
       const double xi = x[t * d + i];
-      if (xi == 0.0) continue;
       const float* xt = x + t * d;
-      for (int64_t j = 0; j < d; ++j) a[j] += xi * static_cast<double>(xt[j]);
+      for (int64_t j = i; j < d; ++j) a[j] += xi * static_cast<double>(xt[j]);
     }
   });
+}
+
+// The lower triangles of `count` consecutive d x d moment matrices from their upper ones.
+void mirror_moments(std::vector<double>& a, int64_t count, int64_t d) {
+  for (int64_t m = 0; m < count; ++m) {
+    double* p = a.data() + m * d * d;
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < i; ++j) p[i * d + j] = p[j * d + i];
+  }
 }
 
 // One causal sequence with a KV cache: step() runs the next tokens at the following positions.
@@ -237,6 +247,11 @@ void llama_input_stats(const LlamaConfig& cfg, const LlamaWeights& w, const int3
     Runner r(cfg, w, length, threads);
     r.step(tokens + s * length, length, nullptr, &acc);
   }
+  mirror_moments(acc.attn_in, cfg.layers, d);
+  mirror_moments(acc.o_in, cfg.layers, nq);
+  mirror_moments(acc.mlp_in, cfg.layers, d);
+  mirror_moments(acc.down_in, cfg.layers, f);
+  mirror_moments(acc.final_in, 1, d);
   const auto store = [](const std::vector<double>& a, float* o) {
     for (size_t i = 0; i < a.size(); ++i) o[i] = static_cast<float>(a[i]);
   };
