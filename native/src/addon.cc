@@ -390,36 +390,6 @@ class TaskWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-// The reference forward pass: every weight is a Float32Array checked against the configured shape.
-class LlamaWorker : public Napi::AsyncWorker {
- public:
-  LlamaWorker(Napi::Env env, qk::LlamaConfig cfg, std::vector<Bytes> keep, qk::LlamaWeights w, Bytes tokens, Bytes out, int threads)
-      : Napi::AsyncWorker(env), cfg_(cfg), keep_(std::move(keep)), w_(std::move(w)), tokens_(std::move(tokens)),
-        out_(std::move(out)), threads_(threads), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    try {
-      qk::llama_logits(cfg_, w_, reinterpret_cast<const int32_t*>(tokens_.ptr), static_cast<int64_t>(tokens_.len / 4),
-                       reinterpret_cast<float*>(out_.ptr), threads_);
-    } catch (const std::bad_alloc&) {
-      SetError("out of memory in the quantkit addon (forward pass)");
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  qk::LlamaConfig cfg_;
-  std::vector<Bytes> keep_;
-  qk::LlamaWeights w_;
-  Bytes tokens_, out_;
-  int threads_;
-  Napi::Promise::Deferred deferred_;
-};
 
 // ---- exported functions -------------------------------------------------------------------------
 
@@ -454,6 +424,14 @@ Bytes get_weights(const Napi::Object& o, const Shape& s) {
   return weights;
 }
 
+// Queues a worker and returns its promise.
+template <typename W>
+Napi::Value queued(W* w) {
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 Napi::Value Quantize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
@@ -464,10 +442,7 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
     Parts out = get_parts(o.Get("out"), spec, s);
     Bytes weights = get_weights(o, s);
     if (weights.ptr && spec.method != qk::Method::SEARCH) fail("weights apply to spec.method 'search' only");
-    auto* w = new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    return queued(new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights)));
   });
 }
 
@@ -502,12 +477,9 @@ Napi::Value GptqFactor(const Napi::CallbackInfo& info) {
     keep.push_back(std::move(h));
     keep.push_back(std::move(out));
     const int threads = get_threads(o);
-    auto* w = new TaskWorker(info.Env(), std::move(keep), [H, n, damp, U, threads]() {
+    return queued(new TaskWorker(info.Env(), std::move(keep), [H, n, damp, U, threads]() {
       if (const char* why = qk::gptq_factor(H, n, damp, U, threads)) throw std::runtime_error(std::string("gptqFactor: ") + why);
-    });
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    }));
   });
 }
 
@@ -528,10 +500,7 @@ Napi::Value GptqQuantize(const Napi::CallbackInfo& info) {
       for (int64_t j = 0; j < s.cols; ++j)
         if (!std::isfinite(U[i * s.cols + j])) fail("factor holds NaN or Inf");
     }
-    auto* w = new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights), std::move(factor));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    return queued(new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights), std::move(factor)));
   });
 }
 
@@ -546,10 +515,7 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
       fail("out must be a Float32Array");
     Bytes out = get_bytes(outv, "out");
     need_bytes(out, checked_mul(checked_mul(s.rows, s.cols, "out size"), 4, "out size"), "out");
-    auto* w = new DequantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(in), std::move(out));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    return queued(new DequantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(in), std::move(out)));
   });
 }
 
@@ -560,10 +526,7 @@ Napi::Value ErrorStatsFn(const Napi::CallbackInfo& info) {
     const Shape s = parse_shape(o, spec);
     Source src = get_source(o, s);
     Parts in = get_parts(o.Get("parts"), spec, s);
-    auto* w = new ErrorWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(in));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    return queued(new ErrorWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(in)));
   });
 }
 
@@ -658,17 +621,22 @@ Bytes get_tokens(const Napi::Object& o, const char* key, int64_t vocab) {
 Napi::Value LlamaLogits(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
-    LlamaArgs a = parse_llama(o);
-    Bytes tokens = get_tokens(o, "tokens", a.cfg.vocab);
+    auto a = std::make_shared<LlamaArgs>(parse_llama(o));
+    Bytes tokens = get_tokens(o, "tokens", a->cfg.vocab);
     const int64_t n = static_cast<int64_t>(tokens.len / 4);
     Napi::Value ov = o.Get("out");
     if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("out must be a Float32Array");
     Bytes out = get_bytes(ov, "out");
-    need_bytes(out, checked_mul(checked_mul(n, a.cfg.vocab, "out size"), 4, "out size"), "out");
-    auto* worker = new LlamaWorker(info.Env(), a.cfg, std::move(a.keep), std::move(a.w), std::move(tokens), std::move(out), get_threads(o));
-    Napi::Promise p = worker->Promise();
-    worker->Queue();
-    return p;
+    need_bytes(out, checked_mul(checked_mul(n, a->cfg.vocab, "out size"), 4, "out size"), "out");
+    const int32_t* ids = reinterpret_cast<const int32_t*>(tokens.ptr);
+    float* logits = reinterpret_cast<float*>(out.ptr);
+    const int threads = get_threads(o);
+    std::vector<Bytes> keep;
+    keep.push_back(std::move(tokens));
+    keep.push_back(std::move(out));
+    return queued(new TaskWorker(info.Env(), std::move(keep), [a, ids, n, logits, threads]() {
+      qk::llama_logits(a->cfg, a->w, ids, n, logits, threads);
+    }));
   });
 }
 
@@ -693,12 +661,9 @@ Napi::Value LlamaGenerate(const Napi::CallbackInfo& info) {
     const int threads = get_threads(o);
     std::vector<Bytes> keep;
     keep.push_back(std::move(out));
-    auto* w = new TaskWorker(info.Env(), std::move(keep), [a, first, count, length, seed, temperature, ids, threads]() {
+    return queued(new TaskWorker(info.Env(), std::move(keep), [a, first, count, length, seed, temperature, ids, threads]() {
       qk::llama_generate(a->cfg, a->w, first, count, length, seed, temperature, ids, threads);
-    });
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    }));
   });
 }
 
@@ -727,12 +692,9 @@ Napi::Value LlamaInputStats(const Napi::CallbackInfo& info) {
     const int32_t* ids = reinterpret_cast<const int32_t*>(tokens.ptr);
     keep.push_back(std::move(tokens));
     const int threads = get_threads(o);
-    auto* w = new TaskWorker(info.Env(), std::move(keep), [a, ids, n, length, st, threads]() {
+    return queued(new TaskWorker(info.Env(), std::move(keep), [a, ids, n, length, st, threads]() {
       qk::llama_input_stats(a->cfg, a->w, ids, n / length, length, st, threads);
-    });
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    }));
   });
 }
 
