@@ -1,6 +1,6 @@
 /** The yargs options shared by `quantize` and `plan`, and their conversion into library options. */
 import type { Argv } from 'yargs';
-import { type CalibrationOptions, type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod } from '../plan.js';
+import { type CalibrationOptions, type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod, usesGptq } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
 import { parseSize } from '../units.js';
@@ -67,7 +67,7 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     ...(a['bits-for'] ? { bitsFor: a['bits-for'] } : {}),
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),
     ...(maxShardSize !== undefined ? { maxShardSize } : {}),
-    ...calibrationOptions(a, a.method === 'gptq' || a.method === 'iq4nl-gptq'),
+    ...calibrationOptions(a, a.method !== undefined && usesGptq(a.method as QuantMethod)),
   };
 }
 
