@@ -256,9 +256,17 @@ static inline bool asym_solve(float sw, float sx, float sl, float sll, float slx
   return true;
 }
 
+// The smallest and largest value of a group (the first element's when all compare false, as NaN does).
+static inline void group_range(const float* x, int64_t g, float* lo, float* hi) {
+  float a = x[0], b = x[0];
+  for (int64_t j = 1; j < g; ++j) { a = x[j] < a ? x[j] : a; b = x[j] > b ? x[j] : b; }
+  *lo = a;
+  *hi = b;
+}
+
 static inline AsymFit search_asym(const float* x, const float* w, int64_t g, float nmax) {
-  float lo = x[0], hi = x[0];
-  for (int64_t j = 1; j < g; ++j) { lo = x[j] < lo ? x[j] : lo; hi = x[j] > hi ? x[j] : hi; }
+  float lo, hi;
+  group_range(x, g, &lo, &hi);
   if (!(hi > lo)) return AsymFit{0.0f, lo};
   AsymFit best{(hi - lo) / nmax, lo};
   bool any = false;
@@ -299,8 +307,8 @@ static inline AsymFit search_asym(const float* x, const float* w, int64_t g, flo
 // iterations, the z with the smallest mean absolute error kept. p = 1/2 (HQQ's default is 0.7) makes
 // |r|^(p-1) a square root, exact on every target; on the bundled models the two gave the same result.
 static inline AsymFit hqq_q4_1(const float* x, int64_t g) {
-  float lo = x[0], hi = x[0];
-  for (int64_t j = 1; j < g; ++j) { lo = x[j] < lo ? x[j] : lo; hi = x[j] > hi ? x[j] : hi; }
+  float lo, hi;
+  group_range(x, g, &lo, &hi);
   if (!(hi > lo)) return AsymFit{0.0f, lo};
   const float s = (hi - lo) / 15.0f, inv = 1.0f / s;
   if (!(inv < __builtin_inff())) return AsymFit{s, lo};  // a range so small that 1/s overflows: RTN
