@@ -180,9 +180,14 @@ struct RunOptions {
   int64_t* counters() const { return control.ptr ? reinterpret_cast<int64_t*>(control.ptr) : nullptr; }
 };
 
+// `threads`: 1 to 256, default 1.
+int get_threads(const Napi::Object& o) {
+  return o.Has("threads") && !o.Get("threads").IsUndefined() ? static_cast<int>(get_int(o, "threads", 1, 256)) : 1;
+}
+
 RunOptions get_run_options(const Napi::Object& o) {
   RunOptions r;
-  if (o.Has("threads") && !o.Get("threads").IsUndefined()) r.threads = static_cast<int>(get_int(o, "threads", 1, 256));
+  r.threads = get_threads(o);
   if (o.Has("control") && !o.Get("control").IsUndefined()) {
     Napi::Value v = o.Get("control");
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array)
@@ -192,10 +197,6 @@ RunOptions get_run_options(const Napi::Object& o) {
     if (reinterpret_cast<uintptr_t>(r.control.ptr) % 8 != 0) fail("control must be 8-byte aligned");
   }
   return r;
-}
-
-int get_threads(const Napi::Object& o) {
-  return o.Has("threads") && !o.Get("threads").IsUndefined() ? static_cast<int>(get_int(o, "threads", 1, 256)) : 1;
 }
 
 // Runs `chunk_fn(chunk, row_begin, row_end)` over all rows in deterministic chunks, reporting
