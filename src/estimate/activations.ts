@@ -3,7 +3,8 @@
  * people train with (Hugging Face transformers, torchtune) save them for backward, generalising
  * Korthikanti et al. ("Reducing Activation Recomputation in Large Transformer Models") to GQA, gated
  * MLPs and dtypes. Per token and layer, at `p` bytes per activation element:
- *   norms (2):  an fp32 copy of the input (RMSNorm/LayerNorm upcast) and the normalised output: 2(4h + p·h)
+ *   norms (2):  RMSNorm keeps the fp32 upcast of its input, LayerNorm's kernel its p-byte input; both
+ *               outputs feed the next linear: 2(4h + p·h) or 2(2p·h)
  *   attention:  q after rotary, k and v expanded to all query heads (repeat_kv), the attention output and
  *               its contiguous copy for o_proj: 5·p·q_dim
  *   MLP:        gated (SwiGLU): gate, up, act(gate), product: 4·p·i; plain GELU: fc1 output and act: 2·p·i
@@ -36,7 +37,7 @@ export function layerBytesPerToken(d: ModelDims, seq: number, o: ActivationOptio
   const p = o.bytes;
   const t = Math.max(1, o.tensorParallel);
   const qDim = d.heads * d.headDim;
-  const replicated = 2 * (4 + p) * d.hidden + (o.dropout ? 2 * d.hidden : 0);
+  const replicated = 2 * ((d.rmsNorm ? 4 : p) + p) * d.hidden + (o.dropout ? 2 * d.hidden : 0);
   const mlpTensors = d.gatedMlp ? (o.fusedMlp ? 2 : 4) : 2;
   // An MoE layer routes each token through expertsPerToken experts: their intermediates add up.
   const mlp = p * mlpTensors * d.intermediate * d.expertsPerToken;

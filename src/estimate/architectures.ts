@@ -25,6 +25,8 @@ export interface ModelDims {
   expertsPerToken: number;
   /** Gated MLPs (SwiGLU/GeGLU) keep three intermediate tensors per token; plain GELU/ReLU MLPs two. */
   gatedMlp: boolean;
+  /** RMSNorm (upcast to fp32, which backward keeps) rather than LayerNorm (whose kernel keeps its 16-bit input). */
+  rmsNorm: boolean;
   /** Encoder-only models (BERT) have no KV cache. */
   decoder: boolean;
 }
@@ -114,7 +116,7 @@ function llamaLike(c: Cfg, opts: { qkvBias?: boolean; moe?: boolean; alwaysTied?
   push(t, 'model.norm.weight', hidden);
   if (!tied) push(t, 'lm_head.weight', vocab, hidden);
   return {
-    dims: { architecture: opts.architecture, layers, hidden, heads, kvHeads, headDim, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: c.opt(0, 'max_position_embeddings'), experts, expertsPerToken: perToken, gatedMlp: true, decoder: true },
+    dims: { architecture: opts.architecture, layers, hidden, heads, kvHeads, headDim, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: c.opt(0, 'max_position_embeddings'), experts, expertsPerToken: perToken, gatedMlp: true, rmsNorm: true, decoder: true },
     tensors: t,
   };
 }
@@ -134,6 +136,41 @@ function phi3(c: Cfg): ArchitectureShapes {
     if (m[4] === 'gate') push(tensors, `${m[1]}.mlp.gate_up_proj.weight`, 2 * inter, hidden);
   }
   return { dims: base.dims, tensors };
+}
+
+/** Phi-1/1.5/2: parallel attention and GELU MLP off one LayerNorm, biases everywhere, a biased head. */
+function phi(c: Cfg): ArchitectureShapes {
+  const hidden = c.num('hidden_size');
+  const layers = c.num('num_hidden_layers');
+  const heads = c.num('num_attention_heads');
+  const kvHeads = c.opt(heads, 'num_key_value_heads');
+  const headDim = Math.floor(hidden / heads);
+  const inter = c.num('intermediate_size');
+  const vocab = c.num('vocab_size');
+  const t: ShapeOnlyTensor[] = [];
+  const lin = (p: string, o: number, i: number) => {
+    push(t, `${p}.weight`, o, i);
+    push(t, `${p}.bias`, o);
+  };
+  push(t, 'model.embed_tokens.weight', vocab, hidden);
+  for (let i = 0; i < layers; i++) {
+    const p = `model.layers.${i}`;
+    push(t, `${p}.input_layernorm.weight`, hidden);
+    push(t, `${p}.input_layernorm.bias`, hidden);
+    lin(`${p}.self_attn.q_proj`, heads * headDim, hidden);
+    lin(`${p}.self_attn.k_proj`, kvHeads * headDim, hidden);
+    lin(`${p}.self_attn.v_proj`, kvHeads * headDim, hidden);
+    lin(`${p}.self_attn.dense`, hidden, heads * headDim);
+    lin(`${p}.mlp.fc1`, inter, hidden);
+    lin(`${p}.mlp.fc2`, hidden, inter);
+  }
+  push(t, 'model.final_layernorm.weight', hidden);
+  push(t, 'model.final_layernorm.bias', hidden);
+  lin('lm_head', vocab, hidden);
+  return {
+    dims: { architecture: 'phi', layers, hidden, heads, kvHeads, headDim, intermediate: inter, vocab, tiedEmbeddings: false, maxContext: c.opt(2048, 'max_position_embeddings'), experts: 1, expertsPerToken: 1, gatedMlp: false, rmsNorm: false, decoder: true },
+    tensors: t,
+  };
 }
 
 /** GPT-2 and GPT-BigCode: learned positions, LayerNorm with bias, GELU MLP, biases everywhere. */
@@ -173,7 +210,7 @@ function gpt2Like(c: Cfg, architecture: 'gpt2' | 'gpt_bigcode'): ArchitectureSha
   const tied = c.bool('tie_word_embeddings', true);
   if (!tied) push(t, 'lm_head.weight', vocab, hidden);
   return {
-    dims: { architecture, layers, hidden, heads, kvHeads, headDim, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: positions, experts: 1, expertsPerToken: 1, gatedMlp: false, decoder: true },
+    dims: { architecture, layers, hidden, heads, kvHeads, headDim, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: positions, experts: 1, expertsPerToken: 1, gatedMlp: false, rmsNorm: false, decoder: true },
     tensors: t,
   };
 }
@@ -206,7 +243,7 @@ function gptNeox(c: Cfg): ArchitectureShapes {
   const tied = c.bool('tie_word_embeddings', false);
   if (!tied) push(t, 'embed_out.weight', vocab, hidden);
   return {
-    dims: { architecture: 'gpt_neox', layers, hidden, heads, kvHeads: heads, headDim: hidden / heads, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: c.opt(0, 'max_position_embeddings'), experts: 1, expertsPerToken: 1, gatedMlp: false, decoder: true },
+    dims: { architecture: 'gpt_neox', layers, hidden, heads, kvHeads: heads, headDim: hidden / heads, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: c.opt(0, 'max_position_embeddings'), experts: 1, expertsPerToken: 1, gatedMlp: false, rmsNorm: false, decoder: true },
     tensors: t,
   };
 }
@@ -249,7 +286,7 @@ function opt(c: Cfg): ArchitectureShapes {
   const tied = c.bool('tie_word_embeddings', true);
   if (!tied) push(t, 'lm_head.weight', vocab, proj);
   return {
-    dims: { architecture: 'opt', layers, hidden, heads, kvHeads: heads, headDim: hidden / heads, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: positions, experts: 1, expertsPerToken: 1, gatedMlp: false, decoder: true },
+    dims: { architecture: 'opt', layers, hidden, heads, kvHeads: heads, headDim: hidden / heads, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: positions, experts: 1, expertsPerToken: 1, gatedMlp: false, rmsNorm: false, decoder: true },
     tensors: t,
   };
 }
@@ -282,7 +319,7 @@ function bloom(c: Cfg): ArchitectureShapes {
   push(t, 'transformer.ln_f.weight', hidden);
   push(t, 'transformer.ln_f.bias', hidden);
   return {
-    dims: { architecture: 'bloom', layers, hidden, heads, kvHeads: heads, headDim: hidden / heads, intermediate: inter, vocab, tiedEmbeddings: true, maxContext: c.opt(0, 'seq_length', 'max_position_embeddings'), experts: 1, expertsPerToken: 1, gatedMlp: false, decoder: true },
+    dims: { architecture: 'bloom', layers, hidden, heads, kvHeads: heads, headDim: hidden / heads, intermediate: inter, vocab, tiedEmbeddings: true, maxContext: c.opt(0, 'seq_length', 'max_position_embeddings'), experts: 1, expertsPerToken: 1, gatedMlp: false, rmsNorm: false, decoder: true },
     tensors: t,
   };
 }
@@ -323,7 +360,7 @@ function falcon(c: Cfg): ArchitectureShapes {
   const tied = c.bool('tie_word_embeddings', true);
   if (!tied) push(t, 'lm_head.weight', vocab, hidden);
   return {
-    dims: { architecture: 'falcon', layers, hidden, heads, kvHeads, headDim, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: c.opt(2048, 'max_position_embeddings'), experts: 1, expertsPerToken: 1, gatedMlp: false, decoder: true },
+    dims: { architecture: 'falcon', layers, hidden, heads, kvHeads, headDim, intermediate: inter, vocab, tiedEmbeddings: tied, maxContext: c.opt(2048, 'max_position_embeddings'), experts: 1, expertsPerToken: 1, gatedMlp: false, rmsNorm: false, decoder: true },
     tensors: t,
   };
 }
@@ -365,7 +402,7 @@ function bert(c: Cfg): ArchitectureShapes {
   const n = labels || (id2label && typeof id2label === 'object' && (c.raw.architectures as string[] | undefined)?.some((a) => /SequenceClassification/.test(a)) ? Object.keys(id2label).length : 0);
   if (n) lin('classifier', n, hidden);
   return {
-    dims: { architecture: 'bert', layers, hidden, heads, kvHeads: heads, headDim: hidden / heads, intermediate: inter, vocab, tiedEmbeddings: true, maxContext: positions, experts: 1, expertsPerToken: 1, gatedMlp: false, decoder: false },
+    dims: { architecture: 'bert', layers, hidden, heads, kvHeads: heads, headDim: hidden / heads, intermediate: inter, vocab, tiedEmbeddings: true, maxContext: positions, experts: 1, expertsPerToken: 1, gatedMlp: false, rmsNorm: false, decoder: false },
     tensors: t,
   };
 }
@@ -376,6 +413,7 @@ const BUILDERS: Record<string, Builder> = {
   mixtral: (c) => llamaLike(c, { architecture: 'mixtral', moe: true }),
   qwen2: (c) => llamaLike(c, { architecture: 'qwen2', qkvBias: true }),
   gemma: (c) => llamaLike(c, { architecture: 'gemma', alwaysTied: true }),
+  phi: phi,
   phi3: phi3,
   gpt2: (c) => gpt2Like(c, 'gpt2'),
   gpt_bigcode: (c) => gpt2Like(c, 'gpt_bigcode'),
