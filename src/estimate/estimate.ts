@@ -5,10 +5,13 @@
  */
 import { QuantkitError } from '../errors.js';
 import type { QuantizeOptions } from '../plan.js';
-import { type Gpu, findGpu } from './gpus.js';
+import { type Device, type DeviceFit, findDevice, fitOn } from './devices.js';
+import { type Convention, type Term, allocatedPeak, allocatorReserve, finetuneTerms, loraLayer, loraParams, peakRule } from './finetune.js';
+import { type Framework, type LossImpl, type LoraDropout, type Method, type Optimizer, type Precision, type Quantizer, type TrainingSettings, type WrapUnit, type ZeroBuckets, OPTIMIZERS, resolveSettings } from './frameworks.js';
 import { type EstimateModel, openLocalModel } from './model.js';
 import { parseParallel } from './parallel.js';
-import { type Components, type Convention, type Method, type Optimizer, type Precision, finetuneComponents, finetunePeak, inferenceComponents, loraParams, peakRule } from './scenarios.js';
+import { type Components, inferenceComponents } from './scenarios.js';
+import { modelUnits, tensorsBytes } from './units.js';
 import { type WeightDtype, type WeightFormat, weightBytes } from './weights.js';
 import type { Attention } from './activations.js';
 import { llamaCppMemory } from './llamacpp-runtime.js';
@@ -37,9 +40,37 @@ export interface EstimateOptions extends Partial<QuantizeOptions> {
   optimizer?: Optimizer;
   loraRank?: number;
   loraTargets?: string[];
+  /** Framework preset: its defaults for every setting below that is left undefined. */
+  framework?: Framework;
   gradCheckpointing?: boolean;
   dropout?: boolean;
+  /** Same as loss: 'chunked'. */
   chunkedLoss?: boolean;
+  loss?: LossImpl;
+  /** Micro-steps per optimizer step (gradient accumulation). */
+  gradAccumulation?: number;
+  /** Accumulate without reducing between micro-steps (no_sync): unsharded gradients persist. */
+  accumulateUnsynced?: boolean;
+  /** FSDP/ZeRO CPU offload of sharded parameters, gradients and optimizer states. */
+  cpuOffload?: boolean;
+  /** FSDP wrapping unit. */
+  wrap?: WrapUnit;
+  /** Frozen and trainable parameters share FSDP units (FSDP1 use_orig_params=True). */
+  sharedUnits?: boolean;
+  /** Bytes per gradient element in FSDP's reduce-scatter (reduce_dtype: 2 or 4). */
+  reduceBytes?: number;
+  /** Bytes per LoRA adapter parameter (4 = fp32 adapters, 2 = compute dtype). */
+  adapterBytes?: number;
+  quantizer?: Quantizer;
+  /** prepare_model_for_kbit_training: non-quantized weights upcast to fp32 (QLoRA). */
+  kbitUpcast?: boolean;
+  /** QLoRA: the output head is quantized too (Lit-GPT). */
+  quantizedHead?: boolean;
+  /** Bytes per parameter of a 4-bit weight's transient dequantized copy. */
+  dequantBytes?: number;
+  loraDropout?: LoraDropout;
+  /** DeepSpeed ZeRO bucket sizes in elements. */
+  zeroBuckets?: Partial<ZeroBuckets>;
   compile?: boolean;
   optimizerInBackward?: boolean;
   offloadActivations?: boolean;
@@ -48,11 +79,14 @@ export interface EstimateOptions extends Partial<QuantizeOptions> {
   convention?: Convention;
   gpus?: number;
   parallel?: string;
+  /** Check the fit on a device: a GPU, a Mac, a phone (devices.ts). */
+  device?: string;
+  /** Same as device (the flag's earlier name). */
   gpu?: string;
   peak?: PeakKind;
   /** Memory the CUDA context takes outside the allocator (device peak only). */
   cudaContextBytes?: number;
-  /** Look for the cheapest configuration that fits --gpu. */
+  /** Look for the cheapest configuration that fits --device. */
   recommend?: boolean;
   /**
    * Inference runtime: 'pytorch' (transformers/bitsandbytes on a GPU, the default) or 'llama.cpp'
@@ -79,8 +113,12 @@ export interface Estimate {
   /** allocator/device: a GPU's; host: llama.cpp's CPU buffers; file: packed size. */
   peak_kind: PeakKind | 'host' | 'file';
   components: Components;
+  /** Every component with the behaviour it models (what --explain prints), and its phase for fine-tuning. */
+  terms: { name: string; bytes: number; why: string; phase?: Term['phase']; outside_allocator?: boolean }[];
+  /** Fine-tuning: every resolved setting and where it came from (explicit, framework preset, default). */
+  settings?: Record<string, { value: unknown; why: string }>;
   assumptions: Record<string, unknown>;
-  fits?: { gpu: string; capacity_bytes: number; fits: boolean; headroom_bytes: number; note: string };
+  fits?: DeviceFit;
   cheapest_fit?: { description: string; options: EstimateOptions; peak_bytes: number } | null;
 }
 
@@ -118,7 +156,7 @@ export async function estimateModel(model: EstimateModel, o: EstimateOptions = {
     if (w.plan) for (const f of w.plan.files) components[f.name] = f.bytes;
     else components.weights = w.total;
     const bytes = w.plan ? w.plan.outputBytes : w.total;
-    est = { ...base, dtype: wf.dtype, peak_bytes: bytes, peak_kind: 'file', components, assumptions: { dtype: wf.dtype, ...(wf.quantkit ?? {}), note: w.plan ? 'exact: the bytes quantize writes (same planner)' : 'tensor data only: headers and tokenizer metadata are not counted' } };
+    est = { ...base, dtype: wf.dtype, peak_bytes: bytes, peak_kind: 'file', components, terms: explained(components), assumptions: { dtype: wf.dtype, ...(wf.quantkit ?? {}), note: w.plan ? 'exact: the bytes quantize writes (same planner)' : 'tensor data only: headers and tokenizer metadata are not counted' } };
   } else {
     const dims = model.dims;
     if (!dims && o.batch !== 0) throw new QuantkitError('ERR_CHECKPOINT', `memory scenarios need the architecture: config.json is missing or its model_type has no formulas`, { file: model.checkpoint.dir });
@@ -137,45 +175,19 @@ export async function estimateModel(model: EstimateModel, o: EstimateOptions = {
         if (!dims) throw new QuantkitError('ERR_CHECKPOINT', 'llama.cpp memory needs the architecture from config.json', { file: model.checkpoint.dir });
         const m = llamaCppMemory(dims, w.total, { contextSize: seq, batchSize: o.ubatch, kvBytes });
         const components = { weights: m.model, kv_cache: m.kv_cache, output_buffer: m.output, compute_buffer: m.compute };
-        est = { ...base, dtype: wf.dtype, peak_bytes: m.total, peak_kind: 'host', components, assumptions: { scenario, runtime: 'llama.cpp (CPU buffers, flash attention)', dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), context: seq, ubatch: Math.min(o.ubatch ?? 512, seq), kv_bytes: kvBytes, gpus, parallel: layout.label } };
+        est = { ...base, dtype: wf.dtype, peak_bytes: m.total, peak_kind: 'host', components, terms: explained(components), assumptions: { scenario, runtime: 'llama.cpp (CPU buffers, flash attention)', dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), context: seq, ubatch: Math.min(o.ubatch ?? 512, seq), kv_bytes: kvBytes, gpus, parallel: layout.label } };
         return withFit(est, model, o);
       }
       const components = !dims ? { weights: w.total } : inferenceComponents({ dims, weights: w.total, dequantScratchParams: bnb ? w.largestQuantizedParams : 0, activationBytes: 2, kvBytes, batch, seq, attention, logitsAllPositions: o.logitsAllPositions ?? false, layout });
-      est = { ...base, dtype: wf.dtype, peak_bytes: 0, peak_kind: peakKind, components, assumptions: { scenario, dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), batch, seq, kv_bytes: kvBytes, attention, method: 'inference', gpus, parallel: layout.label } };
+      est = { ...base, dtype: wf.dtype, peak_bytes: 0, peak_kind: peakKind, components, terms: explained(components), assumptions: { scenario, dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), batch, seq, kv_bytes: kvBytes, attention, method: 'inference', gpus, parallel: layout.label } };
       est.peak_bytes = Object.values(components).reduce((a, b) => a + b, 0);
     } else {
-      const method = o.method ?? 'full';
-      if (!['full', 'lora', 'qlora'].includes(method)) throw new QuantkitError('ERR_USAGE', `--method must be full, lora or qlora (got ${method})`);
-      const precision = o.precision ?? (method === 'full' ? 'mixed' : 'bf16');
-      const optimizer = o.optimizer ?? 'adamw';
-      if (!['adamw', 'adamw8bit', 'sgd', 'sgd-momentum'].includes(optimizer)) throw new QuantkitError('ERR_USAGE', `--optimizer must be adamw, adamw8bit, sgd or sgd-momentum (got ${optimizer})`);
-      const rank = positive('--lora-rank', o.loraRank, 8);
-      const targets = o.loraTargets ?? ['q_proj', 'v_proj'];
-      const trainable = method === 'full' ? model.params : loraParams(model.checkpoint.tensors, rank, targets);
-      let weights = 0;
-      let dequant = 0;
-      if (method !== 'full') {
-        const wf: WeightFormat = method === 'qlora' ? { dtype: 'nf4', doubleQuant: o.doubleQuant ?? true } : { dtype: precision === 'fp32' ? 'fp32' : 'bf16' };
-        const w = await weightBytes(model, wf);
-        weights = w.total;
-        dequant = w.largestQuantizedParams;
-      }
-      // PEFT keeps adapters in fp32 under mixed precision; pure 16-bit recipes (torchtune) keep them in bf16.
-      const adapterBytes = precision === 'mixed' || precision === 'fp32' ? 4 : 2;
-      const r = finetuneComponents({
-        dims, params: model.params, trainable, weights, adapterBytes, largestTensorParams: model.largestTensorParams, dequantScratchParams: dequant,
-        method, precision, optimizer, convention: o.convention ?? 'pytorch', batch, seq, gradCheckpointing: o.gradCheckpointing ?? false, attention,
-        dropout: o.dropout ?? false, chunkedLoss: o.chunkedLoss ?? false, compile: o.compile ?? false, optimizerInBackward: o.optimizerInBackward ?? false,
-        offloadActivations: o.offloadActivations ?? false, gradientsPersist: o.gradientsPersist ?? false, layout,
-      });
-      est = {
-        ...base, dtype: precision, peak_bytes: finetunePeak(r), peak_kind: peakKind, components: r.components,
-        assumptions: { scenario, method, precision, optimizer, trainable_params: trainable, ...(method !== 'full' ? { lora_rank: rank, lora_targets: targets } : {}), batch, seq, grad_checkpointing: o.gradCheckpointing ?? false, attention, gpus, parallel: layout.label, convention: o.convention ?? 'pytorch', peak_rule: peakRule(r) },
-      };
+      est = await finetuneEstimate(model, o, base, batch, seq, attention, layout, peakKind);
     }
     if (peakKind === 'device') {
       const ctx = o.cudaContextBytes ?? DEFAULT_CUDA_CONTEXT;
       est.components.cuda_context = ctx;
+      est.terms.push({ name: 'cuda_context', bytes: ctx, why: 'CUDA context and kernels, outside the allocator: nvidia-smi counts it, max_memory_allocated does not (--cuda-context)' });
       est.peak_bytes += ctx;
     }
   }
@@ -184,25 +196,23 @@ export async function estimateModel(model: EstimateModel, o: EstimateOptions = {
 }
 
 async function withFit(est: Estimate, model: EstimateModel, o: EstimateOptions): Promise<Estimate> {
-  if (o.gpu) {
-    const gpu = findGpu(o.gpu);
-    est.fits = fitsOn(est.peak_bytes, gpu);
-    if (o.recommend !== false && !est.fits.fits) est.cheapest_fit = await cheapestFit(model, o, gpu);
+  const name = o.device ?? o.gpu;
+  if (name) {
+    const device = findDevice(name);
+    est.fits = fitOn(est.peak_bytes, device);
+    if (device.kind !== 'gpu' && est.scenario === 'inference' && est.peak_kind !== 'host') est.fits.note += '; this is a PyTorch-on-GPU total: phones and laptops run GGUF (--runtime llama.cpp) or ONNX files';
+    if (o.recommend !== false && !est.fits.fits) est.cheapest_fit = await cheapestFit(model, o, device);
   }
   return est;
-}
-
-function fitsOn(bytes: number, gpu: Gpu) {
-  return { gpu: gpu.name, capacity_bytes: gpu.bytes, fits: bytes <= gpu.bytes, headroom_bytes: gpu.bytes - bytes, note: gpu.note };
 }
 
 /**
  * The first configuration, from most faithful to most frugal, whose peak fits the device: LLMem's
  * question ("which method before running out of memory") asked of our own formulas.
  */
-async function cheapestFit(model: EstimateModel, o: EstimateOptions, gpu: Gpu): Promise<Estimate['cheapest_fit']> {
+async function cheapestFit(model: EstimateModel, o: EstimateOptions, device: Device): Promise<Estimate['cheapest_fit']> {
   const scenario = o.scenario ?? 'inference';
-  const common: EstimateOptions = { ...o, gpu: undefined, recommend: false, bits: undefined, dtype: undefined, keep: undefined, bitsFor: undefined, ggufType: undefined };
+  const common: EstimateOptions = { ...o, gpu: undefined, device: undefined, recommend: false, bits: undefined, dtype: undefined, keep: undefined, bitsFor: undefined, ggufType: undefined };
   const candidates: [string, EstimateOptions][] = [];
   if (scenario === 'inference') {
     // gguf-raw prices the same Q8_0/Q4_0 blocks for any architecture (runnable GGUF needs a mapped one).
@@ -210,8 +220,8 @@ async function cheapestFit(model: EstimateModel, o: EstimateOptions, gpu: Gpu): 
     for (const seq of [1024, 512]) if ((o.seq ?? 2048) > seq) candidates.push([`quantkit int4 (GGUF Q4_0), context ${seq}`, { ...common, bits: 4, format: 'gguf-raw', seq }]);
   } else if (scenario === 'finetune') {
     for (const g of [1, 2, 4, 8]) {
-      const par = g === 1 ? undefined : 'zero3';
-      const on = g === 1 ? '1 GPU' : `${g} GPUs, ZeRO-3`;
+      const par = g === 1 ? undefined : 'fsdp';
+      const on = g === 1 ? '1 GPU' : `${g} GPUs, FSDP`;
       candidates.push(
         [`full, mixed-precision AdamW, ${on}`, { ...common, gpus: g, parallel: par, method: 'full', precision: 'mixed', optimizer: 'adamw' }],
         [`full, mixed-precision AdamW, gradient checkpointing, ${on}`, { ...common, gpus: g, parallel: par, method: 'full', precision: 'mixed', optimizer: 'adamw', gradCheckpointing: true }],
@@ -225,9 +235,87 @@ async function cheapestFit(model: EstimateModel, o: EstimateOptions, gpu: Gpu): 
   }
   for (const [description, options] of candidates) {
     const e = await estimateModel(model, options);
-    if (e.peak_bytes <= gpu.bytes) return { description, options, peak_bytes: e.peak_bytes };
+    if (e.peak_bytes <= device.bytes) return { description, options, peak_bytes: e.peak_bytes };
   }
   return null;
+}
+
+/** Why each inference, packed-size and llama.cpp component is what it is (--explain). */
+const COMPONENT_REASONS: Record<string, string> = {
+  weights: 'the weights in the chosen format (plain dtypes; bitsandbytes as transformers loads it: linear layers quantized, embeddings and head 16-bit; quantkit and llama.cpp files priced tensor by tensor)',
+  kv_cache: 'KV cache: 2 × layers × kv_heads × head_dim × context × batch × bytes per element (GQA/MQA shrink it)',
+  activations: "one layer's prefill working set (nothing is kept for backward); eager attention adds the score matrix",
+  logits: 'logits of the last position (all positions with logitsAllPositions) and their fp32 softmax',
+  dequant_scratch: 'bitsandbytes dequantizes a whole weight to 16 bits for prompt matmuls, and quantizing on load holds a 16-bit copy: two copies of the largest quantized layer',
+  runtime_buffers: "cuBLAS workspaces and the caching allocator's rounding",
+  output_buffer: "llama.cpp's output buffer: n_vocab × 4 bytes per kept row",
+  compute_buffer: "llama.cpp's scheduler buffer for one micro-batch: the larger of the feed-forward and output moments, in f32",
+};
+
+function explained(components: Components): Estimate['terms'] {
+  return Object.entries(components).map(([name, bytes]) => ({ name, bytes, why: COMPONENT_REASONS[name] ?? `file ${name} as quantize writes it` }));
+}
+
+async function finetuneEstimate(model: EstimateModel, o: EstimateOptions, base: Omit<Estimate, 'peak_bytes' | 'peak_kind' | 'components' | 'terms' | 'assumptions'>, batch: number, seq: number, attention: Attention, layout: ReturnType<typeof parseParallel>, peakKind: PeakKind): Promise<Estimate> {
+  const method = o.method ?? 'full';
+  if (!['full', 'lora', 'qlora'].includes(method)) throw new QuantkitError('ERR_USAGE', `--method must be full, lora or qlora (got ${method})`);
+  if (o.optimizer !== undefined && !(OPTIMIZERS as readonly string[]).includes(o.optimizer)) throw new QuantkitError('ERR_USAGE', `--optimizer must be one of ${OPTIMIZERS.join(', ')} (got ${o.optimizer})`);
+  const dims = model.dims;
+  const settings = resolveSettings({
+    framework: o.framework, method, gpus: layout.gpus, hidden: dims?.hidden ?? 0, gradCheckpointing: o.gradCheckpointing, loss: o.loss, chunkedLoss: o.chunkedLoss,
+    precision: o.precision, adapterBytes: o.adapterBytes, optimizer: o.optimizer, wrap: o.wrap, sharedUnits: o.sharedUnits, accumulateUnsynced: o.accumulateUnsynced,
+    gradAccumulation: o.gradAccumulation, cpuOffload: o.cpuOffload, reduceBytes: o.reduceBytes, quantizer: o.quantizer, kbitUpcast: o.kbitUpcast, quantizedHead: o.quantizedHead,
+    dequantBytes: o.dequantBytes, loraDropout: o.loraDropout, zero: o.zeroBuckets,
+  });
+  const precision: Precision = settings.precision;
+  if (!['mixed', 'bf16', 'fp16', 'fp32'].includes(precision)) throw new QuantkitError('ERR_USAGE', `--precision must be mixed, bf16, fp16 or fp32 (got ${precision})`);
+  const wordBytes = precision === 'fp32' ? 4 : 2;
+  const rank = positive('--lora-rank', o.loraRank, 8);
+  const targets = o.loraTargets ?? ['q_proj', 'v_proj'];
+  const units = modelUnits(model);
+  const lora = method === 'full' ? null : loraLayer(model.checkpoint.tensors, rank, targets, dims, settings.loraDropout, settings.adapterBytes, wordBytes);
+  const trainable = method === 'full' ? model.params : loraParams(model.checkpoint.tensors, rank, targets, dims);
+  let frozenBytes = 0;
+  let layerBytes = units.layerParams * wordBytes;
+  let rootBytes = units.rootParams * wordBytes;
+  let dequant = 0;
+  if (method !== 'full') {
+    const wf: WeightFormat = method === 'qlora' ? { dtype: 'nf4', doubleQuant: o.doubleQuant ?? true } : { dtype: precision === 'fp32' ? 'fp32' : 'bf16' };
+    const w = await weightBytes(model, wf);
+    // prepare_model_for_kbit_training keeps embeddings, head and norms in fp32: 2 more bytes each.
+    frozenBytes = w.total + (method === 'qlora' && settings.kbitUpcast ? units.unquantizedParams * 2 : 0);
+    layerBytes = await tensorsBytes(model, units.layerTensors, wf);
+    rootBytes = await tensorsBytes(model, units.rootTensors, wf);
+    dequant = method === 'qlora' ? w.largestQuantizedParams : 0;
+  }
+  const convention: Convention = o.convention ?? 'pytorch';
+  const terms = finetuneTerms({
+    dims, params: model.params, trainable, frozenBytes, layers: units.layers, layerParams: units.layerParams, layerBytes, rootParams: units.rootParams, rootBytes,
+    layerTrainable: lora?.params ?? units.layerParams, largestTrainableParams: lora?.largestTensor ?? model.largestTensorParams, largestTensorParams: model.largestTensorParams,
+    dequantScratchParams: dequant, loraInputsPerToken: lora?.inputBytesPerToken ?? 0, method, settings, convention, batch, seq, attention,
+    dropout: o.dropout ?? false, compile: o.compile ?? false, optimizerInBackward: o.optimizerInBackward ?? false, offloadActivations: o.offloadActivations ?? false,
+    gradientsPersist: o.gradientsPersist ?? false, layout,
+  });
+  if (peakKind === 'device' && convention === 'pytorch' && batch > 0) terms.push(allocatorReserve(terms));
+  const components: Components = Object.fromEntries(terms.map((t) => [t.name, t.bytes]));
+  // Only the settings that change this estimate: quantization ones for QLoRA, sharding ones when sharded.
+  const sharded = layout.dataParallel.startsWith('fsdp') || layout.dataParallel === 'hsdp';
+  const relevant: Partial<Record<keyof TrainingSettings, boolean>> = {
+    adapterBytes: method !== 'full', loraDropout: method !== 'full', quantizer: method === 'qlora', kbitUpcast: method === 'qlora', quantizedHead: method === 'qlora', dequantBytes: method === 'qlora',
+    wrap: sharded, sharedUnits: sharded && method !== 'full', reduceBytes: sharded, zero: layout.dataParallel.startsWith('zero'), accumulateUnsynced: settings.gradAccumulation > 1, cpuOffload: layout.dp > 1,
+  };
+  const resolved: Estimate['settings'] = {};
+  for (const [k, why] of Object.entries(settings.why)) if (relevant[k as keyof TrainingSettings] !== false) resolved[k] = { value: settings[k as keyof TrainingSettings], why };
+  return {
+    ...base, dtype: precision, peak_bytes: allocatedPeak(terms), peak_kind: peakKind, components,
+    terms: terms.map((t) => ({ name: t.name, bytes: t.bytes, why: t.why, phase: t.phase, ...(t.outsideAllocator ? { outside_allocator: true } : {}) })),
+    settings: resolved,
+    assumptions: {
+      scenario: 'finetune', method, ...(settings.framework ? { framework: settings.framework } : {}), precision, optimizer: settings.optimizer, trainable_params: trainable,
+      ...(method !== 'full' ? { lora_rank: rank, lora_targets: targets } : {}), batch, seq, grad_checkpointing: settings.gradCheckpointing, loss: settings.loss, attention,
+      ...(settings.gradAccumulation > 1 ? { grad_accumulation: settings.gradAccumulation } : {}), gpus: layout.gpus, parallel: layout.label, convention, peak_rule: peakRule(terms),
+    },
+  };
 }
 
 /** Estimate for a local model directory or config.json (hub ids go through `estimate` in index.ts). */

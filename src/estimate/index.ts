@@ -9,7 +9,10 @@ import { type Estimate, type EstimateOptions, estimateLocal, estimateModel } fro
 export { type Estimate, type EstimateOptions, type Scenario, type PeakKind, estimateModel, estimateLocal, DEFAULT_CUDA_CONTEXT } from './estimate.js';
 export { type EstimateModel, openLocalModel, fromConfig, fromCheckpoint } from './model.js';
 export { architectureShapes, SUPPORTED_ARCHITECTURES, type ModelDims } from './architectures.js';
-export { GPUS, findGpu, type Gpu } from './gpus.js';
+export { DEVICES, findDevice, fitOn, type Device, type DeviceFit } from './devices.js';
+/** The device table's earlier names (when it held only GPUs). */
+export { DEVICES as GPUS, findDevice as findGpu, type Device as Gpu } from './devices.js';
+export { FRAMEWORKS, type Framework } from './frameworks.js';
 export { parseParallel, type ParallelLayout } from './parallel.js';
 export { weightBytes, tensorRole, WEIGHT_DTYPES, type WeightDtype, type WeightFormat } from './weights.js';
 export { LLAMA_CPP_FILE_TYPES, type LlamaCppFileType } from './llamacpp-mix.js';

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { QuantkitError } from '../../errors.js';
-import { type Estimate, type EstimateOptions, estimate } from '../../estimate/index.js';
+import { type Estimate, type EstimateOptions, DEVICES, FRAMEWORKS, estimate } from '../../estimate/index.js';
+import { LOSSES, OPTIMIZERS, WRAP_UNITS } from '../../estimate/frameworks.js';
 import { WEIGHT_DTYPES, type WeightDtype } from '../../estimate/weights.js';
 import { GGUF_FILE_TYPES, type GgufFileType, type GroupSize } from '../../plan.js';
 import { formatBytes, parseSize } from '../../units.js';
@@ -24,19 +25,26 @@ interface EstimateArgs {
   'kv-bytes'?: number;
   attention: string;
   method: string;
+  framework?: string;
   precision?: string;
-  optimizer: string;
+  optimizer?: string;
   'lora-rank': number;
   'lora-targets'?: string[];
-  'grad-checkpointing': boolean;
-  'chunked-loss': boolean;
+  'grad-checkpointing'?: boolean;
+  'chunked-loss'?: boolean;
+  loss?: string;
+  'grad-accum'?: number;
+  'cpu-offload'?: boolean;
+  wrap?: string;
+  'reduce-dtype'?: string;
   compile: boolean;
   'optimizer-in-backward': boolean;
   'offload-activations': boolean;
   dropout: boolean;
   gpus: number;
   parallel?: string;
-  gpu?: string;
+  device?: string;
+  explain: boolean;
   peak: string;
   runtime: string;
   ubatch?: number;
@@ -69,19 +77,26 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('kv-bytes', { type: 'number', describe: 'bytes per KV-cache element (default 2)' })
       .option('attention', { type: 'string', choices: ['flash', 'eager'], default: 'flash' })
       .option('method', { type: 'string', choices: ['full', 'lora', 'qlora'], default: 'full' })
-      .option('precision', { type: 'string', choices: ['mixed', 'bf16', 'fp16', 'fp32'], describe: 'training precision (full: mixed, LoRA: bf16)' })
-      .option('optimizer', { type: 'string', choices: ['adamw', 'adamw8bit', 'sgd', 'sgd-momentum'], default: 'adamw' })
+      .option('framework', { type: 'string', choices: FRAMEWORKS, describe: 'take this framework\'s defaults for every training setting not given (see --explain)' })
+      .option('precision', { type: 'string', choices: ['mixed', 'bf16', 'fp16', 'fp32'], describe: 'training precision (full: mixed, LoRA: bf16, or the framework\'s)' })
+      .option('optimizer', { type: 'string', choices: OPTIMIZERS, describe: 'optimizer (default adamw, or the framework\'s); paged-* live outside PyTorch\'s allocator' })
       .option('lora-rank', { type: 'number', default: 8 })
       .option('lora-targets', { type: 'string', array: true, describe: "module names, or all-linear (default q_proj v_proj)" })
-      .option('grad-checkpointing', { type: 'boolean', default: false })
-      .option('chunked-loss', { type: 'boolean', default: false, describe: 'chunked cross-entropy' })
+      .option('grad-checkpointing', { type: 'boolean', describe: 'activation checkpointing (default off, or the framework\'s)' })
+      .option('chunked-loss', { type: 'boolean', describe: 'same as --loss chunked' })
+      .option('loss', { type: 'string', choices: LOSSES, describe: 'upcast (fp32 cross-entropy), chunked (torchtune), chunked-lowp (Lit-GPT)' })
+      .option('grad-accum', { type: 'number', describe: 'gradient accumulation micro-steps (default 1)' })
+      .option('cpu-offload', { type: 'boolean', describe: 'FSDP/ZeRO CPU offload of sharded parameters, gradients and optimizer states' })
+      .option('wrap', { type: 'string', choices: WRAP_UNITS, describe: 'FSDP wrapping unit (default layer)' })
+      .option('reduce-dtype', { type: 'string', choices: ['bf16', 'fp32'], describe: 'dtype FSDP reduce-scatters gradients in' })
       .option('compile', { type: 'boolean', default: false, describe: 'torch.compile (fused MLP and loss)' })
       .option('optimizer-in-backward', { type: 'boolean', default: false })
       .option('offload-activations', { type: 'boolean', default: false })
       .option('dropout', { type: 'boolean', default: false, describe: 'the model trains with dropout' })
       .option('gpus', { type: 'number', default: 1 })
-      .option('parallel', { type: 'string', describe: 'ddp, zero1, zero2, zero3, fsdp, tpN, ppN, dpN, combined with + (tp2+dp4)' })
-      .option('gpu', { type: 'string', describe: 'check the fit on a device (RTX4090, A100-80, H100-80, M-32, phone-8, ...)' })
+      .option('parallel', { type: 'string', describe: 'ddp, zero1, zero2, zero3, fsdp, fsdp-grad-op, hsdpN, tpN, ppN, dpN, combined with + (tp2+fsdp)' })
+      .option('device', { type: 'string', alias: 'gpu', describe: `check the fit on a device: ${DEVICES.filter((d) => !/^(M|phone)-/.test(d.name)).map((d) => d.name).join(', ')}, M-<GB>, phone-<GB>` })
+      .option('explain', { type: 'boolean', default: false, describe: 'print every term per GPU with the behaviour it models' })
       .option('runtime', { type: 'string', choices: ['pytorch', 'llama.cpp'], default: 'pytorch', describe: 'inference runtime: PyTorch on a GPU, or llama.cpp buffers for a GGUF file' })
       .option('ubatch', { type: 'number', describe: 'llama.cpp micro-batch (default 512)' })
       .option('peak', { type: 'string', choices: ['allocator', 'device'], default: 'device', describe: "allocator (torch.cuda.max_memory_allocated) or device (nvidia-smi: + CUDA context)" })
@@ -117,42 +132,59 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       kvBytes: args['kv-bytes'],
       attention: args.attention as 'flash' | 'eager',
       method: args.method as 'full' | 'lora' | 'qlora',
+      framework: args.framework as EstimateOptions['framework'],
       precision: args.precision as EstimateOptions['precision'],
       optimizer: args.optimizer as EstimateOptions['optimizer'],
       loraRank: args['lora-rank'],
       loraTargets: args['lora-targets'],
       gradCheckpointing: args['grad-checkpointing'],
       chunkedLoss: args['chunked-loss'],
+      loss: args.loss as EstimateOptions['loss'],
+      gradAccumulation: args['grad-accum'],
+      cpuOffload: args['cpu-offload'],
+      wrap: args.wrap as EstimateOptions['wrap'],
+      reduceBytes: args['reduce-dtype'] === undefined ? undefined : args['reduce-dtype'] === 'fp32' ? 4 : 2,
       compile: args.compile,
       optimizerInBackward: args['optimizer-in-backward'],
       offloadActivations: args['offload-activations'],
       dropout: args.dropout,
       gpus: args.gpus,
       parallel: args.parallel,
-      gpu: args.gpu,
+      device: args.device,
       peak: args.peak as 'allocator' | 'device',
       runtime: args.runtime as 'pytorch' | 'llama.cpp',
       ubatch: args.ubatch,
       cudaContextBytes,
     };
     const est = await estimate(args.target, o, { revision: args.revision, token: args.token });
-    process.stdout.write(args.json ? JSON.stringify(est, null, 2) + '\n' : estimateText(est) + '\n');
+    process.stdout.write(args.json ? JSON.stringify(est, null, 2) + '\n' : estimateText(est, args.explain) + '\n');
   },
 };
 
-export function estimateText(e: Estimate): string {
+export function estimateText(e: Estimate, explain = false): string {
   const out: string[] = [];
   const a = e.assumptions;
   out.push(`${e.model}: ${e.params.toLocaleString('en-US')} parameters (${e.params_source})`);
   out.push(`scenario: ${e.scenario}; ${Object.entries(a).filter(([k]) => k !== 'scenario' && k !== 'peak_rule' && k !== 'note').map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ')}`);
-  const width = Math.max(...Object.keys(e.components).map((k) => k.length), 10);
-  for (const [k, v] of Object.entries(e.components)) out.push(`  ${k.padEnd(width)}  ${formatBytes(v)}`);
+  if (explain && e.settings) {
+    out.push('settings:');
+    for (const [k, { value, why }] of Object.entries(e.settings)) out.push(`  ${k} = ${typeof value === 'object' ? JSON.stringify(value) : String(value)}: ${why}`);
+  }
+  const width = Math.max(...e.terms.map((t) => t.name.length), 10);
+  for (const t of e.terms) {
+    const phase = t.phase ? ` [${t.phase}${t.outside_allocator ? ', outside the allocator' : ''}]` : '';
+    out.push(`  ${t.name.padEnd(width)}  ${formatBytes(t.bytes)}${explain ? `${phase}  ${t.why}` : ''}`);
+  }
   const label = e.peak_kind === 'file' ? 'total file size' : e.peak_kind === 'host' ? 'llama.cpp buffers in all (host memory)' : `peak per GPU (${e.peak_kind})`;
   out.push(`  ${label}: ${formatBytes(e.peak_bytes)}`);
   if (a.peak_rule) out.push(`  peak = ${String(a.peak_rule)}`);
   if (a.note) out.push(`  ${String(a.note)}`);
-  if (e.fits) {
-    out.push(`${e.fits.fits ? 'fits on' : 'does NOT fit on'} ${e.fits.note}: ${formatBytes(Math.abs(e.fits.headroom_bytes))} ${e.fits.fits ? 'to spare' : 'short'}`);
+  const f = e.fits;
+  if (f) {
+    const verdict = (fits: boolean, headroom: number) => `${formatBytes(Math.abs(headroom))} ${fits ? 'to spare' : 'short'}`;
+    out.push(`${f.fits ? 'fits on' : 'does NOT fit on'} ${f.device} (${f.note}; budget ${formatBytes(f.capacity_bytes)}): ${verdict(f.fits, f.headroom_bytes)}`);
+    if (f.raised) out.push(`  ${f.raised.how}: budget ${formatBytes(f.raised.capacity_bytes)}, ${f.raised.fits ? 'fits' : 'does NOT fit'}: ${verdict(f.raised.fits, f.raised.headroom_bytes)}`);
+    if (explain && f.source) out.push(`  budget source: ${f.source}`);
     if (e.cheapest_fit) out.push(`cheapest configuration that fits: ${e.cheapest_fit.description} (${formatBytes(e.cheapest_fit.peak_bytes)})`);
     else if (e.cheapest_fit === null) out.push('no configuration among those tried fits this device');
   }
