@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Checkpoint } from '../../src/checkpoint.js';
 import { architectureShapes, SUPPORTED_ARCHITECTURES } from '../../src/estimate/architectures.js';
 import { openLocalModel } from '../../src/estimate/model.js';
-import { loraParams } from '../../src/estimate/scenarios.js';
+import { loraParams } from '../../src/estimate/finetune.js';
 import { STORIES260K, TINYSTORIES656K } from '../helpers/models.js';
 
 const count = (c: Record<string, unknown>) => architectureShapes(c).tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);

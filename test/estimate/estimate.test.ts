@@ -85,14 +85,14 @@ describe('scenario arithmetic', () => {
     expect(gc.peak_bytes).toBeLessThan(plain.peak_bytes);
     const qlora = await estimateModel(m, { scenario: 'finetune', method: 'qlora', batch: 1, seq: 4096, gradCheckpointing: true, peak: 'allocator' });
     const lora = await estimateModel(m, { scenario: 'finetune', method: 'lora', batch: 1, seq: 4096, gradCheckpointing: true, peak: 'allocator' });
-    expect(qlora.components.base_weights! / lora.components.base_weights!).toBeGreaterThan(0.3);
-    expect(qlora.components.base_weights! / lora.components.base_weights!).toBeLessThan(0.45);
+    expect(qlora.components.frozen_weights! / lora.components.frozen_weights!).toBeGreaterThan(0.3);
+    expect(qlora.components.frozen_weights! / lora.components.frozen_weights!).toBeLessThan(0.45);
     expect(qlora.assumptions.trainable_params).toBe(lora.assumptions.trainable_params);
   });
 
   it('parses parallel layouts and refuses ones that do not multiply to --gpus', () => {
     expect(parseParallel('tp2+pp2+zero1', 8)).toMatchObject({ tp: 2, pp: 2, dp: 2, dataParallel: 'zero1' });
-    expect(parseParallel('fsdp', 4)).toMatchObject({ dp: 4, dataParallel: 'zero3' });
+    expect(parseParallel('zero3', 4)).toMatchObject({ dp: 4, dataParallel: 'zero3', shardGroup: 4 });
     expect(parseParallel(undefined, 1).label).toBe('single GPU');
     expect(() => parseParallel('tp3', 8)).toThrow(/does not divide/);
     expect(() => parseParallel('tp2+dp2', 8)).toThrow(/= 4 GPUs, but --gpus is 8/);
@@ -139,7 +139,7 @@ describe('quantkit estimate (CLI)', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/3,821,079,552 parameters \(config formulas\)/);
     expect(r.stdout).toMatch(/peak per GPU \(device\): [\d.]+ GB \([\d.]+ GiB\)/);
-    expect(r.stdout).toMatch(/fits on NVIDIA T4/);
+    expect(r.stdout).toMatch(/fits on T4 \(NVIDIA T4/);
   });
 
   it('fails with exit 3 naming the file for an architecture without formulas, exit 2 for bad flags', () => {
@@ -149,6 +149,6 @@ describe('quantkit estimate (CLI)', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/rwkv\.json.*model_type 'rwkv' has no parameter formulas/);
     expect(cli('estimate', STORIES260K, '--gpus', '4', '--parallel', 'tp3').code).toBe(2);
-    expect(cli('estimate', STORIES260K, '--gpu', 'Z80').stderr).toMatch(/unknown --gpu 'Z80'/);
+    expect(cli('estimate', STORIES260K, '--device', 'Z80').stderr).toMatch(/unknown device 'Z80'/);
   });
 });
