@@ -214,7 +214,11 @@ async function cheapestFit(model: EstimateModel, o: EstimateOptions, device: Dev
   const scenario = o.scenario ?? 'inference';
   const common: EstimateOptions = { ...o, gpu: undefined, device: undefined, recommend: false, bits: undefined, dtype: undefined, keep: undefined, bitsFor: undefined, ggufType: undefined };
   const candidates: [string, EstimateOptions][] = [];
-  if (scenario === 'inference') {
+  if (scenario === 'inference' && o.runtime === 'llama.cpp') {
+    // A GGUF for a phone or laptop: smaller llama.cpp types first, then shorter contexts at 4 bits.
+    for (const t of ['Q8_0', 'Q6_K', 'Q5_K_M', 'Q4_K_M', 'IQ4_XS', 'Q3_K_S', 'IQ2_XXS'] as const) candidates.push([`GGUF ${t}`, { ...common, dtype: `gguf:${t}` }]);
+    for (const seq of [2048, 1024, 512]) if ((o.seq ?? 2048) > seq) candidates.push([`GGUF Q4_K_M, context ${seq}`, { ...common, dtype: 'gguf:Q4_K_M', seq }], [`GGUF IQ2_XXS, context ${seq}`, { ...common, dtype: 'gguf:IQ2_XXS', seq }]);
+  } else if (scenario === 'inference') {
     // gguf-raw prices the same Q8_0/Q4_0 blocks for any architecture (runnable GGUF needs a mapped one).
     candidates.push(['bf16 weights', { ...common, dtype: 'bf16' }], ['int8 (bitsandbytes)', { ...common, dtype: 'int8' }], ['quantkit int8 (GGUF Q8_0)', { ...common, bits: 8, format: 'gguf-raw' }], ['nf4 (bitsandbytes, double quant)', { ...common, dtype: 'nf4', doubleQuant: true }], ['quantkit int4 (GGUF Q4_0)', { ...common, bits: 4, format: 'gguf-raw' }]);
     for (const seq of [1024, 512]) if ((o.seq ?? 2048) > seq) candidates.push([`quantkit int4 (GGUF Q4_0), context ${seq}`, { ...common, bits: 4, format: 'gguf-raw', seq }]);

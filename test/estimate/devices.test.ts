@@ -26,6 +26,10 @@ describe('devices', () => {
     // A shorter context is what makes the 3B model fit a 4 GB iPhone (2.1 GB budget).
     expect((await estimateModel(model('llama-3.2-3b'), { ...gguf, device: 'iphone-12-mini' })).fits!.fits).toBe(false);
     expect((await estimateModel(model('llama-3.2-3b'), { ...gguf, dtype: 'gguf:IQ2_XXS', seq: 1024, device: 'iphone-12-mini' })).fits!.fits).toBe(true);
+    // What does fit is searched among llama.cpp types and contexts, never bitsandbytes formats.
+    const advice = await estimateModel(model('llama-3.1-8b'), { ...gguf, recommend: true, device: 'iphone-15-pro' });
+    expect(advice.cheapest_fit!.description).toMatch(/^GGUF (Q3_K_S|IQ2_XXS|Q4_K_M, context)/);
+    expect(advice.cheapest_fit!.peak_bytes).toBeLessThanOrEqual(3e9);
   });
 
   it('gives Macs Metal\'s working set (2/3 of RAM up to 32 GB, 3/4 above) and Android phones half their RAM', async () => {

@@ -37,6 +37,7 @@ interface EstimateArgs {
   'cpu-offload'?: boolean;
   wrap?: string;
   'reduce-dtype'?: string;
+  'kbit-upcast'?: boolean;
   compile: boolean;
   'optimizer-in-backward': boolean;
   'offload-activations': boolean;
@@ -89,6 +90,7 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('cpu-offload', { type: 'boolean', describe: 'FSDP/ZeRO CPU offload of sharded parameters, gradients and optimizer states' })
       .option('wrap', { type: 'string', choices: WRAP_UNITS, describe: 'FSDP wrapping unit (default layer)' })
       .option('reduce-dtype', { type: 'string', choices: ['bf16', 'fp32'], describe: 'dtype FSDP reduce-scatters gradients in' })
+      .option('kbit-upcast', { type: 'boolean', describe: 'QLoRA: prepare_model_for_kbit_training upcasts non-quantized weights to fp32 (hf-trainer/axolotl default on one GPU)' })
       .option('compile', { type: 'boolean', default: false, describe: 'torch.compile (fused MLP and loss)' })
       .option('optimizer-in-backward', { type: 'boolean', default: false })
       .option('offload-activations', { type: 'boolean', default: false })
@@ -144,6 +146,7 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       cpuOffload: args['cpu-offload'],
       wrap: args.wrap as EstimateOptions['wrap'],
       reduceBytes: args['reduce-dtype'] === undefined ? undefined : args['reduce-dtype'] === 'fp32' ? 4 : 2,
+      kbitUpcast: args['kbit-upcast'],
       compile: args.compile,
       optimizerInBackward: args['optimizer-in-backward'],
       offloadActivations: args['offload-activations'],
