@@ -75,7 +75,7 @@ export interface FinetuneInputs {
   layout: ParallelLayout;
 }
 
-const GB = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
+const inGB = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
 
 export function finetuneTerms(x: FinetuneInputs): Term[] {
   const L = x.layout;
@@ -117,7 +117,7 @@ export function finetuneTerms(x: FinetuneInputs): Term[] {
   if (offload) terms.push({ name: 'offloaded_states', bytes: 0, phase: 'static', why: `optimizer states${z >= 3 ? ', sharded parameters' : ''} and gradient partitions ${onCpu} (${s.why.cpuOffload})` });
 
   // Gradients: which parameters get one, in what dtype, sharded or not.
-  const gradBytes = full ? (mixed && fsdp ? 4 : trainBytes === 4 && !mixed ? 4 : wordBytes) : s.adapterBytes;
+  const gradBytes = full ? (mixed && fsdp ? 4 : wordBytes) : s.adapterBytes;
   // FSDP1 use_orig_params=True with frozen and trainable parameters in one unit materialises the whole
   // unit's gradient (zeros for the frozen part): gradient memory as if nothing were frozen.
   const sharedFrozen = !full && fsdp && s.sharedUnits ? x.layers * x.layerParams : 0;
@@ -143,8 +143,8 @@ export function finetuneTerms(x: FinetuneInputs): Term[] {
     const inFlight = L.dataParallel === 'fsdp-grad-op' ? layersHere : Math.min(2, layersHere);
     const unitWhy = s.wrap === 'model' ? 'the whole model is one FSDP unit (no auto-wrap policy)' : s.wrap === 'linear' ? 'each Linear is an FSDP unit' : `each decoder layer is an FSDP unit (${s.why.wrap})`;
     put('fsdp_gathered_units', (inFlight * unit) / L.tp, 'transient', L.dataParallel === 'fsdp-grad-op'
-      ? `SHARD_GRAD_OP keeps every unit of this stage unsharded from its forward to its backward: ${layersHere} × ${GB(unit)}`
-      : `the unit being computed and the next one prefetched (FSDP backward_prefetch=BACKWARD_PRE / FSDP2 implicit prefetch, at most two all-gathers in flight): 2 × ${GB(unit)}; ${unitWhy}`);
+      ? `SHARD_GRAD_OP keeps every unit of this stage unsharded from its forward to its backward: ${layersHere} × ${inGB(unit)}`
+      : `the unit being computed and the next one prefetched (FSDP backward_prefetch=BACKWARD_PRE / FSDP2 implicit prefetch, at most two all-gathers in flight): 2 × ${inGB(unit)}; ${unitWhy}`);
     if (s.wrap !== 'model') put('fsdp_root_unsharded', x.rootBytes / L.tp, 'transient', 'parameters outside the layers (embeddings, output head, final norm) form the root unit, which FSDP does not reshard after forward because backward needs it at once');
     const unitGradParams = full || sharedFrozen ? x.layerParams : x.layerTrainable;
     const unitGrad = unitGradParams * (full || sharedFrozen ? (mixed ? 2 : wordBytes) : s.adapterBytes);
