@@ -30,11 +30,12 @@ export function buildCli(argv: string[], commands = COMMANDS): Argv {
     .scriptName('quantkit')
     .parserConfiguration(PARSER_CONFIGURATION)
     .usage('quantkit <command> [options]\n\nQuantize Hugging Face safetensors checkpoints (GGUF for llama.cpp, compressed-tensors safetensors for vLLM/transformers), verify what was written, and predict memory.');
-  for (const c of commands) y = y.command(c);
+  // Every command's help ends with the same notes as the top level's (yargs does not carry an epilog down).
+  for (const c of commands) y = y.command({ ...c, builder: (cy: Argv) => (typeof c.builder === 'function' ? (c.builder(cy) as Argv) : cy.options(c.builder ?? {})).epilog(EPILOG) });
   return y
     .example('quantkit quantize models/stories260k --bits 4 --keep "*norm*"', '4-bit compressed-tensors safetensors, norms kept')
     .example('quantkit quantize models/stories260k --format gguf --gguf-type mobile', 'a GGUF file llama.cpp runs')
-    .example('quantkit quantize ./sd15 --bits 8 --keep "vae/*"', 'a diffusers pipeline folder (model_index.json), the VAE kept')
+    .example('quantkit quantize ./sd-pipeline --bits 8 --keep "vae/*"', 'a diffusers pipeline folder (model_index.json), the VAE kept')
     .example('quantkit estimate config.json --dtype nf4 --gpu RTX4090', 'does it fit? from config.json alone')
     .demandCommand(1, 'name a command: quantize, plan, verify, estimate, report, pull or info')
     .recommendCommands()
@@ -46,12 +47,14 @@ export function buildCli(argv: string[], commands = COMMANDS): Argv {
     .alias('help', 'h')
     .version(VERSION)
     .epilog(EPILOG)
-    .wrap(Math.min(110, process.stdout.columns || 80));
+    .wrap(Math.min(120, process.stdout.columns || 100));
 }
 
 /** yargs' own messages, said in the command's terms, with where to look next. */
 function usageMessage(msg: string, argv: string[]): string {
   const command = COMMANDS.find((c) => String(c.command).split(' ')[0] === argv[0]);
+  const suggestion = /^Did you mean (.+)\?$/.exec(msg);
+  if (suggestion) return `unknown command '${argv[0]}': did you mean ${suggestion[1]}?`;
   if (!command) return msg;
   const [name, ...positionals] = String(command.command).split(' ');
   if (/^Not enough non-option arguments/.test(msg)) return `${name} needs ${positionals.join(' ')}: quantkit ${command.command} [options] (see quantkit ${name} --help)`;

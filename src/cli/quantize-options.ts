@@ -26,7 +26,6 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('bits-for', { type: 'string', array: true, requiresArg: true, describe: 'GLOB=BITS: mixed precision, e.g. "*down_proj*=8"; repeatable, first matching rule wins' })
     .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: "scale dtype of safetensors output (default: the model's torch_dtype)" })
     .option('max-shard-size', { type: 'string', describe: 'split safetensors output into shards of at most SIZE: 500MB, 2GB (10^9 bytes), 1GiB (2^30 bytes)' })
-    .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the number of CPUs)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
     .group(['bits', 'group-size', 'format', 'gguf-type', 'method', 'sym', 'asym', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size'], 'Quantization:')
     .group(['calibration-samples', 'calibration-length', 'seed', 'damp'], 'GPTQ calibration (--method gptq, iq4nl-gptq):');
@@ -45,7 +44,6 @@ export interface QuantizeArgs extends CalibrationArgs {
   'bits-for'?: string[];
   'scale-dtype'?: string;
   'max-shard-size'?: string;
-  threads?: number;
 }
 
 export function checkThreads(t: number | undefined): number | undefined {

@@ -13,7 +13,6 @@ export const PlanCommand: CommandModule<object, QuantizeArgs & { json: boolean }
   describe: 'print what quantize would do to each tensor and the exact size of every output file; writes nothing and reads local files only (a hub id from the Hugging Face cache)',
   builder: (y) =>
     withQuantizeOptions(y)
-      .group(['threads', 'json'], 'Output:')
       .example('quantkit plan models/stories260k --format gguf --bits-for "*down_proj*=8"', 'per tensor: quantized how, or kept and why; per file: exact bytes')
       .example('quantkit plan ./sd-pipeline --keep "vae/*"', "a diffusers pipeline: each component's plan, and the files copied") as never,
   handler: (args) => printPlan(args.model, toQuantizeOptions(args), args.json),
