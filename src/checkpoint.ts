@@ -54,7 +54,7 @@ async function noWeights(dir: string): Promise<QuantkitError> {
   const variants = names.filter((n) => /^(model|diffusion_pytorch_model)\..+\.safetensors$/.test(n));
   if (variants.length)
     return new QuantkitError('ERR_CHECKPOINT', `only variant weights here (${variants.join(', ')}): quantkit reads ${WEIGHTS_STEMS.map((s) => `${s}.safetensors`).join(' or ')}; rename the variant to quantize to that name`, { file: dir });
-  return new QuantkitError('ERR_CHECKPOINT', `no model.safetensors, diffusion_pytorch_model.safetensors or shard index (${INDEX_FILE}) in this directory${names.includes('config.json') ? ' (only config.json: quantkit estimate works from it)' : ''}`, { file: dir });
+  return new QuantkitError('ERR_CHECKPOINT', `no model.safetensors or ${INDEX_FILE} in this directory (nor a diffusers diffusion_pytorch_model.safetensors)${names.includes('config.json') ? '; with config.json alone, quantkit estimate works' : ''}`, { file: dir });
 }
 
 export interface CheckpointTensor {

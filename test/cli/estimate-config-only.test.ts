@@ -54,6 +54,6 @@ describe('estimate on a folder holding only config.json', () => {
     mkdirSync(empty);
     const e = runCli(['estimate', empty]);
     expect(e.code).toBe(3);
-    expect(e.stderr).toMatch(/no model\.safetensors, diffusion_pytorch_model\.safetensors or shard index/);
+    expect(e.stderr).toMatch(/no model\.safetensors or model\.safetensors\.index\.json in this directory \(nor a diffusers diffusion_pytorch_model\.safetensors\)\n$/);
   });
 });
