@@ -28,7 +28,10 @@ const EXPONENT: Partial<Record<Dtype, { width: 1 | 2 | 4; mask: number; carry: n
 
 /** Counts the NaN/Inf elements of little-endian float data; other dtypes have none. */
 export function findNonFinite(bytes: Uint8Array, dtype: Dtype): NonFiniteValues {
-  if (dtype === 'F64') return scan(bytes.length >> 3, (i) => !Number.isFinite(new DataView(bytes.buffer, bytes.byteOffset + i * 8, 8).getFloat64(0, true)));
+  if (dtype === 'F64') {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return scan(bytes.length >> 3, (i) => !Number.isFinite(dv.getFloat64(i * 8, true)));
+  }
   // E4M3 has no infinity; its only NaN encodings are S.1111.111.
   if (dtype === 'F8_E4M3') return scan(bytes.length, (i) => (bytes[i]! & 0x7f) === 0x7f);
   const f = EXPONENT[dtype];

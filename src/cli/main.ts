@@ -18,7 +18,7 @@ export const COMMANDS: CommandModule<object, any>[] = [QuantizeCommand, PlanComm
  * (`--keep a --keep b`), so options go before or after the positional and `--keep x MODEL` never
  * swallows MODEL: yargs' default (greedy arrays) eats every word after an array flag.
  */
-export const PARSER_CONFIGURATION = { 'greedy-arrays': false } as const;
+const PARSER_CONFIGURATION = { 'greedy-arrays': false } as const;
 
 const EPILOG = `Options go before or after the positional argument. Repeatable options (--keep, --bits-for, --include, ...) take one value each time: --keep '*norm*' --keep '*embed*'.
 Exit codes: 0 ok, 2 usage, 3 bad input (checkpoint, NaN/Inf, plan), 4 output refused, 5 --max-rel-rmse exceeded, 6 verification failed, 7 Hugging Face Hub, 130 interrupted.

@@ -1,7 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { Checkpoint, isDiffusersPipeline } from '../../checkpoint.js';
 import { QuantkitError } from '../../errors.js';
-import { parseRepoId } from '../../hub/client.js';
 import { type QuantizeOptions, planQuantization } from '../../plan.js';
 import { planPipeline } from '../../pipeline.js';
 import { localModel } from '../../quantize.js';
@@ -23,10 +22,9 @@ export const PlanCommand: CommandModule<object, QuantizeArgs & { json: boolean }
  * never downloaded (pull it first, or let estimate price it from its headers).
  */
 export async function printPlan(model: string, options: QuantizeOptions, json: boolean): Promise<void> {
-  const id = parseRepoId(model);
   const path = await localModel(model, { hub: { offline: true } }).catch((e: unknown) => {
-    if (!(e instanceof QuantkitError && e.code === 'ERR_HUB_OFFLINE') || !id) throw e;
-    throw new QuantkitError('ERR_HUB_OFFLINE', `not in the Hugging Face cache: plan reads local files only (quantkit pull ${model} first, or quantkit estimate ${model} --scenario packed --bits ${options.bits} for sizes from the hub's headers)`, { file: model });
+    if (!(e instanceof QuantkitError && e.code === 'ERR_HUB_OFFLINE')) throw e;
+    throw new QuantkitError('ERR_CHECKPOINT', `no such file or directory, nor a hub repository in the Hugging Face cache: plan reads local files only (for a hub id: quantkit pull ${model} first, or quantkit estimate ${model} --scenario packed --bits ${options.bits} for sizes from the hub's headers)`, { file: model });
   });
   if (await isDiffusersPipeline(path)) {
     const p = await planPipeline(path, options);
