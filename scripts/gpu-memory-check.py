@@ -66,7 +66,7 @@ def estimate_args(kind, p):
     if kind in ("lora", "qlora"):
         # The child below reproduces the Trainer's setup, so the prediction takes the hf-trainer preset.
         return ["--scenario", "finetune", "--framework", "hf-trainer", "--method", kind, "--lora-rank", str(p["rank"]),
-                "--lora-targets", *LORA_TARGETS, "--batch", str(p["batch"]), "--seq", str(p["seq"]), "--grad-checkpointing", "--grad-accum", "1",
+                *[a for t in LORA_TARGETS for a in ("--lora-targets", t)], "--batch", str(p["batch"]), "--seq", str(p["seq"]), "--grad-checkpointing", "--grad-accum", "1",
                 "--no-kbit-upcast"]
     args = ["--scenario", "finetune", "--precision", "bf16", "--optimizer", "adamw", "--batch", str(p["batch"]), "--seq", str(p["seq"])]
     return args + (["--grad-checkpointing"] if p["gc"] else [])

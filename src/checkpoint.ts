@@ -1,9 +1,11 @@
 /**
  * A Hugging Face checkpoint on disk: config.json, one safetensors file or shards listed in
  * model.safetensors.index.json, and tied weights (aliases in `__metadata__`, or `tie_word_embeddings`).
- * Every shard path from the index is checked to stay inside the model directory.
+ * Every shard path from the index is checked to stay inside the model directory. A diffusers component
+ * (unet/, vae/, ...) is the same with diffusion_pytorch_model.safetensors; a diffusers pipeline folder
+ * (model_index.json) holds several of them (src/pipeline.ts).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type ErrorCode, QuantkitError, ioError } from './errors.js';
 import type { Dtype } from './safetensors/dtypes.js';
@@ -12,6 +14,48 @@ import { SafetensorsReader } from './safetensors/reader.js';
 import { isJsonObject, parseStrictJson } from './safetensors/strict-json.js';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
+/** A diffusers pipeline folder: this file lists its components (src/pipeline.ts quantizes it whole). */
+export const PIPELINE_INDEX = 'model_index.json';
+
+/**
+ * What weights files are called: `model.safetensors` (transformers) or `diffusion_pytorch_model.safetensors`
+ * (diffusers components), else `<stem>-00001-of-0000N.safetensors` shards with `<stem>.safetensors.index.json`.
+ * Outputs keep the input's stem.
+ */
+export const WEIGHTS_STEMS = ['model', 'diffusion_pytorch_model'] as const;
+export type WeightsStem = (typeof WEIGHTS_STEMS)[number];
+export const indexFileName = (stem: WeightsStem): string => `${stem}.safetensors.index.json`;
+
+/** The stem of a lone .safetensors file: diffusers' name kept, anything else written as model.safetensors. */
+function stemOfFile(file: string): WeightsStem {
+  return basename(file).startsWith('diffusion_pytorch_model') ? 'diffusion_pytorch_model' : 'model';
+}
+
+/** The weights a directory holds: the index of the first stem that has one, else its single file. */
+export async function findWeights(dir: string): Promise<{ stem: WeightsStem; index: boolean } | null> {
+  for (const stem of WEIGHTS_STEMS) {
+    if (await pathExists(join(dir, indexFileName(stem)))) return { stem, index: true };
+    if (await pathExists(join(dir, `${stem}.safetensors`))) return { stem, index: false };
+  }
+  return null;
+}
+
+/** A diffusers pipeline folder: a directory holding model_index.json. */
+export async function isDiffusersPipeline(path: string): Promise<boolean> {
+  const st = await stat(path).catch(() => null);
+  return !!st?.isDirectory() && (await pathExists(join(path, PIPELINE_INDEX)));
+}
+
+/** Why a directory without weights cannot be opened, in the terms of what it does hold. */
+async function noWeights(dir: string): Promise<QuantkitError> {
+  if (await pathExists(join(dir, PIPELINE_INDEX)))
+    return new QuantkitError('ERR_CHECKPOINT', `a diffusers pipeline folder (${PIPELINE_INDEX}): quantize and plan take it whole, verify takes it with --against the source pipeline; the other commands take one component folder (e.g. ${join(dir, 'unet')})`, { file: dir });
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const variants = names.filter((n) => /^(model|diffusion_pytorch_model)\..+\.safetensors$/.test(n));
+  if (variants.length)
+    return new QuantkitError('ERR_CHECKPOINT', `only variant weights here (${variants.join(', ')}): quantkit reads ${WEIGHTS_STEMS.map((s) => `${s}.safetensors`).join(' or ')}; rename the variant to quantize to that name`, { file: dir });
+  return new QuantkitError('ERR_CHECKPOINT', `no model.safetensors or ${INDEX_FILE} in this directory (nor a diffusers diffusion_pytorch_model.safetensors)${names.includes('config.json') ? '; with config.json alone, quantkit estimate works' : ''}`, { file: dir });
+}
 
 export interface CheckpointTensor {
   name: string;
@@ -41,6 +85,8 @@ export class Checkpoint {
      * safetensors headers): it can be planned, never read.
      */
     readonly shapesOnly = false,
+    /** The weights files' name (model or diffusion_pytorch_model); outputs keep it. */
+    readonly weightsStem: WeightsStem = 'model',
   ) {
     this.byName = new Map(tensors.map((t) => [t.name, t]));
   }
@@ -61,16 +107,20 @@ export class Checkpoint {
     const config = st.isDirectory() ? await readConfig(dir) : null;
     let files: string[];
     let weightMap: Map<string, string> | null = null;
+    let stem: WeightsStem;
     if (!st.isDirectory()) {
       files = [path];
-    } else if (await pathExists(join(dir, INDEX_FILE))) {
-      weightMap = await readIndex(dir);
-      files = [...new Set(weightMap.values())];
-    } else if (await pathExists(join(dir, 'model.safetensors'))) {
-      files = [join(dir, 'model.safetensors')];
+      stem = stemOfFile(path);
     } else {
-      throw new QuantkitError('ERR_CHECKPOINT', `no model.safetensors or ${INDEX_FILE} in this directory`, { file: dir });
+      const found = await findWeights(dir);
+      if (!found) throw await noWeights(dir);
+      stem = found.stem;
+      if (found.index) {
+        weightMap = await readIndex(dir, indexFileName(stem));
+        files = [...new Set(weightMap.values())];
+      } else files = [join(dir, `${stem}.safetensors`)];
     }
+    const indexFile = indexFileName(stem);
 
     const readers = new Map<string, SafetensorsReader>();
     try {
@@ -83,16 +133,16 @@ export class Checkpoint {
           if (prev) throw new QuantkitError('ERR_CHECKPOINT', `tensor is stored twice (also in ${basename(prev)})`, { file, tensor: info.name });
           owner.set(info.name, file);
           if (weightMap && weightMap.get(info.name) !== file)
-            throw new QuantkitError('ERR_CHECKPOINT', `tensor is not listed for this shard in ${INDEX_FILE}`, { file, tensor: info.name });
+            throw new QuantkitError('ERR_CHECKPOINT', `tensor is not listed for this shard in ${indexFile}`, { file, tensor: info.name });
           tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, bytes: info.end - info.begin, file, info });
         }
       }
       if (weightMap) {
         for (const [name, file] of weightMap)
           if (owner.get(name) !== file)
-            throw new QuantkitError('ERR_CHECKPOINT', `listed in ${INDEX_FILE} but missing from the shard`, { file, tensor: name });
+            throw new QuantkitError('ERR_CHECKPOINT', `listed in ${indexFile} but missing from the shard`, { file, tensor: name });
       }
-      return new Checkpoint(dir, config, tensors, findAliases(readers, owner, config), readers, path);
+      return new Checkpoint(dir, config, tensors, findAliases(readers, owner, config), readers, path, false, stem);
     } catch (e) {
       await Promise.all([...readers.values()].map((r) => r.close()));
       throw e;
@@ -207,8 +257,8 @@ export function isInside(parent: string, child: string): boolean {
 }
 
 /** Reads the shard index; every shard path must resolve inside the model directory. */
-async function readIndex(dir: string): Promise<Map<string, string>> {
-  const file = join(dir, INDEX_FILE);
+async function readIndex(dir: string, name: string): Promise<Map<string, string>> {
+  const file = join(dir, name);
   const v = (await readJsonFile(file)) as Record<string, unknown>;
   const wm = isJsonObject(v as never) ? v.weight_map : undefined;
   if (!isJsonObject(wm as never)) throw new QuantkitError('ERR_CHECKPOINT', 'has no weight_map object', { file });

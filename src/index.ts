@@ -19,7 +19,8 @@ export { estimate, estimateModel, openLocalModel, fromConfig, architectureShapes
 export { pull, isOffline, DEFAULT_INCLUDE, type PullOptions, type PullResult, type PulledFile, type DownloadProgress } from './hub/pull.js';
 export { hubCacheDir, repoFolderName } from './hub/cache.js';
 export { parseRepoId, type HubOptions } from './hub/client.js';
-export { Checkpoint, type CheckpointTensor, type ModelConfig } from './checkpoint.js';
+export { Checkpoint, isDiffusersPipeline, type CheckpointTensor, type ModelConfig } from './checkpoint.js';
+export { quantizePipeline, planPipeline, verifyPipeline, readPipeline, type PipelineLayout, type PipelinePlan, type PipelineReport, type PipelineResult, type PipelineVerifyResult } from './pipeline.js';
 export { SafetensorsReader } from './safetensors/reader.js';
 export { SafetensorsWriter, encodeHeader, predictSafetensorsSize, type TensorEntry } from './safetensors/writer.js';
 export { parseHeader, type SafetensorsHeader, type TensorInfo } from './safetensors/header.js';

@@ -4,21 +4,21 @@
  * write quantization-report.json → rename the directory into place. On any error or abort the
  * temporary directory is removed: the output location holds a complete, verified result or nothing.
  */
-import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { mkdir, rename, rm, realpath } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { Checkpoint, isInside, modelName, pathExists } from './checkpoint.js';
+import { dirname, join, resolve } from 'node:path';
+import { Checkpoint, modelName, pathExists } from './checkpoint.js';
 import { convertTensor } from './convert.js';
+import { NonFiniteCheck, type NonFiniteCopy } from './finite.js';
 import { transformTensor } from './formats/gguf-arch.js';
-import { QuantkitError, ioError } from './errors.js';
+import { QuantkitError } from './errors.js';
 import type { Materialized } from './formats/format.js';
 import { addon, allocateParts, newControl } from './native.js';
 import { Prefetcher } from './prefetch.js';
-import { lockOutput } from './output-lock.js';
+import { stagedOutput } from './staged-output.js';
 import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
+export { publish } from './staged-output.js';
 import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions, usesGptq } from './plan.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
@@ -47,6 +47,10 @@ export interface QuantizeRunOptions extends QuantizeOptions {
   signal?: AbortSignal;
   /** When `model` is a hub id (`org/name[@revision]`) rather than a path: how to pull it first. */
   hub?: PullOptions;
+  /** Copy NaN/Inf values of tensors kept unquantized (listed in the report) instead of refusing them. */
+  allowNonFinite?: boolean;
+  /** Where the output ends up when the caller moves it after this run (a pipeline's component): the report names it. */
+  finalOutput?: string;
 }
 
 export interface QuantizationReport extends VerifyResult {
@@ -64,6 +68,8 @@ export interface QuantizationReport extends VerifyResult {
   /** GPTQ methods: the calibration that ran (the model's own text: sequences, tokens each, seed; damping). */
   calibration?: { samples: number; length: number; seed: number; damp: number };
   plan: { name: string; treatment: string; format: string; reason?: string; note?: string }[];
+  /** Kept tensors copied with NaN/Inf values (--allow-non-finite); absent when there were none. */
+  non_finite?: NonFiniteCopy[];
 }
 
 export interface QuantizeResult {
@@ -92,20 +98,6 @@ export async function localModel(model: string, o: { hub?: PullOptions; onProgre
   return r.snapshot;
 }
 
-/** Refuses outputs that would overwrite or live inside the input, or that exist without --force. */
-async function checkOutput(out: string, ckpt: Checkpoint, force: boolean): Promise<void> {
-  // The input is the model directory, or only the file when a single .safetensors file was given.
-  const inputs = [ckpt.input, await realpath(ckpt.input)];
-  // An output that does not exist yet may still sit under a link into the input: resolve its parent.
-  const realOut = await realpath(out).catch(async () => join(await realpath(dirname(out)).catch(() => dirname(out)), basename(out)));
-  const outs = [out, realOut];
-  for (const i of inputs)
-    for (const o of outs)
-      if (i === o || isInside(i, o) || isInside(o, i))
-        throw new QuantkitError('ERR_OUTPUT_INSIDE_INPUT', `output ${out} overlaps the input ${ckpt.input}: choose a directory outside it`, { file: out });
-  if ((await pathExists(out, 'ERR_IO')) && !force) throw new QuantkitError('ERR_OUTPUT_EXISTS', 'output already exists (use --force to replace it)', { file: out });
-}
-
 function planSummary(plan: Plan): QuantizationReport['plan'] {
   return plan.entries.map((e) => {
     const t = e.treatment;
@@ -123,10 +115,11 @@ export function defaultThreads(): number {
 }
 
 /** Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. */
-async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer): Promise<Materialized> {
+async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer, finite: NonFiniteCheck): Promise<Materialized> {
   let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
   let dtype = e.tensor.dtype;
   const t = e.treatment;
+  if (t.kind === 'keep') finite.check(bytes, e.tensor);
   if (t.transform) {
     const read = bytes;
     ({ bytes, dtype } = transformTensor(read, dtype, e.tensor.shape, t.transform));
@@ -147,7 +140,7 @@ async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, cont
   const where = { file: e.tensor.file, tensor: e.tensor.name };
   if (status.nonfinite > 0) {
     const i = status.firstNonfinite;
-    throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (use --keep to store it unquantized)`, where);
+    throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (--keep with --allow-non-finite stores it unquantized as it is)`, where);
   }
   if (status.scaleOverflow > 0)
     throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype} (first at row ${status.firstOverflowRow}); use --scale-dtype F32 or --keep`, where);
@@ -162,25 +155,11 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
   try {
     const plan = await planResolved(ckpt, o);
     const out = resolve(options.output ?? defaultOutputName(model, options));
-    await checkOutput(out, ckpt, options.force ?? false);
-    await mkdir(dirname(out), { recursive: true }).catch((e) => {
-      throw ioError('ERR_IO', dirname(out), e, 'cannot create');
-    });
-    const lock = await lockOutput(out);
-    const tmp = `${out}.quantkit-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await checkOutput(out, ckpt, options.force ?? false); // again, now that no other run can create it
-      await mkdir(tmp).catch((e) => {
-        throw ioError('ERR_IO', out, e, 'cannot create the output directory');
-      });
+    return await stagedOutput(out, ckpt.input, options.force ?? false, async (tmp) => {
       const predicted = await predictMemory(ckpt, options);
-      const report = await writeAndVerify(plan, ckpt, tmp, options, predicted);
-      await publish(tmp, out);
-      return { output: out, plan, report: { ...report, output: out } };
-    } finally {
-      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-      await lock.release();
-    }
+      const report = await writeAndVerify(plan, ckpt, tmp, options, predicted, options.finalOutput ?? out);
+      return { output: out, plan, report };
+    });
   } finally {
     await ckpt.close();
   }
@@ -193,7 +172,8 @@ async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Esti
   return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, quantMethod: o.quantMethod });
 }
 
-async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null): Promise<QuantizationReport> {
+/** Writes and verifies into `dir`; the report names `output`, where the files are once published. */
+async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null, output: string): Promise<QuantizationReport> {
   const threads = options.threads ?? defaultThreads();
   // The search weighs columns by an importance read off the weights: one pass over the norm gains,
   // embedding and projections before writing (src/quant/importance.ts). GPTQ first has the model write
@@ -206,11 +186,12 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     options.onProgress?.({ phase: 'calibrate', tensor: '', done: 1, total: 1, bytesDone: 0, bytesTotal: 0 });
   }
   const quantizer = new TensorQuantizer(importance, calibration);
+  const finite = new NonFiniteCheck(options.allowNonFinite ?? false);
   const control = newControl();
   const unlink = linkCancel(options.signal, control);
   const ticker = progressTicker(options.onProgress, 'quantize', control, plan.sourceBytes, plan.entries.length);
   const pool = new BufferPool();
-  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool, quantizer), PREFETCH_BUDGET);
+  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool, quantizer, finite), PREFETCH_BUDGET);
   let written = 0;
   let previous: Materialized | undefined;
   // The writer asks for tensors one after the other: asking for the next means the previous one's
@@ -248,11 +229,13 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   const weightsWritten = verified.tensors.reduce((n, t) => n + t.bytes, 0);
   if (predicted && predicted.components.weights !== weightsWritten)
     throw new QuantkitError('ERR_VERIFY', `tensor bytes written (${weightsWritten}) differ from the memory prediction's weights (${predicted.components.weights})`, { file: dir });
-  const { signal: _s, onProgress: _p, ...plainOptions } = options;
+  const { signal: _s, onProgress: _p, finalOutput: _f, ...plainOptions } = options;
   const report: QuantizationReport = {
     quantkit: VERSION,
     ...verified,
-    options: { ...plainOptions, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode, threads },
+    output,
+    ...finite.reportField(),
+    options: { ...plainOptions, output, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode, threads },
     sizes,
     ...(calibration ? { calibration: calibration.settings } : {}),
     predicted_memory: predicted && { peak_bytes: predicted.peak_bytes, peak_kind: predicted.peak_kind, components: predicted.components, batch: predicted.batch, seq: predicted.seq, weights_bytes_written: weightsWritten },
@@ -265,20 +248,4 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
 /** JSON has no Infinity: an exact round trip's SNR is written as null. */
 export function jsonReplacer(_key: string, value: unknown): unknown {
   return typeof value === 'number' && !Number.isFinite(value) ? null : value;
-}
-
-/** Moves the finished directory into place; an existing output (with --force) is replaced only now. */
-export async function publish(tmp: string, out: string): Promise<void> {
-  if (await pathExists(out, 'ERR_IO')) {
-    const old = `${out}.quantkit-old-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await rename(out, old).catch((e) => {
-      throw ioError('ERR_IO', out, e, 'cannot replace');
-    });
-    await rename(tmp, out);
-    await rm(old, { recursive: true, force: true });
-    return;
-  }
-  await rename(tmp, out).catch((e) => {
-    throw ioError('ERR_IO', out, e, 'cannot move the finished output into place');
-  });
 }

@@ -1,6 +1,7 @@
 /** The quantkit command line: yargs over the library API, one file per command in commands/. */
-import yargs from 'yargs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { EXIT_CODES, QuantkitError } from '../errors.js';
+import { VERSION } from '../version.js';
 import { EstimateCommand } from './commands/EstimateCommand.js';
 import { InfoCommand } from './commands/InfoCommand.js';
 import { PlanCommand } from './commands/PlanCommand.js';
@@ -9,25 +10,60 @@ import { QuantizeCommand } from './commands/QuantizeCommand.js';
 import { ReportCommand } from './commands/ReportCommand.js';
 import { VerifyCommand } from './commands/VerifyCommand.js';
 
+// Each command has its own argument type; the list only registers them.
+export const COMMANDS: CommandModule<object, any>[] = [QuantizeCommand, PlanCommand, VerifyCommand, EstimateCommand, ReportCommand, PullCommand, InfoCommand];
+
+/**
+ * How every command's arguments are parsed. An array option takes one value per occurrence
+ * (`--keep a --keep b`), so options go before or after the positional and `--keep x MODEL` never
+ * swallows MODEL: yargs' default (greedy arrays) eats every word after an array flag.
+ */
+const PARSER_CONFIGURATION = { 'greedy-arrays': false } as const;
+
+const EPILOG = `Options go before or after the positional argument. Repeatable options (--keep, --bits-for, --include, ...) take one value each time: --keep '*norm*' --keep '*embed*'.
+Exit codes: 0 ok, 2 usage, 3 bad input (checkpoint, NaN/Inf, plan), 4 output refused, 5 --max-rel-rmse exceeded, 6 verification failed, 7 Hugging Face Hub, 130 interrupted.
+Sizes: GB = 10^9 bytes, GiB = 2^30 bytes. Documentation: README.md.`;
+
+/** The parser with every command registered (tests pass the commands with their own handlers). */
+export function buildCli(argv: string[], commands = COMMANDS): Argv {
+  let y = yargs(argv)
+    .scriptName('quantkit')
+    .parserConfiguration(PARSER_CONFIGURATION)
+    .usage('quantkit <command> [options]\n\nQuantize Hugging Face safetensors checkpoints (GGUF for llama.cpp, compressed-tensors safetensors for vLLM/transformers), verify what was written, and predict memory.');
+  // Every command's help ends with the same notes as the top level's (yargs does not carry an epilog down).
+  for (const c of commands) y = y.command({ ...c, builder: (cy: Argv) => (typeof c.builder === 'function' ? (c.builder(cy) as Argv) : cy.options(c.builder ?? {})).epilog(EPILOG) });
+  return y
+    .example('quantkit quantize models/stories260k --bits 4 --keep "*norm*"', '4-bit compressed-tensors safetensors, norms kept')
+    .example('quantkit quantize models/stories260k --format gguf --gguf-type mobile', 'a GGUF file llama.cpp runs')
+    .example('quantkit quantize ./sd-pipeline --bits 8 --keep "vae/*"', 'a diffusers pipeline folder (model_index.json), the VAE kept')
+    .example('quantkit estimate config.json --dtype nf4 --gpu RTX4090', 'does it fit? from config.json alone')
+    .demandCommand(1, 'name a command: quantize, plan, verify, estimate, report, pull or info')
+    .recommendCommands()
+    .strict()
+    .fail((msg, err) => {
+      throw err ?? new QuantkitError('ERR_USAGE', usageMessage(msg, argv));
+    })
+    .help()
+    .alias('help', 'h')
+    .version(VERSION)
+    .epilog(EPILOG)
+    .wrap(Math.min(120, process.stdout.columns || 100));
+}
+
+/** yargs' own messages, said in the command's terms, with where to look next. */
+function usageMessage(msg: string, argv: string[]): string {
+  const command = COMMANDS.find((c) => String(c.command).split(' ')[0] === argv[0]);
+  const suggestion = /^Did you mean (.+)\?$/.exec(msg);
+  if (suggestion) return `unknown command '${argv[0]}': did you mean ${suggestion[1]}?`;
+  if (!command) return msg;
+  const [name, ...positionals] = String(command.command).split(' ');
+  if (/^Not enough non-option arguments/.test(msg)) return `${name} needs ${positionals.join(' ')}: quantkit ${command.command} [options] (see quantkit ${name} --help)`;
+  return `${msg} (see quantkit ${name} --help)`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   try {
-    await yargs(argv)
-      .scriptName('quantkit')
-      .command(QuantizeCommand)
-      .command(PlanCommand)
-      .command(VerifyCommand)
-      .command(EstimateCommand)
-      .command(ReportCommand)
-      .command(PullCommand)
-      .command(InfoCommand)
-      .demandCommand(1, 'name a command: quantize, plan, verify, estimate, report, pull or info')
-      .strict()
-      .fail((msg, err) => {
-        throw err ?? new QuantkitError('ERR_USAGE', msg);
-      })
-      .help()
-      .version(false)
-      .parseAsync();
+    await buildCli(argv).parseAsync();
     return 0;
   } catch (e) {
     return report(e);
@@ -51,4 +87,3 @@ function report(e: unknown): number {
   process.stderr.write(`quantkit: unexpected error: ${err?.stack ?? String(e)}\n`);
   return 1;
 }
-

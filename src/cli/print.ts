@@ -1,5 +1,6 @@
 /** Human-readable plan and report summaries (the CLI's only output formatting). */
 import type { Plan } from '../plan.js';
+import type { PipelinePlan, PipelineReport, PipelineResult, PipelineVerifyResult } from '../pipeline.js';
 import type { QuantizationReport } from '../quantize.js';
 import type { VerifyResult } from '../verify.js';
 import { formatBytes } from '../units.js';
@@ -45,4 +46,57 @@ export function reportText(r: VerifyResult | QuantizationReport): string {
     lines.push(`  files: ${r.sizes.length}, ${formatBytes(t.outputBytes)} written; sizes ${ok ? 'equal the prediction, byte for byte' : 'DIFFER from the prediction'}`);
   }
   return lines.join('\n');
+}
+
+export function planJson(plan: Plan) {
+  return {
+    model: plan.model,
+    format: plan.format,
+    options: { ...plan.options, bitsFor: plan.options.bitsFor.map((r) => `${r.glob}=${r.bits}`) },
+    tensors: plan.entries.map((e) => ({
+      name: e.tensor.name,
+      shape: e.tensor.shape,
+      dtype: e.tensor.dtype,
+      treatment: e.treatment.kind === 'quantize' ? 'quantized' : 'kept',
+      format: e.treatment.kind === 'quantize' ? e.treatment.label : e.treatment.outDtype,
+      bytes: e.outputBytes,
+      ...(e.treatment.kind === 'keep' ? { reason: e.treatment.reason } : e.treatment.note ? { note: e.treatment.note } : {}),
+    })),
+    files: plan.files.map((f) => ({ name: f.name, bytes: f.bytes, kind: f.kind })),
+    sourceBytes: plan.sourceBytes,
+    outputBytes: plan.outputBytes,
+    quantizedParams: plan.quantizedParams,
+    bitsPerQuantizedWeight: plan.bitsPerQuantizedWeight,
+  };
+}
+
+/** What a pipeline's output holds besides its components. */
+function pipelineFiles(p: { copied: { path: string }[]; not_copied: { path: string; reason: string }[] }): string[] {
+  const lines = [`  copied as they are: ${p.copied.map((c) => c.path).join(', ') || 'nothing'}`];
+  if (p.not_copied.length) lines.push(`  left out: ${p.not_copied.map((c) => `${c.path} (${c.reason})`).join(', ')}`);
+  return lines;
+}
+
+export function pipelinePlanText(p: PipelinePlan): string {
+  const parts = p.components.map((c) => `[${c.name}] ${planText(c.plan)}`);
+  const bytes = p.components.reduce((n, c) => n + c.plan.outputBytes, 0) + p.layout.copies.reduce((n, c) => n + c.bytes, 0);
+  parts.push([`diffusers pipeline ${p.layout.dir}: ${p.components.length} components (${p.layout.components.join(', ')}), output ${formatBytes(bytes)}`, ...pipelineFiles({ copied: p.layout.copies, not_copied: p.layout.skipped })].join('\n'));
+  return parts.join('\n\n');
+}
+
+export function pipelinePlanJson(p: PipelinePlan) {
+  return { pipeline: p.layout.dir, components: p.components.map((c) => ({ component: c.name, ...planJson(c.plan) })), copied: p.layout.copies, not_copied: p.layout.skipped };
+}
+
+export function pipelineReportText(r: PipelineReport, components: PipelineResult['components']): string {
+  const t = r.totals;
+  return [
+    ...components.map((c) => `[${c.name}] ${reportText(c.report)}`),
+    `diffusers pipeline: ${t.components} components, ${t.quantizedTensors} tensors quantized (${t.quantizedParams} weights), ${t.keptTensors} kept; ${formatBytes(t.outputBytes)} in all`,
+    ...pipelineFiles(r),
+  ].join('\n');
+}
+
+export function pipelineVerifyText(r: PipelineVerifyResult): string {
+  return r.components.map((c) => `[${c.name}] ${reportText(c.result)}`).join('\n');
 }

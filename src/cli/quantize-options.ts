@@ -5,22 +5,30 @@ import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
 import { parseSize } from '../units.js';
 
+/** What `<model>` may be, for quantize and plan. */
+export const MODEL_ARGUMENT =
+  'model directory (config.json + model.safetensors, or shards with their index), diffusers pipeline folder (model_index.json), single .safetensors file, or hub id org/name[@revision]';
+
+/** How --keep and --bits-for globs read, shared by every command that takes them. */
+export const GLOB_HELP = "* any run of characters, ? one; in a diffusers pipeline COMPONENT/GLOB names one component's tensors (unet/*attn*)";
+
 export function withQuantizeOptions<T>(y: Argv<T>) {
   return withCalibrationOptions(y)
-    .positional('model', { type: 'string', demandOption: true, describe: 'model directory (config.json + safetensors) or a .safetensors file' })
+    .positional('model', { type: 'string', demandOption: true, describe: MODEL_ARGUMENT })
     .option('bits', { type: 'number', choices: [4, 8], default: 4, describe: 'bits per quantized weight' })
-    .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row'" })
+    .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row' (one scale per output channel); GGUF blocks are 32" })
     .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture)' })
     .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'GGUF file type: F32, F16, BF16, Q8_0, Q4_0, Q4_1 or mobile (default: from --bits/--asym)' })
     .option('method', { type: 'string', choices: QUANT_METHODS, default: 'rtn', describe: 'scale selection: rtn (round to nearest, ggml reference), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
-    .option('keep', { type: 'string', array: true, describe: 'glob of tensors to keep unquantized (repeatable)' })
-    .option('bits-for', { type: 'string', array: true, describe: 'GLOB=BITS mixed precision rule (repeatable, first match wins)' })
-    .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: 'scale dtype for safetensors output (default: the model dtype)' })
-    .option('max-shard-size', { type: 'string', describe: 'split safetensors output into shards (e.g. 2GB, 500MiB)' })
-    .option('threads', { type: 'number', describe: 'kernel threads (default: the number of CPUs)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print a machine-readable result on stdout' });
+    .option('keep', { type: 'string', array: true, requiresArg: true, describe: `keep tensors matching GLOB unquantized; repeatable (${GLOB_HELP})` })
+    .option('bits-for', { type: 'string', array: true, requiresArg: true, describe: 'GLOB=BITS: mixed precision, e.g. "*down_proj*=8"; repeatable, first matching rule wins' })
+    .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: "scale dtype of safetensors output (default: the model's torch_dtype)" })
+    .option('max-shard-size', { type: 'string', describe: 'split safetensors output into shards of at most SIZE: 500MB, 2GB (10^9 bytes), 1GiB (2^30 bytes)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+    .group(['bits', 'group-size', 'format', 'gguf-type', 'method', 'sym', 'asym', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size'], 'Quantization:')
+    .group(['calibration-samples', 'calibration-length', 'seed', 'damp'], 'GPTQ calibration (--method gptq, iq4nl-gptq):');
 }
 
 export interface QuantizeArgs extends CalibrationArgs {
@@ -36,7 +44,6 @@ export interface QuantizeArgs extends CalibrationArgs {
   'bits-for'?: string[];
   'scale-dtype'?: string;
   'max-shard-size'?: string;
-  threads?: number;
 }
 
 export function checkThreads(t: number | undefined): number | undefined {
@@ -74,10 +81,10 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
 /** The yargs options of GPTQ's calibration (quantize, plan, estimate and report). */
 export function withCalibrationOptions<T>(y: Argv<T>) {
   return y
-    .option('calibration-samples', { type: 'number', describe: 'gptq: sequences the model writes for calibration (default 64)' })
-    .option('calibration-length', { type: 'number', describe: 'gptq: tokens per calibration sequence (default 256)' })
-    .option('seed', { type: 'number', describe: 'gptq: sampling seed of the calibration text (default 0)' })
-    .option('damp', { type: 'number', describe: "gptq: damping added to the Hessian's diagonal, as a fraction of its mean (default 0.1)" });
+    .option('calibration-samples', { type: 'number', describe: 'sequences the model writes to calibrate on (default 64)' })
+    .option('calibration-length', { type: 'number', describe: 'tokens per calibration sequence, BOS included (default 256)' })
+    .option('seed', { type: 'number', describe: 'sampling seed of the calibration text (default 0)' })
+    .option('damp', { type: 'number', describe: "added to the Hessian's diagonal, as a fraction of its mean (default 0.1)" });
 }
 
 export interface CalibrationArgs {

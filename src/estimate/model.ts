@@ -3,9 +3,9 @@
  * config.json alone (architecture formulas), plus the hyper-parameters the memory formulas need.
  */
 import { stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
-import { Checkpoint, type ModelConfig, modelName, readJsonObject } from '../checkpoint.js';
-import { ioError } from '../errors.js';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Checkpoint, type ModelConfig, findWeights, modelName, pathExists, readJsonObject } from '../checkpoint.js';
+import { QuantkitError, ioError } from '../errors.js';
 import { type Dtype, DTYPE_SIZES, shapeElements } from '../safetensors/dtypes.js';
 import { type ModelDims, SUPPORTED_ARCHITECTURES, architectureShapes } from './architectures.js';
 
@@ -61,7 +61,10 @@ export function fromConfig(config: ModelConfig, file: string, name?: string): Es
   return { ...m, dims };
 }
 
-/** A local target: a model directory (headers) or a config.json path (formulas). */
+/**
+ * A local target: a model directory (headers), a config.json path (formulas), or a directory holding a
+ * config.json and no weights yet, what people download first to see whether a model fits (formulas).
+ */
 export async function openLocalModel(target: string): Promise<EstimateModel> {
   const path = resolve(target);
   let st;
@@ -71,5 +74,15 @@ export async function openLocalModel(target: string): Promise<EstimateModel> {
     throw ioError('ERR_CHECKPOINT', path, e, 'cannot open model');
   }
   if (st.isFile() && path.endsWith('.json')) return fromConfig((await readJsonObject(path, 'config')) as ModelConfig, path);
+  const config = join(path, 'config.json');
+  if (st.isDirectory() && !(await findWeights(path)) && (await pathExists(config))) {
+    const c = (await readJsonObject(config, 'config.json')) as ModelConfig;
+    try {
+      return fromConfig(c, config, modelName(path));
+    } catch (e) {
+      if (e instanceof QuantkitError) throw new QuantkitError(e.code, `${e.message} (no safetensors weights in this folder: the estimate would come from config.json alone)`);
+      throw e;
+    }
+  }
   return fromCheckpoint(await Checkpoint.open(path), 'safetensors headers');
 }

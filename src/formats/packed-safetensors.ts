@@ -9,7 +9,7 @@
  */
 import { readdir, stat, copyFile, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Checkpoint, INDEX_FILE, type CheckpointTensor } from '../checkpoint.js';
+import { Checkpoint, type CheckpointTensor, type WeightsStem, indexFileName } from '../checkpoint.js';
 import { writeFileAtomic, temporaryName } from '../atomic-file.js';
 import { rename } from 'node:fs/promises';
 import { QuantkitError, ioError } from '../errors.js';
@@ -20,9 +20,9 @@ import { SafetensorsWriter, type TensorEntry, predictSafetensorsSize } from '../
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
 import type { OutputFormat, PlannedFile, ReadBack, ReadBackTensor } from './format.js';
 
-const EMBEDDING_OR_HEAD = /(^|\.)(embed_tokens|wte|wpe|word_embeddings|tok_embeddings|embed_in|embed_out|lm_head|output)(\.|$)/;
+const EMBEDDING_OR_HEAD = /(^|\.)(embed_tokens|wte|wpe|word_embeddings|tok_embeddings|embed_in|embed_out|lm_head|output|token_embedding|position_embedding)(\.|$)/;
 /** Small files copied beside the weights so the output directory is a loadable model. */
-const COPIED_FILE = /^(.*\.(json|txt|model|tiktoken|py|md|jinja)|LICENSE.*|README.*|NOTICE.*|merges\.txt|vocab\..*)$/i;
+export const COPIED_FILE = /^(.*\.(json|txt|model|tiktoken|py|md|jinja)|LICENSE.*|README.*|NOTICE.*|merges\.txt|vocab\..*)$/i;
 
 const TORCH_DTYPES: Record<string, FloatDtype> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
 
@@ -87,8 +87,9 @@ export function unpackZeroPoints(packed: Uint8Array, rows: number, groups: numbe
   return out;
 }
 
-function shardName(i: number, n: number): string {
-  return n === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+/** Weights files keep the input's stem (model, or diffusers' diffusion_pytorch_model). */
+function shardName(stem: WeightsStem, i: number, n: number): string {
+  return n === 1 ? `${stem}.safetensors` : `${stem}-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 }
 
 function moduleName(tensorName: string): string {
@@ -141,7 +142,7 @@ function quantizationConfig(entries: PlanEntry[]): Record<string, unknown> {
 async function filesToCopy(dir: string): Promise<PlannedFile[]> {
   const out: PlannedFile[] = [];
   for (const name of (await readdir(dir)).sort()) {
-    if (name === 'config.json' || name === INDEX_FILE || !COPIED_FILE.test(name)) continue;
+    if (name === 'config.json' || name.endsWith('.safetensors.index.json') || !COPIED_FILE.test(name)) continue;
     const source = join(dir, name);
     const st = await stat(source).catch(() => undefined);
     if (st?.isFile()) out.push({ name, bytes: st.size, kind: 'copy', source });
@@ -206,13 +207,13 @@ export const packedSafetensorsFormat: OutputFormat = {
       const metadata: Record<string, string> = { format: 'pt' };
       for (const [alias, target] of ckpt.aliases) if (kept.has(target) && names.has(target)) metadata[alias] = target;
       const tensors = shard.flatMap((e) => outputTensors(e.tensor, e.treatment));
-      return { name: shardName(i, shards.length), bytes: predictSafetensorsSize(tensors, metadata), kind: 'weights', tensors: [...names], metadata };
+      return { name: shardName(ckpt.weightsStem, i, shards.length), bytes: predictSafetensorsSize(tensors, metadata), kind: 'weights', tensors: [...names], metadata };
     });
     if (shards.length > 1) {
       const weight_map: Record<string, string> = {};
-      for (const [i, shard] of shards.entries()) for (const e of shard) for (const t of outputTensors(e.tensor, e.treatment)) weight_map[t.name] = shardName(i, shards.length);
+      for (const [i, shard] of shards.entries()) for (const e of shard) for (const t of outputTensors(e.tensor, e.treatment)) weight_map[t.name] = shardName(ckpt.weightsStem, i, shards.length);
       const content = JSON.stringify({ metadata: { total_size: entries.reduce((s, e) => s + e.outputBytes, 0) }, weight_map }, null, 2) + '\n';
-      files.push({ name: INDEX_FILE, bytes: Buffer.byteLength(content), kind: 'index', content });
+      files.push({ name: indexFileName(ckpt.weightsStem), bytes: Buffer.byteLength(content), kind: 'index', content });
     }
     const config = { ...(ckpt.config ?? {}), quantization_config: quantizationConfig(entries) };
     const content = JSON.stringify(config, null, 2) + '\n';

@@ -249,9 +249,11 @@ describe('synthetic checkpoints with odd shapes and values', () => {
     expect(err.message).toContain('row 2, column 6');
     expect(existsSync(output)).toBe(false);
     expect(readdirSync(dir).filter((f) => f.startsWith('nan-out'))).toEqual([]);
-    // --keep makes it go through, stored as it is
-    const kept = await quantize(model, { bits: 4, output, keep: ['prime.weight'] });
+    // kept, it is refused the same way, unless allowNonFinite copies it as it is (and the report says so)
+    expect((await quantize(model, { bits: 4, output, keep: ['prime.weight'] }).catch((e) => e)).code).toBe('ERR_NONFINITE');
+    const kept = await quantize(model, { bits: 4, output, keep: ['prime.weight'], allowNonFinite: true });
     expect(kept.report.tensors.find((t) => t.name === 'prime.weight')!.treatment).toBe('kept');
+    expect(kept.report.non_finite?.map((n) => n.tensor)).toEqual(['prime.weight']);
   });
 
   it('keeps the source file untouched', async () => {

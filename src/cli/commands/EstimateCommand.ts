@@ -60,30 +60,30 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
   describe: 'predict packed size, inference memory or fine-tuning memory (per GPU) before running anything',
   builder: (y) =>
     y
-      .positional('target', { type: 'string', demandOption: true, describe: 'model directory, config.json, or hub id org/name[@revision]' })
-      .option('scenario', { type: 'string', choices: ['inference', 'finetune', 'packed'], default: 'inference' })
-      .option('dtype', { type: 'string', choices: WEIGHT_DTYPES, describe: 'weight format (default bf16); gguf:<type> predicts llama.cpp files' })
-      .option('bits', { type: 'number', choices: [4, 8], describe: "quantkit's own format (as `quantize --bits`)" })
-      .option('group-size', { type: 'string', default: '32', describe: 'with --bits' })
-      .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'with --bits' })
+      .positional('target', { type: 'string', demandOption: true, describe: 'model directory (exact, from the safetensors headers), config.json or a folder holding only config.json (architecture formulas), or hub id org/name[@revision] (remote headers, no weights downloaded)' })
+      .option('scenario', { type: 'string', choices: ['inference', 'finetune', 'packed'], default: 'inference', describe: 'what to predict: inference memory, fine-tuning memory (per GPU) or the packed file size' })
+      .option('dtype', { type: 'string', choices: WEIGHT_DTYPES, describe: 'weight format (default bf16): fp32/bf16/fp16, bitsandbytes int8/nf4/fp4, or gguf:<type> for a llama.cpp file' })
+      .option('bits', { type: 'number', choices: [4, 8], describe: "quantkit's own format instead of --dtype (exact sizes from the planner, as quantize --bits)" })
+      .option('group-size', { type: 'string', default: '32', describe: 'with --bits: weights per scale, or row' })
+      .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'with --bits: output format' })
       .option('asym', { type: 'boolean', describe: 'with --bits: asymmetric' })
       .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'with --bits and --format gguf (as quantize)' })
-      .option('keep', { type: 'string', array: true, describe: 'with --bits: glob of tensors kept unquantized (as quantize)' })
-      .option('bits-for', { type: 'string', array: true, describe: 'with --bits: GLOB=BITS rule (as quantize)' })
+      .option('keep', { type: 'string', array: true, requiresArg: true, describe: 'with --bits: GLOB of tensors kept unquantized, repeatable (as quantize)' })
+      .option('bits-for', { type: 'string', array: true, requiresArg: true, describe: 'with --bits: GLOB=BITS rule, repeatable (as quantize)' })
       .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: 'with --bits (as quantize)' })
-      .option('max-shard-size', { type: 'string', describe: 'with --bits (as quantize)' })
+      .option('max-shard-size', { type: 'string', describe: 'with --bits: shard size, 500MB, 2GB, 1GiB (as quantize)' })
       .option('double-quant', { type: 'boolean', describe: 'nf4/fp4: quantize the absmax constants too' })
-      .option('batch', { type: 'number', default: 1 })
-      .option('seq', { type: 'number', describe: 'tokens per sequence (default 2048)' })
-      .option('kv-bytes', { type: 'number', describe: 'bytes per KV-cache element (default 2)' })
-      .option('attention', { type: 'string', choices: ['flash', 'eager'], default: 'flash' })
-      .option('method', { type: 'string', choices: ['full', 'lora', 'qlora'], default: 'full' })
+      .option('batch', { type: 'number', default: 1, describe: 'sequences per step' })
+      .option('seq', { type: 'number', describe: "tokens per sequence (default 2048, or the model's context if shorter)" })
+      .option('kv-bytes', { type: 'number', describe: 'bytes per KV-cache element: 2 (fp16/bf16, default) or 1 (8-bit cache)' })
+      .option('attention', { type: 'string', choices: ['flash', 'eager'], default: 'flash', describe: 'attention implementation (eager keeps the score matrices)' })
+      .option('method', { type: 'string', choices: ['full', 'lora', 'qlora'], default: 'full', describe: '--scenario finetune: what is trained' })
       .option('framework', { type: 'string', choices: FRAMEWORKS, describe: 'take this framework\'s defaults for every training setting not given (see --explain)' })
       .option('precision', { type: 'string', choices: ['mixed', 'bf16', 'fp16', 'fp32'], describe: 'training precision (full: mixed, LoRA: bf16, or the framework\'s)' })
       .option('optimizer', { type: 'string', choices: OPTIMIZERS, describe: 'optimizer (default adamw, or the framework\'s); paged-* live outside PyTorch\'s allocator' })
-      .option('lora-rank', { type: 'number', default: 8 })
-      .option('lora-targets', { type: 'string', array: true, describe: "module names, or all-linear (default q_proj v_proj)" })
-      .option('grad-checkpointing', { type: 'boolean', describe: 'activation checkpointing (default off, or the framework\'s)' })
+      .option('lora-rank', { type: 'number', default: 8, describe: 'LoRA rank' })
+      .option('lora-targets', { type: 'string', array: true, requiresArg: true, describe: 'LoRA target module name, repeatable (--lora-targets q_proj --lora-targets v_proj, the default), or all-linear' })
+      .option('grad-checkpointing', { type: 'boolean', describe: 'activation checkpointing: recompute activations in the backward pass (default off, or the framework\'s)' })
       .option('chunked-loss', { type: 'boolean', describe: 'same as --loss chunked' })
       .option('loss', { type: 'string', choices: LOSSES, describe: 'upcast (fp32 cross-entropy), chunked (torchtune), chunked-lowp (Lit-GPT)' })
       .option('grad-accum', { type: 'number', describe: 'gradient accumulation micro-steps (default 1)' })
@@ -92,20 +92,28 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('reduce-dtype', { type: 'string', choices: ['bf16', 'fp32'], describe: 'dtype FSDP reduce-scatters gradients in' })
       .option('kbit-upcast', { type: 'boolean', describe: 'QLoRA: prepare_model_for_kbit_training upcasts non-quantized weights to fp32 (hf-trainer/axolotl default on one GPU)' })
       .option('compile', { type: 'boolean', default: false, describe: 'torch.compile (fused MLP and loss)' })
-      .option('optimizer-in-backward', { type: 'boolean', default: false })
-      .option('offload-activations', { type: 'boolean', default: false })
+      .option('optimizer-in-backward', { type: 'boolean', default: false, describe: 'optimizer step fused into the backward pass (no full gradient buffer)' })
+      .option('offload-activations', { type: 'boolean', default: false, describe: 'activations kept in host memory' })
       .option('dropout', { type: 'boolean', default: false, describe: 'the model trains with dropout' })
-      .option('gpus', { type: 'number', default: 1 })
-      .option('parallel', { type: 'string', describe: 'ddp, zero1, zero2, zero3, fsdp, fsdp-grad-op, hsdpN, tpN, ppN, dpN, combined with + (tp2+fsdp)' })
-      .option('device', { type: 'string', alias: 'gpu', describe: `check the fit on a device: ${DEVICES.filter((d) => !/^(M|phone)-/.test(d.name)).map((d) => d.name).join(', ')}, M-<GB>, phone-<GB>` })
+      .option('gpus', { type: 'number', default: 1, describe: 'number of GPUs' })
+      .option('parallel', { type: 'string', describe: 'with --gpus: ddp, zero1, zero2, zero3, fsdp, fsdp-grad-op, hsdpN, tpN, ppN, dpN, combined with + (tp2+fsdp)' })
+      .option('device', { type: 'string', alias: 'gpu', describe: `check the fit on a device and name the cheapest configuration that fits: ${DEVICES.filter((d) => !/^(M|phone)-/.test(d.name)).map((d) => d.name).join(', ')}, M-<GB>, phone-<GB>` })
       .option('explain', { type: 'boolean', default: false, describe: 'print every term per GPU with the behaviour it models' })
-      .option('runtime', { type: 'string', choices: ['pytorch', 'llama.cpp'], default: 'pytorch', describe: 'inference runtime: PyTorch on a GPU, or llama.cpp buffers for a GGUF file' })
+      .option('runtime', { type: 'string', choices: ['pytorch', 'llama.cpp'], default: 'pytorch', describe: 'inference runtime: PyTorch on a GPU, or the buffers llama.cpp allocates for a GGUF file' })
       .option('ubatch', { type: 'number', describe: 'llama.cpp micro-batch (default 512)' })
-      .option('peak', { type: 'string', choices: ['allocator', 'device'], default: 'device', describe: "allocator (torch.cuda.max_memory_allocated) or device (nvidia-smi: + CUDA context)" })
-      .option('cuda-context', { type: 'string', describe: 'CUDA context size for the device peak (default 1GiB)' })
+      .option('peak', { type: 'string', choices: ['allocator', 'device'], default: 'device', describe: 'allocator (torch.cuda.max_memory_allocated) or device (as nvidia-smi shows: + CUDA context)' })
+      .option('cuda-context', { type: 'string', describe: 'CUDA context size for the device peak: 1GiB (default), 500MB, ...' })
       .option('revision', { type: 'string', describe: 'hub revision (or org/name@revision)' })
-      .option('token', { type: 'string', describe: 'hub token (default: HF_TOKEN)' })
-      .option('json', { type: 'boolean', default: false }) as never,
+      .option('token', { type: 'string', describe: 'hub access token (default: HF_TOKEN, then the huggingface-cli login token)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the estimate as JSON on stdout' })
+      .group(['dtype', 'bits', 'group-size', 'format', 'asym', 'gguf-type', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size', 'double-quant'], 'Weights:')
+      .group(['batch', 'seq', 'kv-bytes', 'attention', 'runtime', 'ubatch'], 'Workload:')
+      .group(['method', 'framework', 'precision', 'optimizer', 'lora-rank', 'lora-targets', 'grad-checkpointing', 'chunked-loss', 'loss', 'grad-accum', 'cpu-offload', 'wrap', 'reduce-dtype', 'kbit-upcast', 'compile', 'optimizer-in-backward', 'offload-activations', 'dropout'], 'Fine-tuning (--scenario finetune):')
+      .group(['gpus', 'parallel', 'device', 'explain', 'peak', 'cuda-context'], 'Devices:')
+      .group(['revision', 'token'], 'Hugging Face Hub:')
+      .example('quantkit estimate models/stories260k --scenario packed --bits 4 --format gguf', 'the exact bytes quantize would write')
+      .example('quantkit estimate ./llama-config --dtype nf4 --seq 8192 --device RTX4090', 'a folder holding only config.json: inference, does it fit?')
+      .example('quantkit estimate mistralai/Mistral-7B-v0.1 --scenario finetune --method qlora --grad-checkpointing --device T4', 'from the hub, headers only') as never,
   handler: async (args) => {
     const groupSize: GroupSize = args['group-size'] === 'row' ? 'row' : Number(args['group-size']);
     const size = (flag: string, v: string | undefined) => {
@@ -168,7 +176,9 @@ export function estimateText(e: Estimate, explain = false): string {
   const out: string[] = [];
   const a = e.assumptions;
   out.push(`${e.model}: ${e.params.toLocaleString('en-US')} parameters (${e.params_source})`);
-  out.push(`scenario: ${e.scenario}; ${Object.entries(a).filter(([k]) => k !== 'scenario' && k !== 'peak_rule' && k !== 'note').map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ')}`);
+  if (e.params_source === 'config formulas')
+    out.push("from config.json alone (no weights read): the parameter count and every tensor's shape come from the architecture's formulas, not from safetensors headers; the sizes below are priced on them (kept tensors in config.json's torch_dtype, F32 if it names none)");
+  out.push(`scenario: ${e.scenario}; ${Object.entries(a).filter(([k, v]) => v !== undefined && k !== 'scenario' && k !== 'peak_rule' && k !== 'note').map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ')}`);
   if (explain && e.settings) {
     out.push('settings:');
     for (const [k, { value, why }] of Object.entries(e.settings)) out.push(`  ${k} = ${typeof value === 'object' ? JSON.stringify(value) : String(value)}: ${why}`);

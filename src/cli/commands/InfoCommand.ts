@@ -5,7 +5,7 @@ import { VERSION } from '../../version.js';
 export const InfoCommand: CommandModule<object, { json: boolean }> = {
   command: 'info',
   describe: 'print the version, the kernel instruction set in use and the ones available',
-  builder: (y) => y.option('json', { type: 'boolean', default: false }) as never,
+  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'print the information as JSON on stdout' }) as never,
   handler: (args) => {
     const i = addon().info();
     const info = { version: VERSION, node: process.version, platform: `${process.platform}-${process.arch}`, ...i };

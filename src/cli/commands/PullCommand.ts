@@ -20,18 +20,20 @@ interface Args {
 
 export const PullCommand: CommandModule<object, Args> = {
   command: 'pull <repo>',
-  describe: 'download a Hugging Face model (safetensors, index, config, tokenizer) into the shared cache',
+  describe: 'download a Hugging Face model (safetensors, index, config, tokenizer) into the cache Python\'s huggingface_hub shares',
   builder: (y) =>
     y
       .positional('repo', { type: 'string', demandOption: true, describe: 'org/name[@revision]' })
       .option('revision', { type: 'string', describe: 'branch, tag or commit (default main)' })
-      .option('include', { type: 'string', array: true, describe: 'also download files matching this glob (repeatable)' })
-      .option('exclude', { type: 'string', array: true, describe: 'never download files matching this glob (repeatable)' })
+      .option('include', { type: 'string', array: true, requiresArg: true, describe: 'also download files matching GLOB; repeatable (* matches any run of characters, / included)' })
+      .option('exclude', { type: 'string', array: true, requiresArg: true, describe: 'never download files matching GLOB; repeatable' })
       .option('token', { type: 'string', describe: 'access token (default: HF_TOKEN, then the huggingface-cli login token)' })
       .option('cache-dir', { type: 'string', describe: 'cache directory (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)' })
       .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
-      .option('quiet', { alias: 'q', type: 'boolean', default: false }) as never,
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors (and --json)' })
+      .example('quantkit pull meta-llama/Llama-3.2-1B', 'safetensors, index, config and tokenizer files')
+      .example('quantkit pull Qwen/Qwen2-0.5B@main --include "*.md" --exclude "*.bin"', 'more files, or fewer') as never,
   handler: async (args) => {
     const id = parseRepoId(args.repo);
     if (!id) throw new QuantkitError('ERR_USAGE', `not a hub id: '${args.repo}' (expected org/name or org/name@revision)`);

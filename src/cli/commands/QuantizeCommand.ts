@@ -1,11 +1,11 @@
 import type { CommandModule } from 'yargs';
-import { REPORT_FILE, quantize } from '../../quantize.js';
-import { planResolved, resolveOptions } from '../../plan.js';
-import { Checkpoint } from '../../checkpoint.js';
-import { jsonReplacer } from '../../quantize.js';
-import { planText, reportText } from '../print.js';
+import { type Progress, REPORT_FILE, jsonReplacer, localModel, quantize } from '../../quantize.js';
+import { isDiffusersPipeline } from '../../checkpoint.js';
+import { quantizePipeline } from '../../pipeline.js';
+import { pipelineReportText, reportText } from '../print.js';
 import { progressBar } from '../progress-bar.js';
 import { type QuantizeArgs, checkThreads, toQuantizeOptions, withQuantizeOptions } from '../quantize-options.js';
+import { printPlan } from './PlanCommand.js';
 import { abortOnSigint } from '../signals.js';
 
 interface Args extends QuantizeArgs {
@@ -13,6 +13,8 @@ interface Args extends QuantizeArgs {
   force: boolean;
   'dry-run': boolean;
   'max-rel-rmse'?: number;
+  'allow-non-finite': boolean;
+  threads?: number;
   json: boolean;
   quiet: boolean;
 }
@@ -22,63 +24,45 @@ export const QuantizeCommand: CommandModule<object, Args> = {
   describe: 'quantize a checkpoint, write packed files, verify them and write quantization-report.json',
   builder: (y) =>
     withQuantizeOptions(y)
-      .option('output', { alias: 'o', type: 'string', describe: 'output directory (default: ./<model>-int<bits>-g<group>-<mode>-<format>)' })
+      .option('output', { alias: 'o', type: 'string', describe: 'output directory (default, in the current directory: <model>-int<bits>-g<group>-<mode>[-<method>]-<format>, or <model>-<gguf-type>[-<method>]-gguf)' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing output directory' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan with predicted sizes; write nothing' })
-      .option('max-rel-rmse', { type: 'number', describe: 'fail (exit 5) if any quantized tensor exceeds this relative RMSE' })
-      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors (and --json)' }) as never,
+      .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan with predicted sizes (as quantkit plan); write nothing' })
+      .option('max-rel-rmse', { type: 'number', describe: 'fail (exit 5, nothing published) if any quantized tensor exceeds this relative RMSE' })
+      .option('allow-non-finite', { type: 'boolean', default: false, describe: 'copy NaN/Inf values of tensors kept unquantized as they are (the report lists them) instead of refusing (exit 3)' })
+      .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the number of CPUs)' })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors (and --json)' })
+      .group(['output', 'force', 'dry-run', 'max-rel-rmse', 'allow-non-finite', 'threads', 'json', 'quiet'], 'Run and output:')
+      .example('quantkit quantize models/stories260k --bits 4 --keep "*norm*" -o out/w4', 'options before or after the model')
+      .example('quantkit quantize --format gguf --gguf-type mobile models/stories260k', 'a GGUF file llama.cpp runs')
+      .example('quantkit quantize ./sd-pipeline --bits 8 --keep "vae/*" --keep "*norm*"', 'a diffusers pipeline folder: every component, the VAE kept whole')
+      .example('quantkit quantize Qwen/Qwen2-0.5B --format gguf', 'a hub id: pulled into the Hugging Face cache first') as never,
   handler: async (args) => {
     const options = toQuantizeOptions(args);
-    if (args['dry-run']) {
-      const ckpt = await Checkpoint.open(args.model);
-      try {
-        const plan = await planResolved(ckpt, resolveOptions(options));
-        process.stdout.write(args.json ? JSON.stringify(planJson(plan), null, 2) + '\n' : planText(plan) + '\n');
-      } finally {
-        await ckpt.close();
-      }
-      return;
-    }
+    if (args['dry-run']) return printPlan(args.model, options, args.json);
     const bar = args.quiet || args.json ? { update() {}, done() {} } : progressBar();
     const { signal, dispose } = abortOnSigint();
     try {
-      const result = await quantize(args.model, {
+      const run = {
         ...options,
         ...(args.output !== undefined ? { output: args.output } : {}),
         force: args.force,
         ...(checkThreads(args.threads) !== undefined ? { threads: args.threads } : {}),
         ...(args['max-rel-rmse'] !== undefined ? { maxRelRmse: args['max-rel-rmse'] } : {}),
-        onProgress: (p) => bar.update(p),
+        ...(args['allow-non-finite'] ? { allowNonFinite: true } : {}),
+        onProgress: (p: Progress) => bar.update(p),
         signal,
-      });
+      };
+      const model = await localModel(args.model, run);
+      const result = (await isDiffusersPipeline(model)) ? await quantizePipeline(model, run) : await quantize(model, run);
       bar.done();
       if (args.json) process.stdout.write(JSON.stringify(result.report, jsonReplacer, 2) + '\n');
-      else if (!args.quiet) process.stdout.write(`${reportText(result.report)}\n  report: ${result.output}/${REPORT_FILE}\n`);
+      else if (!args.quiet) {
+        const text = 'components' in result ? pipelineReportText(result.report, result.components) : reportText(result.report);
+        process.stdout.write(`${text}\n  report: ${result.output}/${REPORT_FILE}\n`);
+      }
     } finally {
       bar.done();
       dispose();
     }
   },
 };
-
-export function planJson(plan: Awaited<ReturnType<typeof planResolved>>) {
-  return {
-    model: plan.model,
-    format: plan.format,
-    options: { ...plan.options, bitsFor: plan.options.bitsFor.map((r) => `${r.glob}=${r.bits}`) },
-    tensors: plan.entries.map((e) => ({
-      name: e.tensor.name,
-      shape: e.tensor.shape,
-      dtype: e.tensor.dtype,
-      treatment: e.treatment.kind === 'quantize' ? 'quantized' : 'kept',
-      format: e.treatment.kind === 'quantize' ? e.treatment.label : e.treatment.outDtype,
-      bytes: e.outputBytes,
-      ...(e.treatment.kind === 'keep' ? { reason: e.treatment.reason } : e.treatment.note ? { note: e.treatment.note } : {}),
-    })),
-    files: plan.files.map((f) => ({ name: f.name, bytes: f.bytes, kind: f.kind })),
-    sourceBytes: plan.sourceBytes,
-    outputBytes: plan.outputBytes,
-    quantizedParams: plan.quantizedParams,
-    bitsPerQuantizedWeight: plan.bitsPerQuantizedWeight,
-  };
-}

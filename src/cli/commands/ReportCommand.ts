@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { QuantkitError } from '../../errors.js';
 import { type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, usesGptq } from '../../plan.js';
 import { report } from '../../report/index.js';
-import { type CalibrationArgs, calibrationOptions, checkThreads, withCalibrationOptions } from '../quantize-options.js';
+import { type CalibrationArgs, GLOB_HELP, calibrationOptions, checkThreads, withCalibrationOptions } from '../quantize-options.js';
 import { abortOnSigint } from '../signals.js';
 
 interface Args extends CalibrationArgs {
@@ -38,21 +38,26 @@ export const ReportCommand: CommandModule<object, Args> = {
   describe: 'sweep bits / group size / mode / method / format and write report.json, report.md and report.html (weight error, perplexity, KL, sizes, predicted memory)',
   builder: (y) =>
     withCalibrationOptions(y)
-      .positional('model', { type: 'string', demandOption: true, describe: 'model directory (or a hub id)' })
-      .option('bits', { type: 'string', default: '4,8', describe: 'comma-separated bit widths' })
-      .option('group-size', { type: 'string', default: '32,128', describe: "comma-separated group sizes (or 'row')" })
-      .option('mode', { type: 'string', default: 'sym,asym', describe: 'comma-separated: sym, asym' })
+      .positional('model', { type: 'string', demandOption: true, describe: 'model directory, or hub id org/name[@revision] (pulled into the cache first); perplexity and KL need a Llama-family model' })
+      .option('bits', { type: 'string', default: '4,8', describe: 'comma-separated: 4, 8' })
+      .option('group-size', { type: 'string', default: '32,128', describe: "comma-separated group sizes (or 'row'); GGUF variants take 32 only" })
+      .option('mode', { type: 'string', default: 'sym,asym', describe: 'comma-separated: sym, asym (quantize --sym / --asym)' })
       .option('method', { type: 'string', default: QUANT_METHODS.join(','), describe: `comma-separated: ${QUANT_METHODS.join(', ')}` })
       .option('format', { type: 'string', default: 'safetensors,gguf', describe: 'comma-separated: safetensors, gguf, gguf-raw' })
-      .option('eval', { type: 'string', describe: 'evaluation text for perplexity (default: the bundled TinyStories excerpt)' })
+      .option('eval', { type: 'string', describe: 'evaluation text for perplexity, documents separated by <|endoftext|> lines (default: the bundled TinyStories excerpt)' })
       .option('max-tokens', { type: 'number', default: 512, describe: 'tokens per document, BOS included' })
-      .option('weights-only', { type: 'boolean', describe: 'skip perplexity/KL (weight error, sizes and memory only)' })
-      .option('keep', { type: 'string', array: true, describe: 'glob of tensors to keep unquantized (repeatable)' })
-      .option('bits-for', { type: 'string', array: true, describe: 'GLOB=BITS rule for every variant (repeatable)' })
-      .option('output', { alias: 'o', type: 'string', describe: 'output directory (default: <model>-report)' })
+      .option('weights-only', { type: 'boolean', default: false, describe: 'skip perplexity/KL (weight error, sizes and memory only)' })
+      .option('keep', { type: 'string', array: true, requiresArg: true, describe: `keep tensors matching GLOB unquantized in every variant; repeatable (${GLOB_HELP.split(';')[0]})` })
+      .option('bits-for', { type: 'string', array: true, requiresArg: true, describe: 'GLOB=BITS rule for every variant; repeatable, first match wins' })
+      .option('output', { alias: 'o', type: 'string', describe: 'output directory (default: <model>-report in the current directory)' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing output directory' })
-      .option('threads', { type: 'number', describe: 'threads (default: the number of CPUs)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print report.json on stdout' }) as never,
+      .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the number of CPUs)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print report.json on stdout' })
+      .group(['bits', 'group-size', 'mode', 'method', 'format', 'keep', 'bits-for'], 'Variants (every valid combination):')
+      .group(['calibration-samples', 'calibration-length', 'seed', 'damp'], 'GPTQ calibration (--method gptq, iq4nl-gptq):')
+      .group(['eval', 'max-tokens', 'weights-only'], 'Evaluation:')
+      .example('quantkit report models/stories260k --bits 4 --method rtn,iq4nl --format gguf', 'perplexity, KL and sizes of two variants')
+      .example('quantkit report models/stories260k --weights-only -o stories-report', 'weight error, sizes and memory only') as never,
   handler: async (args) => {
     const threads = checkThreads(args.threads);
     const methods = list<QuantMethod>('method', args.method, (s) => ((QUANT_METHODS as string[]).includes(s) ? (s as QuantMethod) : undefined));
