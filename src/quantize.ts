@@ -19,7 +19,7 @@ import { lockOutput } from './output-lock.js';
 import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
-import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions, usesGptq } from './plan.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, planResolved, resolveOptions, usesGptq } from './plan.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
@@ -161,6 +161,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
   const ckpt = await Checkpoint.open(model);
   try {
     const plan = await planResolved(ckpt, o);
+    checkKernels(plan);
     const out = resolve(options.output ?? defaultOutputName(model, options));
     await checkOutput(out, ckpt, options.force ?? false);
     await mkdir(dirname(out), { recursive: true }).catch((e) => {
@@ -190,7 +191,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
 async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Estimate | null> {
   const model = fromCheckpoint(ckpt, 'safetensors headers');
   if (!model.dims) return null;
-  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, quantMethod: o.quantMethod });
+  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, pure: o.pure, quantMethod: o.quantMethod });
 }
 
 async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null): Promise<QuantizationReport> {

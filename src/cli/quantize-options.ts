@@ -11,7 +11,8 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('bits', { type: 'number', choices: [4, 8], default: 4, describe: 'bits per quantized weight' })
     .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row'" })
     .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture)' })
-    .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'GGUF file type: F32, F16, BF16, Q8_0, Q4_0, Q4_1 or mobile (default: from --bits/--asym)' })
+    .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: "GGUF file type: llama-quantize's (Q4_K_M, Q5_K_M, Q6_K, ... with its per-tensor mix; F16, Q8_0, Q4_0, ... uniform) or mobile (default: every matrix Q4_0/Q8_0/Q4_1 from --bits/--asym)" })
+    .option('pure', { type: 'boolean', describe: "with --gguf-type: every matrix in the file type's own type, as llama-quantize --pure (default for F32..Q5_1; --no-pure: llama-quantize's output tensor rule for those)" })
     .option('method', { type: 'string', choices: QUANT_METHODS, default: 'rtn', describe: 'scale selection: rtn (round to nearest, ggml reference), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
@@ -29,6 +30,7 @@ export interface QuantizeArgs extends CalibrationArgs {
   'group-size': string;
   format: string;
   'gguf-type'?: string;
+  pure?: boolean;
   method?: string;
   sym?: boolean;
   asym?: boolean;
@@ -63,6 +65,7 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     ...(a.method !== undefined && a.method !== 'rtn' ? { quantMethod: a.method as QuantMethod } : {}),
     format: a.format as FormatName,
     ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),
+    ...(a.pure !== undefined ? { pure: a.pure } : {}),
     ...(a.keep ? { keep: a.keep } : {}),
     ...(a['bits-for'] ? { bitsFor: a['bits-for'] } : {}),
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),

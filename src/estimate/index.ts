@@ -12,7 +12,7 @@ export { architectureShapes, SUPPORTED_ARCHITECTURES, type ModelDims } from './a
 export { GPUS, findGpu, type Gpu } from './gpus.js';
 export { parseParallel, type ParallelLayout } from './parallel.js';
 export { weightBytes, tensorRole, WEIGHT_DTYPES, type WeightDtype, type WeightFormat } from './weights.js';
-export { LLAMA_CPP_FILE_TYPES, type LlamaCppFileType } from './llamacpp-mix.js';
+export { LLAMA_CPP_FILE_TYPES, type LlamaCppFileType } from '../formats/gguf-mixes.js';
 
 export interface RemoteOptions extends HubOptions {
   revision?: string;
