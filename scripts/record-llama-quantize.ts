@@ -37,8 +37,14 @@ const PURE: LlamaCppFileType[] = ['Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_K_S'
 /** The 70B rule only moves attn_v's Q3_K/Q4_K to Q5_K: the file types where those occur. */
 const ATTN_V_70B: LlamaCppFileType[] = ['Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q4_K_S', 'Q4_K_M', 'IQ4_NL'];
 
-/** Rows multiples of 256 and 8+ layers (the "more bits" layers show), GQA, odd rows, tied embeddings, phi3's fused tensors, a 70B-class shape. */
-const MODELS: { name: string; config: Record<string, unknown>; types: LlamaCppFileType[]; pure: LlamaCppFileType[] }[] = [
+/**
+ * The two bundled models (rows of 64/172 and 128/384 weights: every K-quant falls back), then synthetic
+ * ones: rows multiples of 256 and 8+ layers (the "more bits" layers show), GQA, odd rows, tied
+ * embeddings, phi3's fused tensors, a 70B-class shape.
+ */
+const MODELS: { name: string; config?: Record<string, unknown>; types: LlamaCppFileType[]; pure: LlamaCppFileType[] }[] = [
+  { name: 'stories260k', types: ALL, pure: [] },
+  { name: 'tinystories-656k', types: ALL, pure: [] },
   { name: 'llama-8l', config: llama('llama-8l', 256, 512, 8, 4, 4, false), types: ALL, pure: [] },
   { name: 'llama-gqa-16l', config: llama('llama-gqa-16l', 256, 768, 16, 8, 2, false), types: ALL, pure: [] },
   { name: 'llama-odd-rows', config: llama('llama-odd-rows', 320, 200, 8, 5, 5, false), types: ALL, pure: PURE },
@@ -48,7 +54,7 @@ const MODELS: { name: string; config: Record<string, unknown>; types: LlamaCppFi
 ];
 
 const COMMANDS = [
-  'npx tsx scripts/make-synthetic.ts $WORK/$MODEL --config $WORK/$MODEL.config.json   # config: models.$MODEL.config',
+  'npx tsx scripts/make-synthetic.ts $WORK/$MODEL --config $WORK/$MODEL.config.json   # synthetic models (config: models.$MODEL.config); the bundled ones are models/$MODEL',
   'node dist/cli/quantkit.js quantize $WORK/$MODEL --format gguf --gguf-type BF16 -o $WORK/$MODEL-bf16 --force',
   '$LLAMA_QUANTIZE [--pure] $WORK/$MODEL-bf16/$MODEL-BF16.gguf $WORK/$MODEL-$TYPE.gguf $TYPE 2',
 ];
@@ -76,15 +82,17 @@ const models: Record<string, unknown> = {};
 const runs: unknown[] = [];
 for (const m of MODELS) {
   const dir = join(work, m.name);
-  writeFileSync(`${dir}.config.json`, JSON.stringify(m.config, null, 2));
-  run('npx', ['tsx', 'scripts/make-synthetic.ts', dir, '--config', `${dir}.config.json`]);
-  run('node', ['dist/cli/quantkit.js', 'quantize', dir, '--format', 'gguf', '--gguf-type', 'BF16', '-o', `${dir}-bf16`, '--force']);
+  if (m.config) {
+    writeFileSync(`${dir}.config.json`, JSON.stringify(m.config, null, 2));
+    run('npx', ['tsx', 'scripts/make-synthetic.ts', dir, '--config', `${dir}.config.json`]);
+  }
+  run('node', ['dist/cli/quantkit.js', 'quantize', m.config ? dir : join(ROOT, 'models', m.name), '--format', 'gguf', '--gguf-type', 'BF16', '-o', `${dir}-bf16`, '--force']);
   const input = join(`${dir}-bf16`, readdirSync(`${dir}-bf16`).find((n) => n.endsWith('.gguf'))!);
   const source = await readTensors(input);
   // Tensors by dims: {"[256,256]": ["blk.{0-7}.attn_q.weight", ...]}.
   const byDims: Record<string, string[]> = {};
   for (const t of source.tensors) (byDims[JSON.stringify(t.ne)] ??= []).push(t.name);
-  models[m.name] = { config: m.config, tensors: Object.fromEntries(Object.entries(byDims).map(([d, n]) => [d, compressNames(n)])) };
+  models[m.name] = { ...(m.config ? { config: m.config } : { dir: `models/${m.name}` }), tensors: Object.fromEntries(Object.entries(byDims).map(([d, n]) => [d, compressNames(n)])) };
   for (const [type, pure] of [...m.types.map((t) => [t, false] as const), ...m.pure.map((t) => [t, true] as const)]) {
     const out = join(work, `${m.name}-${type}${pure ? '-pure' : ''}.gguf`);
     run(lq, [...(pure ? ['--pure'] : []), input, out, type, '2']);

@@ -1,15 +1,16 @@
 /**
  * quantkit's planner against llama.cpp's own llama-quantize: for every recorded run of
- * test/fixtures/llama-quantize-types.json (small synthetic Llama and Phi-3 shaped models: rows that are
- * multiples of 256 and rows that are not, GQA and MHA, tied embeddings, 8 to 80 layers; every K-quant
- * file type, IQ4_NL/IQ4_XS, the 32-weight types, and --pure) the plan picks exactly the ggml type
- * llama-quantize picked for every tensor, predicts exactly the tensor bytes it wrote, and says the same
- * general.file_type. The checkpoints are rebuilt from the recorded config.json (the same tensor shapes
- * scripts/make-synthetic.ts wrote), so no weights are needed here.
+ * test/fixtures/llama-quantize-types.json (the two bundled models, and small synthetic Llama and Phi-3
+ * shaped ones: rows that are multiples of 256 and rows that are not, GQA and MHA, tied embeddings, 8 to
+ * 80 layers; every K-quant file type, IQ4_NL/IQ4_XS, the 32-weight types, and --pure) the plan picks
+ * exactly the ggml type llama-quantize picked for every tensor, predicts exactly the tensor bytes it
+ * wrote, and says the same general.file_type. Synthetic checkpoints are rebuilt from the recorded
+ * config.json (the tensor shapes scripts/make-synthetic.ts wrote), so no weights are needed here.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Checkpoint } from '../../src/checkpoint.js';
 import { fromConfig } from '../../src/estimate/model.js';
 import type { Treatment } from '../../src/formats/format.js';
 import type { LlamaCppFileType } from '../../src/formats/gguf-mixes.js';
@@ -31,7 +32,8 @@ interface Run {
 interface Fixture {
   llama_cpp: string;
   commands: string[];
-  models: Record<string, { config: Record<string, unknown>; tensors: Record<string, string[]> }>;
+  /** A synthetic model's config.json, or a bundled model's directory. */
+  models: Record<string, { config?: Record<string, unknown>; dir?: string; tensors: Record<string, string[]> }>;
   runs: Run[];
 }
 
@@ -45,7 +47,8 @@ describe("llama-quantize's per-tensor types and sizes", () => {
     const ran = new Set(fixture.runs.map((r) => `${r.file_type}${r.pure ? ' pure' : ''}`));
     for (const t of ['Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K', 'IQ4_NL', 'Q5_0', 'Q5_1', 'Q4_0']) expect(ran.has(t), t).toBe(true);
     expect(ran.has('Q4_K_M pure')).toBe(true);
-    const configs = Object.values(fixture.models).map((m) => m.config);
+    expect(Object.values(fixture.models).filter((m) => m.dir).map((m) => m.dir)).toEqual(['models/stories260k', 'models/tinystories-656k']);
+    const configs = Object.values(fixture.models).flatMap((m) => (m.config ? [m.config] : []));
     expect(configs.some((c) => c.tie_word_embeddings === true)).toBe(true);
     expect(configs.some((c) => Number(c.num_attention_heads) / Number(c.num_key_value_heads) >= 4)).toBe(true);
     expect(configs.some((c) => Number(c.hidden_size) % 256 !== 0 && Number(c.intermediate_size) % 32 !== 0)).toBe(true);
@@ -56,8 +59,8 @@ describe("llama-quantize's per-tensor types and sizes", () => {
   for (const run of fixture.runs)
     it(`${run.model} ${run.file_type}${run.pure ? ' --pure' : ''}`, async () => {
       const model = fixture.models[run.model]!;
-      const m = fromConfig(model.config, `${run.model}/config.json`, run.model);
-      const plan = await planQuantization(m.checkpoint, { bits: 4, format: 'gguf', ggufType: run.file_type, pure: run.pure });
+      const ckpt = model.config ? fromConfig(model.config, `${run.model}/config.json`, run.model).checkpoint : await Checkpoint.open(join(ROOT, model.dir!));
+      const plan = await planQuantization(ckpt, { bits: 4, format: 'gguf', ggufType: run.file_type, pure: run.pure }).finally(() => ckpt.close());
       const byName = new Map(plan.entries.map((e) => [e.treatment.outputName!, e]));
 
       // The same tensors, with the same GGUF dims, as the file llama-quantize read.
