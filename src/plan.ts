@@ -133,9 +133,9 @@ export function checkKernels(plan: Plan): void {
     try {
       layout = addon().layout({ spec: t.spec, cols: t.view.cols });
     } catch (err) {
-      // The addon refuses a scheme name it does not know with a TypeError (ERR_NATIVE_ARGUMENT).
-      if ((err as { code?: string }).code === 'ERR_NATIVE_ARGUMENT') throw cannot(`it has no ${encodingOfScheme(t.spec.scheme).name} kernels`);
-      throw err;
+      // The addon refuses a scheme or method name it does not know with a TypeError (ERR_NATIVE_ARGUMENT).
+      if ((err as { code?: string }).code !== 'ERR_NATIVE_ARGUMENT') throw err;
+      throw cannot(/spec\.scheme/.test((err as Error).message) ? `it has no ${encodingOfScheme(t.spec.scheme).name} kernels` : (err as Error).message);
     }
     if (layout.error) throw cannot(layout.error);
     // ggml blocks are stored as the kernels write them (compressed-tensors repacks zero points and adds a shape).

@@ -201,7 +201,7 @@ function makeFormat(runnable: boolean): OutputFormat {
       const choice = choose(ckpt, t, placement.outputName ?? t.name, generic, o);
       if ('keep' in choice) return keep(choice.keep, t.dtype);
       let gt = ggmlType(choice.type);
-        const wanted = choice.wanted && ggmlType(choice.wanted);
+      const wanted = choice.wanted && ggmlType(choice.wanted);
       const fallback = wanted?.fallback && choice.type !== wanted.fallback ? ggmlType(wanted.fallback) : undefined;
       const why = wanted && `row length ${view.cols} is not a multiple of ${wanted.blockWeights} (${wanted.name} blocks)${fallback ? ` nor of ${fallback.blockWeights} (its fallback ${fallback.name})` : ''}`;
       if (!gt.quantized) {
