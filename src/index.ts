@@ -6,7 +6,7 @@
  *   const { report: sweep } = await report('models/stories260k', { bits: [4], methods: ['rtn', 'iq4nl'] });
  */
 export { quantize, localModel, defaultOutputName, REPORT_FILE, type QuantizeRunOptions, type QuantizeResult, type QuantizationReport, type Progress } from './quantize.js';
-export { planQuantization, resolveOptions, matrixView, QUANT_METHODS, type Plan, type PlanEntry, type QuantizeOptions, type CalibrationOptions, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize, type QuantMethod } from './plan.js';
+export { planQuantization, resolveOptions, checkKernels, matrixView, QUANT_METHODS, type Plan, type PlanEntry, type QuantizeOptions, type CalibrationOptions, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize, type QuantMethod } from './plan.js';
 export { report, DEFAULT_AXES, paretoFront, type ReportRunOptions, type ReportResult, type ReportOptions, type SweepResult, type VariantResult, type SkippedVariant, type SweepAxes, type WeightError } from './report/index.js';
 export { LlamaModel, llamaConfig, EVAL_ARCHITECTURES, type TensorValues } from './eval/llama.js';
 export { Tokenizer } from './eval/tokenizer.js';
@@ -25,7 +25,9 @@ export { SafetensorsReader } from './safetensors/reader.js';
 export { SafetensorsWriter, encodeHeader, predictSafetensorsSize, type TensorEntry } from './safetensors/writer.js';
 export { parseHeader, type SafetensorsHeader, type TensorInfo } from './safetensors/header.js';
 export { DTYPE_SIZES, type Dtype, type FloatDtype } from './safetensors/dtypes.js';
-export { GgufReader, encodeGgufHeader, GGML_TYPES, type GgmlType, type GgufFile, type GgufKV } from './formats/gguf-container.js';
+export { GgufReader, encodeGgufHeader, type GgufFile, type GgufKV } from './formats/gguf-container.js';
+export { WEIGHT_ENCODINGS, GGML_TYPE_NAMES, PACKED_INT_ENCODINGS, ggmlType, ggmlTypeById, encodingOfScheme, ggmlTensorBytes, ggmlBitsPerWeight, type WeightEncoding, type GgmlType, type GgmlTypeName, type PackedIntEncoding } from './formats/types/index.js';
+export { GGUF_FILE_TYPES, LLAMA_CPP_FTYPES, llamaCppTypes, type GgufFileType, type LlamaCppFileType } from './formats/gguf-mixes.js';
 export { addon, type KernelSpec, type KernelScheme, type KernelMethod, type QuantizedParts, type ErrorSums, type AddonInfo, type LlamaForwardConfig, type LlamaForwardWeights, type LlamaInputStats } from './native.js';
 export { QuantkitError, UsageError, SafetensorsError, ModelError, WeightValueError, OutputError, AccuracyError, VerifyError, HubError, NativeError, AbortedError, EXIT_CODES, type ErrorCode } from './errors.js';
 export { VERSION } from './version.js';

@@ -9,8 +9,15 @@ import { dirname, join } from 'node:path';
 import { QuantkitError } from './errors.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 
-/** Kernel schemes: ggml's Q8_0/Q4_0/Q4_1/IQ4_NL blocks, and compressed-tensors' symmetric/asymmetric ints. */
-export type KernelScheme = 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'int_sym' | 'int_asym';
+/**
+ * Kernel schemes: ggml's block types (32-weight Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL, 256-weight K-quants and
+ * IQ4_XS/IQ2_XXS) and compressed-tensors' symmetric/asymmetric ints. The format registry
+ * (src/formats/types/) names the scheme of every encoding; which ones this build of the addon implements,
+ * `addon().layout` says (quantize checks before it starts: see checkKernels in plan.ts).
+ */
+export type KernelScheme =
+  | 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'q5_0' | 'q5_1' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_xs' | 'iq2_xxs'
+  | 'int_sym' | 'int_asym';
 
 /**
  * How a group's scale is chosen: 'rtn' from its largest value (ggml's reference quantizers exactly),
@@ -23,8 +30,9 @@ export type KernelMethod = 'rtn' | 'search' | 'gptq' | 'hqq';
 
 export interface KernelSpec {
   scheme: KernelScheme;
-  bits: 4 | 8;
-  /** Elements per group (32 for the ggml schemes). */
+  /** Code width: 2 to 8 for the ggml types (their registry entry's), 4 or 8 for compressed-tensors. */
+  bits: number;
+  /** Elements per group (the block: 32 or 256 for the ggml schemes). */
   group: number;
   scaleDtype: FloatDtype;
   /** Default 'rtn'; 'iq4_nl' needs 'search'. */

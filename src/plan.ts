@@ -3,137 +3,20 @@
  * through the output format, how many bytes every output file will have. `quantize` executes a plan,
  * `plan`/`--dry-run` prints it, and estimation reads its sizes: one code path for every prediction.
  */
-import type { Checkpoint, CheckpointTensor, ModelConfig } from './checkpoint.js';
+import type { Checkpoint, CheckpointTensor } from './checkpoint.js';
 import { QuantkitError } from './errors.js';
-import type { KernelMethod, KernelSpec } from './native.js';
-import { type Dtype, type FloatDtype, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
+import { isKernelFloat, shapeElements } from './safetensors/dtypes.js';
 import { ggufFormat, ggufRawFormat } from './formats/gguf.js';
-import type { TensorTransform } from './formats/gguf-arch.js';
+import { GGUF_FILE_TYPES, LLAMA_CPP_FTYPES, isLlamaCppFileType } from './formats/gguf-mixes.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
-import type { OutputFormat, PlannedFile } from './formats/format.js';
+import type { GenericDecision, OutputFormat, Plan, PlanEntry } from './formats/format.js';
+import { encodingOfScheme } from './formats/types/index.js';
+import { addon } from './native.js';
+import { type CalibrationOptions, type FormatName, type QuantizeOptions, type ResolvedOptions, QUANT_METHODS, usesGptq } from './options.js';
 
-export type FormatName = 'safetensors' | 'gguf' | 'gguf-raw';
-/** GGUF tensor types a whole file can be asked for; 'mobile' is quantkit's mix (see formats/gguf.ts). */
-export type GgufFileType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_1' | 'mobile';
-export const GGUF_FILE_TYPES: GgufFileType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'mobile'];
-export type Mode = 'sym' | 'asym';
-/**
- * How scales are chosen: 'rtn' from each group's largest value (ggml's reference quantizers exactly);
- * 'search' a grid of scales refitted by least squares, weighted by a per-column importance estimated
- * from the weights (src/quant/importance.ts); 'iq4nl' the same search over llama.cpp's non-linear
- * IQ4_NL code (GGUF, 4-bit symmetric tensors); 'gptq' and 'iq4nl-gptq' add GPTQ's error feedback,
- * with input statistics from text the model generates itself (src/quant/calibration.ts; symmetric
- * codes); 'hqq' fits Q4_1's minimum by HQQ's half-quadratic solver (GGUF --asym). Every method writes
- * standard layouts.
- */
-export type QuantMethod = 'rtn' | 'search' | 'iq4nl' | 'gptq' | 'iq4nl-gptq' | 'hqq';
-export const QUANT_METHODS: QuantMethod[] = ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq', 'hqq'];
-
-/** True for the methods that write llama.cpp's IQ4_NL code in place of Q4_0. */
-export function usesIq4nl(m: QuantMethod): boolean {
-  return m === 'iq4nl' || m === 'iq4nl-gptq';
-}
-
-/** True for the methods that calibrate on generated text and run GPTQ. */
-export function usesGptq(m: QuantMethod): boolean {
-  return m === 'gptq' || m === 'iq4nl-gptq';
-}
-
-/** The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search. */
-export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme']): KernelMethod {
-  if (m === 'rtn') return 'rtn';
-  if (m === 'hqq') return scheme === 'q4_1' ? 'hqq' : 'search';
-  return usesGptq(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';
-}
-
-/** GPTQ's knobs: the self-generated calibration text and the Hessian damping (src/quant/calibration.ts). */
-export interface CalibrationOptions {
-  /** Sequences the model writes (default 64). */
-  samples?: number;
-  /** Tokens per sequence, BOS included (default 256; at most the model's context). */
-  length?: number;
-  /** Sampling seed (default 0): the same seed gives the same text and the same output. */
-  seed?: number;
-  /** Added to the Hessian's diagonal, as a fraction of its mean (default 0.1). */
-  damp?: number;
-}
-export type GroupSize = number | 'row';
-
-export interface QuantizeOptions {
-  /** Default bit width for quantized tensors. */
-  bits: 4 | 8;
-  /** Weights per scale: 32 (default), 64, 128, any other divisor of the row, or 'row' (per channel). */
-  groupSize?: GroupSize;
-  mode?: Mode;
-  /** Scale selection (default 'rtn'). */
-  quantMethod?: QuantMethod;
-  format?: FormatName;
-  /** Globs (`*` any run of characters, `?` one) of tensors kept in their dtype. */
-  keep?: string[];
-  /** Mixed precision: `GLOB=BITS` rules, first match wins, e.g. `*down_proj*=8`. */
-  bitsFor?: string[];
-  /** Scale dtype for packed safetensors (default: the checkpoint's torch_dtype). GGUF always uses F16. */
-  scaleDtype?: FloatDtype;
-  /** Split safetensors output into shards of at most this many bytes (a single tensor may exceed it). */
-  maxShardSize?: number;
-  /** GGUF only: the file's type, overriding bits/mode (F16 for an unquantized runnable file, 'mobile' mix). */
-  ggufType?: GgufFileType;
-  /** --method gptq / iq4nl-gptq: calibration settings. */
-  calibration?: CalibrationOptions;
-}
-
-export interface ResolvedOptions {
-  bits: 4 | 8;
-  groupSize: GroupSize;
-  mode: Mode;
-  quantMethod: QuantMethod;
-  format: FormatName;
-  keep: string[];
-  bitsFor: { glob: string; re: RegExp; bits: 4 | 8 }[];
-  scaleDtype: FloatDtype | undefined;
-  maxShardSize: number | undefined;
-  ggufType: GgufFileType | undefined;
-}
-
-/** A matrix view of a tensor: quantization groups run along `cols`, the contiguous last dimension(s). */
-export interface MatrixView {
-  rows: number;
-  cols: number;
-}
-
-/** Where a tensor goes: its name in the output (when the format renames it) and a change made to its values first. */
-interface Placement {
-  outputName?: string;
-  transform?: TensorTransform;
-}
-
-export type Treatment =
-  | ({ kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; note?: string } & Placement)
-  | ({ kind: 'keep'; outDtype: Dtype; reason: string } & Placement);
-
-export interface PlanEntry {
-  tensor: CheckpointTensor;
-  treatment: Treatment;
-  /** Bytes this tensor occupies in the output (data of all its output tensors, without headers). */
-  outputBytes: number;
-}
-
-export interface Plan {
-  model: string;
-  config: ModelConfig | null;
-  /** Tied weights of the checkpoint: absent name -> stored name. */
-  aliases: Map<string, string>;
-  format: FormatName;
-  options: ResolvedOptions;
-  entries: PlanEntry[];
-  files: PlannedFile[];
-  sourceBytes: number;
-  outputBytes: number;
-  quantizedParams: number;
-  quantizedOutputBytes: number;
-  /** Average stored bits per quantized weight, scales and zero points included. */
-  bitsPerQuantizedWeight: number;
-}
+export * from './options.js';
+export { matrixView, type MatrixView, type Treatment, type PlanEntry, type Plan, type GenericDecision, type Request } from './formats/format.js';
+export { GGUF_FILE_TYPES, type GgufFileType } from './formats/gguf-mixes.js';
 
 export function globToRegExp(glob: string): RegExp {
   const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
@@ -156,7 +39,8 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
   const format = o.format ?? 'safetensors';
   if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw') throw usage(`--format must be safetensors, gguf or gguf-raw (got ${String(format)})`);
   if (o.ggufType !== undefined && !GGUF_FILE_TYPES.includes(o.ggufType)) throw usage(`--gguf-type must be one of ${GGUF_FILE_TYPES.join(', ')} (got ${String(o.ggufType)})`);
-  if (o.ggufType !== undefined && format !== 'gguf') throw usage('--gguf-type applies to --format gguf');
+  if (o.ggufType !== undefined && format === 'safetensors') throw usage('--gguf-type applies to --format gguf (or gguf-raw)');
+  if (o.pure && !isLlamaCppFileType(o.ggufType)) throw usage('--pure applies to --gguf-type with one of llama.cpp\'s file types (every matrix in that type, as llama-quantize --pure)');
   const bitsFor = (o.bitsFor ?? []).map((rule) => {
     const m = /^(.+)=(\d+)$/.exec(rule);
     if (!m || (m[2] !== '4' && m[2] !== '8')) throw usage(`--bits-for takes GLOB=4 or GLOB=8 (got '${rule}')`);
@@ -166,7 +50,7 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
     throw usage(`--scale-dtype must be F16, BF16 or F32 (got ${String(o.scaleDtype)})`);
   if (o.maxShardSize !== undefined && !(Number.isSafeInteger(o.maxShardSize) && o.maxShardSize > 0))
     throw usage(`--max-shard-size must be a positive number of bytes`);
-  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType };
+  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, pure: isLlamaCppFileType(o.ggufType) ? (o.pure ?? LLAMA_CPP_FTYPES[o.ggufType].pureByDefault) : false };
   formatFor(format).checkOptions(r);
   return r;
 }
@@ -187,21 +71,6 @@ export function checkCalibration(c: CalibrationOptions | undefined): void {
 export function formatFor(name: FormatName): OutputFormat {
   return name === 'gguf' ? ggufFormat : name === 'gguf-raw' ? ggufRawFormat : packedSafetensorsFormat;
 }
-
-/** Rows and columns of the matrix a tensor is quantized as (conv weights: one row per output channel). */
-export function matrixView(shape: readonly number[]): MatrixView {
-  const cols = shape.length === 4 ? shape[1]! * shape[2]! * shape[3]! : shape[shape.length - 1]!;
-  return { rows: shapeElements(shape)! / cols, cols };
-}
-
-/** What the generic rules say about a tensor before the format has its word. */
-export interface Request {
-  bits: 4 | 8;
-  /** True when a --bits-for rule named this tensor explicitly. */
-  explicit: boolean;
-}
-
-export type GenericDecision = { keep: string } | Request;
 
 export function genericDecision(t: CheckpointTensor, o: ResolvedOptions): GenericDecision {
   if (o.keep.some((g) => globToRegExp(g).test(t.name))) return { keep: 'matches --keep' };
@@ -243,4 +112,35 @@ export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promis
     quantizedOutputBytes,
     bitsPerQuantizedWeight: quantizedParams ? (quantizedOutputBytes * 8) / quantizedParams : 0,
   };
+}
+
+/**
+ * Refuses, before anything is read or written, a plan whose encodings this build of the addon cannot
+ * make (a kernel scheme it lacks, or a method its kernels refuse), and one whose layout the addon would
+ * size differently from the format registry. `plan`, `--dry-run` and `estimate` need no kernels.
+ */
+export function checkKernels(plan: Plan): void {
+  const seen = new Set<string>();
+  for (const e of plan.entries) {
+    const t = e.treatment;
+    if (t.kind !== 'quantize') continue;
+    const key = `${JSON.stringify(t.spec)} ${t.view.cols}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const where = { file: e.tensor.file, tensor: e.tensor.name };
+    const cannot = (why: string) => new QuantkitError('ERR_NATIVE', `this build of the addon cannot write ${t.label} (kernel scheme ${t.spec.scheme}, method ${t.spec.method ?? 'rtn'}): ${why}; \`quantkit plan\` and \`estimate\` still give its exact size`, where);
+    let layout;
+    try {
+      layout = addon().layout({ spec: t.spec, cols: t.view.cols });
+    } catch (err) {
+      // The addon refuses a scheme or method name it does not know with a TypeError (ERR_NATIVE_ARGUMENT).
+      if ((err as { code?: string }).code !== 'ERR_NATIVE_ARGUMENT') throw err;
+      throw cannot(/spec\.scheme/.test((err as Error).message) ? `it has no ${encodingOfScheme(t.spec.scheme).name} kernels` : (err as Error).message);
+    }
+    if (layout.error) throw cannot(layout.error);
+    // ggml blocks are stored as the kernels write them (compressed-tensors repacks zero points and adds a shape).
+    const native = layout.dataBytesPerRow * t.view.rows;
+    if (encodingOfScheme(t.spec.scheme).family === 'ggml' && native !== e.outputBytes)
+      throw new QuantkitError('ERR_NATIVE', `the addon lays out ${t.label} in ${native} bytes, the format registry in ${e.outputBytes}`, where);
+  }
 }

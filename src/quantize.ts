@@ -19,7 +19,7 @@ import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
 export { publish } from './staged-output.js';
-import { type Plan, type PlanEntry, type QuantizeOptions, formatFor, planResolved, resolveOptions, usesGptq } from './plan.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, planResolved, resolveOptions, usesGptq } from './plan.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
@@ -154,6 +154,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
   const ckpt = await Checkpoint.open(model);
   try {
     const plan = await planResolved(ckpt, o);
+    checkKernels(plan);
     const out = resolve(options.output ?? defaultOutputName(model, options));
     return await stagedOutput(out, ckpt.input, options.force ?? false, async (tmp) => {
       const predicted = await predictMemory(ckpt, options);
@@ -169,7 +170,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
 async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Estimate | null> {
   const model = fromCheckpoint(ckpt, 'safetensors headers');
   if (!model.dims) return null;
-  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, quantMethod: o.quantMethod });
+  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, pure: o.pure, quantMethod: o.quantMethod });
 }
 
 /** Writes and verifies into `dir`; the report names `output`, where the files are once published. */

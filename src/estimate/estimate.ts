@@ -134,8 +134,8 @@ function positive(name: string, v: number | undefined, fallback: number): number
 function weightFormat(o: EstimateOptions, fallback: WeightDtype): WeightFormat {
   if (o.bits !== undefined) {
     if (o.dtype !== undefined && o.dtype !== 'quantkit') throw new QuantkitError('ERR_USAGE', '--bits selects quantkit\'s own format: do not combine it with --dtype');
-    const { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType } = o;
-    return { dtype: 'quantkit', quantkit: { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType } };
+    const { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure } = o;
+    return { dtype: 'quantkit', quantkit: { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure } };
   }
   return { dtype: o.dtype ?? fallback, doubleQuant: o.doubleQuant };
 }
@@ -212,7 +212,7 @@ async function withFit(est: Estimate, model: EstimateModel, o: EstimateOptions):
  */
 async function cheapestFit(model: EstimateModel, o: EstimateOptions, device: Device): Promise<Estimate['cheapest_fit']> {
   const scenario = o.scenario ?? 'inference';
-  const common: EstimateOptions = { ...o, gpu: undefined, device: undefined, recommend: false, bits: undefined, dtype: undefined, keep: undefined, bitsFor: undefined, ggufType: undefined };
+  const common: EstimateOptions = { ...o, gpu: undefined, device: undefined, recommend: false, bits: undefined, dtype: undefined, keep: undefined, bitsFor: undefined, ggufType: undefined, pure: undefined };
   const candidates: [string, EstimateOptions][] = [];
   if (scenario === 'inference' && o.runtime === 'llama.cpp') {
     // A GGUF for a phone or laptop: smaller llama.cpp types first, then shorter contexts at 4 bits.

@@ -15,7 +15,7 @@ export { DEVICES as GPUS, findDevice as findGpu, type Device as Gpu } from './de
 export { FRAMEWORKS, type Framework } from './frameworks.js';
 export { parseParallel, type ParallelLayout } from './parallel.js';
 export { weightBytes, tensorRole, WEIGHT_DTYPES, type WeightDtype, type WeightFormat } from './weights.js';
-export { LLAMA_CPP_FILE_TYPES, type LlamaCppFileType } from './llamacpp-mix.js';
+export { LLAMA_CPP_FILE_TYPES, type LlamaCppFileType } from '../formats/gguf-mixes.js';
 
 export interface RemoteOptions extends HubOptions {
   revision?: string;

@@ -4,13 +4,17 @@
  *  - bitsandbytes as transformers loads it (int8 = LLM.int8, nf4/fp4 = 4-bit, optional double
  *    quantization): nn.Linear weights quantized, embeddings and the output head kept in 16 bits;
  *  - quantkit's own files: the planner's exact per-tensor output bytes (`--bits/--group-size/--format`);
- *  - llama.cpp's file types (`gguf:Q4_K_M` ...): its per-tensor type recipe, see llamacpp-mix.ts.
+ *  - llama.cpp's file types (`gguf:Q4_K_M` ...): the same planner with `--gguf-type`, so llama-quantize's
+ *    per-tensor mix (src/formats/gguf-mixes.ts) prices it byte for byte: a runnable GGUF where llama.cpp
+ *    maps the architecture, else the same types in a gguf-raw container.
  */
-import type { CheckpointTensor } from '../checkpoint.js';
+import { join } from 'node:path';
+import { type Checkpoint, type CheckpointTensor, pathExists } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
+import { RUNNABLE_ARCHITECTURES } from '../formats/gguf-arch.js';
+import { type LlamaCppFileType, LLAMA_CPP_FILE_TYPES, isLlamaCppFileType } from '../formats/gguf-mixes.js';
 import { type Plan, type QuantizeOptions, planQuantization } from '../plan.js';
 import { shapeElements } from '../safetensors/dtypes.js';
-import { type LlamaCppFileType, LLAMA_CPP_FILE_TYPES, llamaCppTensorBytes } from './llamacpp-mix.js';
 import type { EstimateModel } from './model.js';
 
 export type PlainDtype = 'fp32' | 'bf16' | 'fp16';
@@ -81,9 +85,10 @@ export async function weightBytes(model: EstimateModel, format: WeightFormat): P
     }
     return { total, quantized, largestQuantizedParams: largest };
   }
-  if (dtype === 'quantkit') {
-    if (!format.quantkit) throw new QuantkitError('ERR_USAGE', "dtype 'quantkit' needs --bits (and optionally --group-size, --format)");
-    const plan = await planQuantization(model.checkpoint, format.quantkit);
+  const quantkit = dtype === 'quantkit' ? format.quantkit : dtype.startsWith('gguf:') ? await llamaCppOptions(model.checkpoint, dtype.slice(5)) : undefined;
+  if (dtype === 'quantkit' && !quantkit) throw new QuantkitError('ERR_USAGE', "dtype 'quantkit' needs --bits (and optionally --group-size, --format)");
+  if (quantkit) {
+    const plan = await planQuantization(model.checkpoint, quantkit);
     let largest = 0;
     let total = 0;
     for (const e of plan.entries) {
@@ -92,10 +97,17 @@ export async function weightBytes(model: EstimateModel, format: WeightFormat): P
     }
     return { total, quantized: plan.quantizedOutputBytes, largestQuantizedParams: largest, plan };
   }
-  if (dtype.startsWith('gguf:')) {
-    const ftype = dtype.slice(5) as LlamaCppFileType;
-    const { total, quantized, largestQuantizedParams } = llamaCppTensorBytes(model, ftype);
-    return { total, quantized, largestQuantizedParams };
-  }
   throw new QuantkitError('ERR_USAGE', `unknown weight dtype '${dtype}' (choose from ${WEIGHT_DTYPES.join(', ')})`);
+}
+
+/**
+ * quantize's options for a llama.cpp file type: a runnable GGUF when llama.cpp maps the architecture
+ * (and the tokenizer it needs is there, or the model is known by shapes alone), else gguf-raw, whose
+ * tensors get the same types under their checkpoint names.
+ */
+async function llamaCppOptions(ckpt: Checkpoint, ftype: string): Promise<QuantizeOptions> {
+  if (!isLlamaCppFileType(ftype)) throw new QuantkitError('ERR_USAGE', `unknown llama.cpp file type '${ftype}' (choose from ${LLAMA_CPP_FILE_TYPES.join(', ')})`);
+  const runnable = RUNNABLE_ARCHITECTURES.includes(String(ckpt.config?.model_type)) && (ckpt.shapesOnly || (await pathExists(join(ckpt.dir, 'tokenizer.json'))));
+  // llama-quantize's file exactly: its per-tensor rules even for the types quantkit writes pure by default.
+  return { bits: 4, format: runnable ? 'gguf' : 'gguf-raw', ggufType: ftype, pure: false };
 }

@@ -58,9 +58,6 @@ function num(c: ModelConfig, key: string, fallback: number): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 }
 
-/** llama.cpp's use_more_bits: the first and last eighth of the layers and every third in between. */
-export const moreBits = (i: number, n: number) => i < Math.floor(n / 8) || i >= Math.floor((7 * n) / 8) || (i - Math.floor(n / 8)) % 3 === 2;
-
 export const RUNNABLE_ARCHITECTURES = ['llama', 'mistral', 'qwen2', 'phi3', 'gemma'];
 
 /** The llama.cpp mapping for a config, or an error naming the supported architectures. */

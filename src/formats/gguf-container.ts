@@ -5,6 +5,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { QuantkitError, ioError } from '../errors.js';
 import { readExactly } from '../safetensors/reader.js';
+import { type GgmlTypeName, ggmlTensorBytes, ggmlType, ggmlTypeById } from './types/index.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian u32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -13,26 +14,6 @@ export const GGUF_MAX_NAME_BYTES = 63;
 
 export enum GgufValueType {
   U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
-}
-
-/** ggml tensor types quantkit writes or reads: [id, elements per block, bytes per block]. */
-export const GGML_TYPES = {
-  F32: [0, 1, 4], F16: [1, 1, 2], Q4_0: [2, 32, 18], Q4_1: [3, 32, 20], IQ4_NL: [20, 32, 18], Q5_0: [6, 32, 22], Q5_1: [7, 32, 24],
-  Q8_0: [8, 32, 34], Q2_K: [10, 256, 84], Q3_K: [11, 256, 110], Q4_K: [12, 256, 144], Q5_K: [13, 256, 176],
-  Q6_K: [14, 256, 210], I8: [24, 1, 1], I16: [25, 1, 2], I32: [26, 1, 4], I64: [27, 1, 8], F64: [28, 1, 8], BF16: [30, 1, 2],
-} as const satisfies Record<string, readonly [number, number, number]>;
-export type GgmlType = keyof typeof GGML_TYPES;
-const TYPE_BY_ID = new Map<number, GgmlType>(Object.entries(GGML_TYPES).map(([k, v]) => [v[0], k as GgmlType]));
-
-export function ggmlTypeById(id: number): GgmlType | undefined {
-  return TYPE_BY_ID.get(id);
-}
-
-/** Bytes of a tensor of `type` with dims `ne` (innermost first); undefined if ne[0] is not whole blocks. */
-export function ggmlTensorBytes(type: GgmlType, ne: readonly number[]): number | undefined {
-  const [, blck, size] = GGML_TYPES[type];
-  if (ne[0]! % blck !== 0) return undefined;
-  return (ne.reduce((a, b) => a * b, 1) / blck) * size;
 }
 
 export type GgufScalar = number | bigint | boolean | string;
@@ -48,7 +29,8 @@ export interface GgufTensorInfo {
   name: string;
   /** Dims innermost first. */
   ne: number[];
-  type: GgmlType;
+  /** The ggml type (format registry name). */
+  type: GgmlTypeName;
   /** Offset relative to the start of the data section. */
   offset: number;
   bytes: number;
@@ -107,7 +89,7 @@ class ByteWriter {
  * Encodes everything before the tensor data: header, metadata, tensor infos, and the padding up to
  * the data section. Tensor offsets are assigned here (aligned), so sizes are known before writing.
  */
-export function encodeGgufHeader(kvs: GgufKV[], tensors: { name: string; ne: number[]; type: GgmlType; bytes: number }[], alignment = GGUF_DEFAULT_ALIGNMENT): { header: Uint8Array; infos: GgufTensorInfo[]; fileBytes: number } {
+export function encodeGgufHeader(kvs: GgufKV[], tensors: { name: string; ne: number[]; type: GgmlTypeName; bytes: number }[], alignment = GGUF_DEFAULT_ALIGNMENT): { header: Uint8Array; infos: GgufTensorInfo[]; fileBytes: number } {
   const w = new ByteWriter();
   w.u32(GGUF_MAGIC);
   w.u32(3);
@@ -131,7 +113,7 @@ export function encodeGgufHeader(kvs: GgufKV[], tensors: { name: string; ne: num
     w.string(t.name);
     w.u32(t.ne.length);
     for (const d of t.ne) w.u64(d);
-    w.u32(GGML_TYPES[t.type][0]);
+    w.u32(ggmlType(t.type).ggufId);
     w.u64(offset);
     infos.push({ ...t, offset });
     offset = alignUp(offset + t.bytes, alignment);
@@ -258,9 +240,9 @@ function parseGguf(buf: Uint8Array, complete: boolean, fileSize: number, file: s
     const offset = r.u64();
     if (ne.some((d) => d <= 0) || ne.reduce((a, b) => a * b, 1) > Number.MAX_SAFE_INTEGER) throw bad(`dims ${JSON.stringify(ne)} are not valid`, name);
     const bytes = ggmlTensorBytes(type, ne);
-    if (bytes === undefined) throw bad(`row of ${ne[0]} is not a whole number of ${type} blocks`, name);
+    if (bytes === undefined) throw bad(`row of ${ne[0]} is not a whole number of ${type.name} blocks`, name);
     if (offset % alignment !== 0) throw bad(`data offset ${offset} is not aligned to ${alignment}`, name);
-    tensors.push({ name, ne, type, offset, bytes });
+    tensors.push({ name, ne, type: type.name as GgmlTypeName, offset, bytes });
   }
   const dataStart = alignUp(r.pos, alignment);
   const sorted = [...tensors].sort((a, b) => a.offset - b.offset);

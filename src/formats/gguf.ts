@@ -4,39 +4,38 @@
  *    gguf-arch.ts, the tensors its converter changes changed the same way; llama.cpp loads and runs it.
  *  - `gguf-raw`: a plain container keeping the checkpoint's tensor names and config.json
  *    (`quantkit.runnable = false`), for any architecture.
- * Quantized tensors are ggml Q8_0 / Q4_0 / Q4_1 blocks, bit-identical to ggml's reference quantizers.
+ * Tensors are ggml types from the format registry (./types/); their kernels are bit-identical to ggml's
+ * reference quantizers.
  *
- * Types per tensor (runnable): 1-D tensors F32 (as llama.cpp expects); 2-D weights in the file type
- * (--gguf-type, else Q4_0/Q4_1/Q8_0 from --bits/--asym); rows that are not whole 32-weight blocks fall
- * back to F16 (F32 if a value does not fit F16), and the plan says so. The 'mobile' mix: Q4_0, with the
- * output head (or the tied embedding, which is the output head) and, on the layers llama.cpp's Q4_K_M
- * recipe favours (the first and last eighth and every third in between), attn_v and ffn_down in Q8_0.
+ * Types per tensor: 1-D tensors F32 (as llama.cpp expects); matrices in the file type's mix (--gguf-type:
+ * llama-quantize's per-tensor rules or quantkit's 'mobile' mix, both in gguf-mixes.ts; --pure: the file
+ * type's own type everywhere), else Q4_0/Q4_1/Q8_0 from --bits/--asym everywhere. Rows that are not whole
+ * blocks fall back as llama.cpp does (a smaller block, then F16; gguf-raw without --gguf-type keeps them
+ * in their dtype), and the plan says so.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AtomicFile } from '../atomic-file.js';
 import { type Checkpoint, type CheckpointTensor, type ModelConfig, modelName } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
-import type { KernelScheme, KernelSpec } from '../native.js';
-import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, kernelMethod, matrixView, usesIq4nl } from '../plan.js';
-import { type Dtype, type FloatDtype, shapeElements } from '../safetensors/dtypes.js';
+import { type ResolvedOptions, kernelMethod, usesIq4nl } from '../options.js';
+import { type Dtype, shapeElements } from '../safetensors/dtypes.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
+import { architectureShapes, SUPPORTED_ARCHITECTURES } from '../estimate/architectures.js';
 import { VERSION } from '../version.js';
-import type { OutputFormat, PlannedFile, ReadBack, ReadBackTensor } from './format.js';
-import { type GgufArchitecture, ggufArchitecture, moreBits } from './gguf-arch.js';
-import { GGML_TYPES, type GgmlType, GgufReader, type GgufKV, GgufValueType, alignUp, encodeGgufHeader, GGUF_DEFAULT_ALIGNMENT } from './gguf-container.js';
+import { type GenericDecision, type OutputFormat, type PlanEntry, type PlannedFile, type ReadBack, type ReadBackTensor, type Treatment, matrixView } from './format.js';
+import { type GgufArchitecture, ggufArchitecture } from './gguf-arch.js';
+import { GgufReader, type GgufKV, GgufValueType, alignUp, encodeGgufHeader, GGUF_DEFAULT_ALIGNMENT } from './gguf-container.js';
+import { LLAMA_CPP_FTYPES, type MixChoice, type MixModel, type MixTensor, fitChoice, ggufCategory, hfCategory, isLlamaCppFileType, layerOf, llamaCppQuantizes, llamaCppTypes, mobileType } from './gguf-mixes.js';
 import { ggufTokenizerMetadata } from './gguf-tokenizer.js';
+import { type GgmlType, type GgmlTypeName, ggmlLabel, ggmlSpec, ggmlType, ggmlTypeById, ggmlTypeOfDtype, ggmlTypeOfScheme } from './types/index.js';
 
-const SCHEME_TYPE: Record<'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl', GgmlType> = { q8_0: 'Q8_0', q4_0: 'Q4_0', q4_1: 'Q4_1', iq4_nl: 'IQ4_NL' };
-const TYPE_SCHEME: Partial<Record<GgmlType, KernelScheme>> = { Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_1: 'q4_1', IQ4_NL: 'iq4_nl' };
-/** Safetensors dtypes GGUF can store as they are. */
-const STORABLE: Partial<Record<Dtype, GgmlType>> = { F32: 'F32', F16: 'F16', BF16: 'BF16', I8: 'I8', I16: 'I16', I32: 'I32', I64: 'I64', F64: 'F64' };
-const FILE_TYPES: Partial<Record<GgmlType, number>> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, IQ4_NL: 25, BF16: 32 };
 /** Metadata key mapping a runnable file's tensor names to the checkpoint's (verify reads it). */
 export const SOURCES_KEY = 'quantkit.sources';
 
-function ggmlType(tr: Treatment): GgmlType {
-  return tr.kind === 'quantize' ? SCHEME_TYPE[tr.spec.scheme as 'q8_0'] : STORABLE[tr.outDtype]!;
+/** The ggml type a treatment stores. */
+function ggmlTypeOf(tr: Treatment): GgmlType {
+  return tr.kind === 'quantize' ? ggmlTypeOfScheme(tr.spec.scheme) : ggmlTypeOfDtype(tr.outDtype)!;
 }
 
 /** GGUF dims, innermost first. Quantized conv weights are stored as 2-D [cols, rows] so blocks run along ne0. */
@@ -46,30 +45,41 @@ function ggufDims(t: CheckpointTensor, tr: Treatment): number[] {
   return [...t.shape].reverse();
 }
 
-function fileTypeOf(entries: PlanEntry[]): { id: number; name: string } {
-  const weight = new Map<GgmlType, number>();
+/**
+ * general.file_type: the requested llama.cpp file type's LLAMA_FTYPE id (what llama-quantize writes);
+ * otherwise (--bits, mobile) the type holding most matrix weights, as llama.cpp's converter guesses it.
+ */
+function fileTypeOf(entries: PlanEntry[], o: ResolvedOptions | undefined): { id: number; name: string } {
+  if (isLlamaCppFileType(o?.ggufType)) return { id: LLAMA_CPP_FTYPES[o.ggufType].id, name: o.ggufType };
+  const weight = new Map<GgmlTypeName, number>();
   const quantized = entries.some((e) => e.treatment.kind === 'quantize');
   for (const e of entries) {
     if (quantized !== (e.treatment.kind === 'quantize') || e.tensor.shape.length < 2) continue;
-    const t = ggmlType(e.treatment);
+    const t = ggmlTypeOf(e.treatment).name as GgmlTypeName;
     weight.set(t, (weight.get(t) ?? 0) + shapeElements(e.tensor.shape)!);
   }
-  const [best] = [...weight.entries()].filter(([t]) => FILE_TYPES[t] !== undefined).sort((a, b) => b[1] - a[1]);
-  return best ? { id: FILE_TYPES[best[0]]!, name: best[0] } : { id: 0, name: 'F32' };
+  const known = ([...weight.entries()].filter(([t]) => isLlamaCppFileType(t) && LLAMA_CPP_FTYPES[t].base === t) as [keyof typeof LLAMA_CPP_FTYPES, number][]).sort((a, b) => b[1] - a[1]);
+  const best = known[0]?.[0];
+  return { id: best ? LLAMA_CPP_FTYPES[best].id : 0, name: o?.ggufType ?? best ?? 'F32' };
 }
 
 export function ggufFileName(modelDir: string, entries: PlanEntry[], o?: ResolvedOptions): string {
-  return `${modelName(modelDir)}-${o?.ggufType === 'mobile' ? 'mobile' : fileTypeOf(entries).name}.gguf`;
+  return `${modelName(modelDir)}-${fileTypeOf(entries, o).name}.gguf`;
 }
 
 const outName = (e: PlanEntry) => e.treatment.outputName ?? e.tensor.name;
 
-function baseMetadata(entries: PlanEntry[], modelDir: string, architecture: string): GgufKV[] {
+/** A tied pair stored only under lm_head.weight is the token embedding llama.cpp needs. */
+function ggufSourceName(ckpt: Checkpoint, name: string): string {
+  return name === 'lm_head.weight' && ckpt.aliases.get('model.embed_tokens.weight') === 'lm_head.weight' ? 'model.embed_tokens.weight' : name;
+}
+
+function baseMetadata(entries: PlanEntry[], modelDir: string, architecture: string, o: ResolvedOptions): GgufKV[] {
   const S = GgufValueType.STRING, U32 = GgufValueType.U32;
   const kvs: GgufKV[] = [
     { key: 'general.architecture', type: S, value: architecture },
     { key: 'general.name', type: S, value: modelName(modelDir) },
-    { key: 'general.file_type', type: U32, value: fileTypeOf(entries).id },
+    { key: 'general.file_type', type: U32, value: fileTypeOf(entries, o).id },
     { key: 'general.alignment', type: U32, value: GGUF_DEFAULT_ALIGNMENT },
   ];
   if (entries.some((e) => e.treatment.kind === 'quantize')) kvs.push({ key: 'general.quantization_version', type: U32, value: 2 });
@@ -77,17 +87,17 @@ function baseMetadata(entries: PlanEntry[], modelDir: string, architecture: stri
   return kvs;
 }
 
-function rawMetadata(entries: PlanEntry[], modelDir: string, config: ModelConfig | null, aliases: Map<string, string>): GgufKV[] {
+function rawMetadata(entries: PlanEntry[], modelDir: string, config: ModelConfig | null, aliases: Map<string, string>, o: ResolvedOptions): GgufKV[] {
   const S = GgufValueType.STRING;
-  const kvs = baseMetadata(entries, modelDir, typeof config?.model_type === 'string' ? config.model_type : 'unknown');
+  const kvs = baseMetadata(entries, modelDir, typeof config?.model_type === 'string' ? config.model_type : 'unknown', o);
   kvs.push({ key: 'quantkit.runnable', type: GgufValueType.BOOL, value: false });
   if (config) kvs.push({ key: 'quantkit.hf_config', type: S, value: JSON.stringify(config) });
   if (aliases.size) kvs.push({ key: 'quantkit.tensor_aliases', type: S, value: JSON.stringify(Object.fromEntries(aliases)) });
   return kvs;
 }
 
-async function runnableMetadata(entries: PlanEntry[], ckpt: Checkpoint, arch: GgufArchitecture): Promise<GgufKV[]> {
-  const kvs = baseMetadata(entries, ckpt.dir, arch.arch);
+async function runnableMetadata(entries: PlanEntry[], ckpt: Checkpoint, arch: GgufArchitecture, o: ResolvedOptions): Promise<GgufKV[]> {
+  const kvs = baseMetadata(entries, ckpt.dir, arch.arch, o);
   kvs.push(...arch.metadata());
   const embed = entries.find((e) => outName(e) === 'token_embd.weight');
   // A model known by shapes alone (config.json, remote headers) has no tokenizer here: its size estimate
@@ -99,21 +109,17 @@ async function runnableMetadata(entries: PlanEntry[], ckpt: Checkpoint, arch: Gg
 }
 
 function encode(entries: PlanEntry[], kvs: GgufKV[]) {
-  return encodeGgufHeader(kvs, entries.map((e) => ({ name: outName(e), ne: ggufDims(e.tensor, e.treatment), type: ggmlType(e.treatment), bytes: e.outputBytes })));
+  return encodeGgufHeader(kvs, entries.map((e) => ({ name: outName(e), ne: ggufDims(e.tensor, e.treatment), type: ggmlTypeOf(e.treatment).name as GgmlTypeName, bytes: e.outputBytes })));
 }
 
-/** The GGUF type a runnable file gives a 2-D weight, before shape fallbacks. */
-function runnableType(gguf: string, o: ResolvedOptions, requested: 4 | 8, explicit: boolean, layers: number): GgmlType {
-  if (explicit) return requested === 8 ? 'Q8_0' : o.mode === 'asym' ? 'Q4_1' : 'Q4_0';
-  const ft = o.ggufType;
-  if (ft === 'mobile') {
-    const layer = Number(/^blk\.(\d+)\./.exec(gguf)?.[1] ?? -1);
-    if (gguf === 'output.weight' || gguf === 'token_embd.weight') return 'Q8_0';
-    if (/\.(attn_v|ffn_down)\.weight$/.test(gguf) && layer >= 0 && moreBits(layer, layers)) return 'Q8_0';
-    return 'Q4_0';
-  }
-  if (ft) return ft;
-  return requested === 8 ? 'Q8_0' : o.mode === 'asym' ? 'Q4_1' : 'Q4_0';
+/** The model facts llama.cpp's rules read (llama.cpp's architecture names: mistral and mixtral run as llama). */
+function mixModel(ckpt: Checkpoint, arch: GgufArchitecture | null): MixModel {
+  if (arch) return { arch: arch.arch, layers: arch.dims.layers, heads: arch.dims.heads, kvHeads: arch.dims.kvHeads, experts: arch.dims.experts };
+  const type = String(ckpt.config?.model_type ?? '');
+  if (!ckpt.config || !SUPPORTED_ARCHITECTURES.includes(type))
+    throw new QuantkitError('ERR_PLAN', `llama.cpp's file types need the model's layer and head counts: config.json's model_type ${type ? `'${type}' ` : ''}is none of ${SUPPORTED_ARCHITECTURES.join(', ')}`, { file: ckpt.dir });
+  const d = architectureShapes(ckpt.config, ckpt.dir).dims;
+  return { arch: type === 'mistral' || type === 'mixtral' ? 'llama' : type, layers: d.layers, heads: d.heads, kvHeads: d.kvHeads, experts: d.experts };
 }
 
 function makeFormat(runnable: boolean): OutputFormat {
@@ -123,15 +129,53 @@ function makeFormat(runnable: boolean): OutputFormat {
     if (!a) archCache.set(ckpt, (a = ggufArchitecture(ckpt.config, ckpt.dir)));
     return a;
   };
+  /** A checkpoint tensor as llama.cpp's rules see it: GGUF name and category (runnable) or the checkpoint's. */
+  const mixTensor = (ckpt: Checkpoint, t: CheckpointTensor): MixTensor | null => {
+    const cols = matrixView(t.shape).cols;
+    if (!runnable) {
+      const category = hfCategory(t.name, t.shape.length);
+      return { name: t.name, category: category ?? 'other', cols, quantizable: category !== null };
+    }
+    const name = archOf(ckpt).map(ggufSourceName(ckpt, t.name))?.name;
+    return name ? { name, category: ggufCategory(name), cols, quantizable: llamaCppQuantizes(name, t.shape.length) } : null;
+  };
+  // llama.cpp's choices depend on the whole file (tied embeddings, attn_v counts): computed once per
+  // checkpoint and file type.
+  const mixCache = new WeakMap<Checkpoint, Map<string, Map<string, MixChoice>>>();
+  const mixOf = (ckpt: Checkpoint, o: ResolvedOptions): Map<string, MixChoice> => {
+    const key = `${o.ggufType}${o.pure ? ' pure' : ''}`;
+    let byKey = mixCache.get(ckpt);
+    if (!byKey) mixCache.set(ckpt, (byKey = new Map()));
+    let mix = byKey.get(key);
+    if (!mix) {
+      const tensors = ckpt.tensors.map((t) => mixTensor(ckpt, t)).filter((t) => t !== null);
+      byKey.set(key, (mix = llamaCppTypes(o.ggufType as keyof typeof LLAMA_CPP_FTYPES, tensors, mixModel(ckpt, runnable ? archOf(ckpt) : null), o.pure)));
+    }
+    return mix;
+  };
+
+  /** The ggml type of a matrix, by --bits-for, --gguf-type or --bits, with its row's fallback. */
+  const choose = (ckpt: Checkpoint, t: CheckpointTensor, name: string, generic: Exclude<GenericDecision, { keep: string }>, o: ResolvedOptions): MixChoice | { keep: string } => {
+    const cols = matrixView(t.shape).cols;
+    if (generic.explicit || o.ggufType === undefined) return fitChoice(generic.bits === 8 ? 'Q8_0' : o.mode === 'asym' ? 'Q4_1' : 'Q4_0', cols);
+    if (o.ggufType === 'mobile') {
+      const category = mixTensor(ckpt, t)?.category ?? 'other';
+      return fitChoice(mobileType(category, layerOf(name), runnable ? archOf(ckpt).dims.layers : mixModel(ckpt, null).layers), cols);
+    }
+    return mixOf(ckpt, o).get(name) ?? { keep: 'llama.cpp keeps it unquantized (position embeddings, token types, MoE router)' };
+  };
+
   return {
     name: 'gguf',
 
     checkOptions(o: ResolvedOptions) {
       const usage = (m: string) => new QuantkitError('ERR_USAGE', m);
-      if (o.groupSize !== 32) throw usage(`GGUF's Q8_0/Q4_0/Q4_1 blocks hold 32 weights: --group-size must be 32 with --format gguf (got ${o.groupSize})`);
+      if (o.groupSize !== 32) throw usage(`--group-size must be 32 with --format gguf: GGUF's block types fix their own sizes (32 or 256 weights; got ${o.groupSize})`);
       if (o.mode === 'asym' && (o.bits === 8 || o.bitsFor.some((r) => r.bits === 8)) && !o.ggufType)
         throw usage('GGUF has no asymmetric 8-bit weight type: use --sym for 8 bits (Q8_0)');
       if (usesIq4nl(o.quantMethod) && o.mode === 'asym') throw usage(`IQ4_NL is a symmetric code: --method ${o.quantMethod} needs --sym`);
+      if (usesIq4nl(o.quantMethod) && isLlamaCppFileType(o.ggufType) && o.ggufType !== 'IQ4_NL')
+        throw usage(`--method ${o.quantMethod} writes IQ4_NL in place of Q4_0: use --gguf-type IQ4_NL (llama.cpp's IQ4_NL file) or --bits 4, not --gguf-type ${o.ggufType}`);
       if (o.quantMethod === 'hqq' && o.ggufType !== undefined && o.ggufType !== 'Q4_1') throw usage(`--method hqq fits Q4_1 blocks (not ${o.ggufType})`);
       if (o.scaleDtype !== undefined && o.scaleDtype !== 'F16') throw usage('GGUF block types store F16 scales: --scale-dtype must be F16 with --format gguf');
       if (o.maxShardSize !== undefined) throw usage('--max-shard-size applies to --format safetensors only');
@@ -142,39 +186,43 @@ function makeFormat(runnable: boolean): OutputFormat {
       let placement: { outputName?: string; transform?: Treatment['transform'] } = {};
       if (runnable) {
         const arch = archOf(ckpt);
-        // A tied pair stored only under lm_head.weight is the token embedding llama.cpp needs.
-        const hfName = t.name === 'lm_head.weight' && ckpt.aliases.get('model.embed_tokens.weight') === 'lm_head.weight' ? 'model.embed_tokens.weight' : t.name;
-        const mapped = arch.map(hfName);
+        const mapped = arch.map(ggufSourceName(ckpt, t.name));
         if (!mapped) throw new QuantkitError('ERR_PLAN', `llama.cpp's ${arch.arch} architecture has no tensor for it (use --format gguf-raw to keep every tensor)`, { file: t.file, tensor: t.name });
         placement = { outputName: mapped.name, ...(mapped.transform ? { transform: mapped.transform } : {}) };
       }
       const keep = (reason: string, dtype: Dtype): Treatment => {
         const outDtype = t.shape.length <= 1 && (dtype === 'F16' || dtype === 'BF16' || placement.transform?.kind === 'add-one') ? 'F32' : dtype;
-        if (!STORABLE[outDtype]) throw new QuantkitError('ERR_PLAN', `${t.dtype} cannot be stored in GGUF`, { file: t.file, tensor: t.name });
+        if (!ggmlTypeOfDtype(outDtype)) throw new QuantkitError('ERR_PLAN', `${t.dtype} cannot be stored in GGUF`, { file: t.file, tensor: t.name });
         const why = outDtype !== dtype && t.shape.length <= 1 ? `${reason}; stored as F32 as llama.cpp expects for 1-D tensors` : outDtype !== dtype ? `${reason}; converted to ${outDtype}` : reason;
         return { kind: 'keep', outDtype, reason: why, ...placement };
       };
       if ('keep' in generic) return keep(generic.keep, t.dtype);
       const view = matrixView(t.shape);
-      const type = runnable ? runnableType(placement.outputName!, o, generic.bits, generic.explicit, archOf(ckpt).dims.layers) : generic.bits === 8 ? 'Q8_0' : o.mode === 'asym' ? 'Q4_1' : 'Q4_0';
-      if (type === 'F32' || type === 'F16' || type === 'BF16') return keep(`--gguf-type ${type}`, type);
-      if (view.cols % 32 !== 0) {
-        if (!runnable) return keep(`row length ${view.cols} is not a multiple of 32 (ggml block size): kept as ${t.dtype}`, t.dtype);
+      const choice = choose(ckpt, t, placement.outputName ?? t.name, generic, o);
+      if ('keep' in choice) return keep(choice.keep, t.dtype);
+      let gt = ggmlType(choice.type);
+      const wanted = choice.wanted && ggmlType(choice.wanted);
+      const fallback = wanted?.fallback && choice.type !== wanted.fallback ? ggmlType(wanted.fallback) : undefined;
+      const why = wanted && `row length ${view.cols} is not a multiple of ${wanted.blockWeights} (${wanted.name} blocks)${fallback ? ` nor of ${fallback.blockWeights} (its fallback ${fallback.name})` : ''}`;
+      if (!gt.quantized) {
+        if (!choice.wanted) return keep(`--gguf-type ${gt.name}`, gt.dtype!);
+        // Without a llama.cpp file type, gguf-raw keeps such rows in their own dtype (lossless);
         // llama.cpp's kernels take F16 rows of any length on every backend.
-        return keep(`row length ${view.cols} is not a multiple of 32 (ggml block size): ${type} cannot hold it, F16 instead`, 'F16');
+        if (!runnable && !isLlamaCppFileType(o.ggufType)) return keep(`${why}: kept as ${t.dtype}`, t.dtype);
+        return keep(`${why}: F16 instead, as llama.cpp falls back`, 'F16');
       }
       // --method iq4nl: IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
-      const scheme = type === 'Q8_0' ? 'q8_0' : type === 'Q4_1' ? 'q4_1' : usesIq4nl(o.quantMethod) ? 'iq4_nl' : 'q4_0';
-      const method = kernelMethod(o.quantMethod, scheme);
-      const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16' as FloatDtype, ...(method !== 'rtn' ? { method } : {}) };
-      const how = method === 'gptq' || method === 'hqq' ? ` ${method}` : method === 'search' && scheme !== 'iq4_nl' ? ' search' : '';
-      return { kind: 'quantize', spec, view, label: `${SCHEME_TYPE[scheme]}${how}`, ...placement };
+      if (gt.name === 'Q4_0' && usesIq4nl(o.quantMethod) && !isLlamaCppFileType(o.ggufType)) gt = ggmlType('IQ4_NL');
+      const wantedMethod = kernelMethod(o.quantMethod, gt.scheme!);
+      const method = gt.methods.includes(wantedMethod) ? wantedMethod : 'rtn';
+      const notes = [why && `${why}: ${gt.name}, as llama.cpp falls back`, method !== wantedMethod && `--method ${o.quantMethod} does not apply to ${gt.name}: llama.cpp's quantizer`].filter(Boolean);
+      return { kind: 'quantize', spec: ggmlSpec(gt, method), view, label: ggmlLabel(gt, method), ...(notes.length ? { note: notes.join('; ') } : {}), ...placement };
     },
 
     tensorBytes(t, tr) {
-      if (tr.kind === 'keep') return shapeElements(t.shape)! * GGML_TYPES[STORABLE[tr.outDtype]!][2];
-      const [, blck, size] = GGML_TYPES[ggmlType(tr)];
-      return (tr.view.rows * tr.view.cols / blck) * size;
+      const gt = ggmlTypeOf(tr);
+      const { rows, cols } = tr.kind === 'quantize' ? tr.view : { rows: 1, cols: shapeElements(t.shape)! };
+      return ((rows * cols) / gt.blockWeights) * gt.blockBytes;
     },
 
     async layout(entries, ckpt, o): Promise<PlannedFile[]> {
@@ -187,7 +235,7 @@ function makeFormat(runnable: boolean): OutputFormat {
         }
         if (!names.has('token_embd.weight')) throw new QuantkitError('ERR_PLAN', 'no token embedding (model.embed_tokens.weight) to run the model with', { file: ckpt.dir });
       }
-      const kvs = runnable ? await runnableMetadata(entries, ckpt, archOf(ckpt)) : rawMetadata(entries, ckpt.dir, ckpt.config, ckpt.aliases);
+      const kvs = runnable ? await runnableMetadata(entries, ckpt, archOf(ckpt), o) : rawMetadata(entries, ckpt.dir, ckpt.config, ckpt.aliases, o);
       const { fileBytes } = encode(entries, kvs);
       return [{ name: ggufFileName(ckpt.dir, entries, o), bytes: fileBytes, kind: 'weights', tensors: entries.map((e) => e.tensor.name), gguf: kvs }];
     },
@@ -243,16 +291,14 @@ async function readBackGguf(dir: string): Promise<ReadBack> {
     }
   }
   const tensors: ReadBackTensor[] = reader.file.tensors.map((t) => {
-    const scheme = TYPE_SCHEME[t.type];
+    const gt = ggmlType(t.type);
     const shape = [...t.ne].reverse();
     const source = typeof sources[t.name] === 'string' ? { source: sources[t.name] } : {};
-    if (!scheme) {
-      const dtype = (Object.entries(STORABLE).find(([, g]) => g === t.type)?.[0] ?? 'F32') as Dtype;
-      return { name: t.name, ...source, kind: 'keep', dtype, shape, bytes: t.bytes, readRange: (o, target) => reader.readRange(t, o, target) };
-    }
+    if (!gt.quantized) return { name: t.name, ...source, kind: 'keep', dtype: gt.dtype!, shape, bytes: t.bytes, readRange: (o, target) => reader.readRange(t, o, target) };
     const cols = t.ne[0]!;
     const rows = t.ne.slice(1).reduce((a, b) => a * b, 1);
-    const spec: KernelSpec = { scheme, bits: scheme === 'q8_0' ? 8 : 4, group: 32, scaleDtype: 'F16', ...(scheme === 'iq4_nl' ? { method: 'search' as const } : {}) };
+    // Dequantized through the type's own kernel method (the stored layout is the same for every method).
+    const spec = ggmlSpec(gt, gt.methods[0]);
     return { name: t.name, ...source, kind: 'quantize', spec, view: { rows, cols }, label: t.type, bytes: t.bytes, load: async (alloc) => ({ data: await reader.read(t, alloc?.(t.bytes)) }) };
   });
   return { format: 'gguf', tensors, runnable: !!sourcesKv, close: () => reader.close() };

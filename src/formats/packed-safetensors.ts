@@ -14,11 +14,12 @@ import { writeFileAtomic, temporaryName } from '../atomic-file.js';
 import { rename } from 'node:fs/promises';
 import { QuantkitError, ioError } from '../errors.js';
 import type { KernelSpec } from '../native.js';
-import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, kernelMethod, matrixView, usesIq4nl } from '../plan.js';
+import { type ResolvedOptions, kernelMethod, usesIq4nl } from '../options.js';
 import { type FloatDtype, dtypeSize, shapeElements } from '../safetensors/dtypes.js';
 import { SafetensorsWriter, type TensorEntry, predictSafetensorsSize } from '../safetensors/writer.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
-import type { OutputFormat, PlannedFile, ReadBack, ReadBackTensor } from './format.js';
+import { type GenericDecision, type OutputFormat, type PlanEntry, type PlannedFile, type ReadBack, type ReadBackTensor, type Treatment, matrixView } from './format.js';
+import { packedGroup, packedIntEncoding, packedLabel, packedParts } from './types/index.js';
 
 const EMBEDDING_OR_HEAD = /(^|\.)(embed_tokens|wte|wpe|word_embeddings|tok_embeddings|embed_in|embed_out|lm_head|output|token_embedding|position_embedding)(\.|$)/;
 /** Small files copied beside the weights so the output directory is a loadable model. */
@@ -31,28 +32,14 @@ export function modelDtype(ckpt: Checkpoint): FloatDtype | undefined {
   return typeof d === 'string' ? TORCH_DTYPES[d] : undefined;
 }
 
-/** Smallest divisor of n that is >= g (so bits per weight never grow), or n itself. */
-export function fallbackGroup(n: number, g: number): number {
-  for (let d = g; d < n; d++) if (n % d === 0) return d;
-  return n;
-}
+/** The registry's label of a compressed-tensors spec (`int4 g32 sym`). */
+const labelOf = (spec: KernelSpec, cols: number) => packedLabel(packedIntEncoding(spec.scheme), spec, cols);
 
-export function groupLabel(spec: KernelSpec, cols: number): string {
-  return `int${spec.bits} ${spec.group === cols ? 'row' : `g${spec.group}`} ${spec.scheme === 'int_asym' ? 'asym' : 'sym'}${spec.method && spec.method !== 'rtn' ? ` ${spec.method}` : ''}`;
-}
-
+/** The safetensors tensors one checkpoint tensor becomes: the encoding's parts, then its original shape. */
 function outputTensors(t: CheckpointTensor, tr: Treatment): TensorEntry[] {
   if (tr.kind === 'keep') return [{ name: t.name, dtype: tr.outDtype, shape: t.shape }];
-  const { rows, cols } = tr.view;
-  const { bits, group, scaleDtype } = tr.spec;
-  const perWord = 32 / bits;
-  const out: TensorEntry[] = [
-    { name: `${t.name}_packed`, dtype: 'I32', shape: [rows, Math.ceil(cols / perWord)] },
-    { name: `${t.name}_scale`, dtype: scaleDtype, shape: [rows, cols / group] },
-  ];
-  if (tr.spec.scheme === 'int_asym') out.push({ name: `${t.name}_zero_point`, dtype: 'I32', shape: [Math.ceil(rows / perWord), cols / group] });
-  out.push({ name: `${t.name}_shape`, dtype: 'I32', shape: [t.shape.length] });
-  return out;
+  const parts = packedParts(packedIntEncoding(tr.spec.scheme), tr.spec, tr.view.rows, tr.view.cols);
+  return [...parts.map((p) => ({ name: `${t.name}${p.suffix}`, dtype: p.dtype, shape: p.shape })), { name: `${t.name}_shape`, dtype: 'I32', shape: [t.shape.length] }];
 }
 
 function entryBytes(entries: TensorEntry[]): number {
@@ -170,7 +157,7 @@ export const packedSafetensorsFormat: OutputFormat = {
       return { kind: 'keep', outDtype: t.dtype, reason: 'embedding or output head: compressed-tensors loaders quantize Linear layers and ignore lm_head (name it in --bits-for to quantize it)' };
     const view = matrixView(t.shape);
     const want = o.groupSize === 'row' ? view.cols : o.groupSize;
-    const group = view.cols % want === 0 ? want : fallbackGroup(view.cols, want);
+    const group = packedGroup(view.cols, want);
     const scheme = o.mode === 'asym' ? 'int_asym' : 'int_sym';
     const method = kernelMethod(o.quantMethod, scheme);
     const spec: KernelSpec = {
@@ -183,7 +170,7 @@ export const packedSafetensorsFormat: OutputFormat = {
     const note = group !== want
       ? `group ${want} does not divide rows of ${view.cols}: using ${group === view.cols ? 'one scale per row' : `groups of ${group}`}`
       : undefined;
-    return { kind: 'quantize', spec, view, label: groupLabel(spec, view.cols), ...(note ? { note } : {}) };
+    return { kind: 'quantize', spec, view, label: labelOf(spec, view.cols), ...(note ? { note } : {}) };
   },
 
   tensorBytes(t, tr) {
@@ -312,7 +299,7 @@ export const packedSafetensorsFormat: OutputFormat = {
           kind: 'quantize',
           spec,
           view,
-          label: groupLabel(spec, view.cols),
+          label: labelOf(spec, view.cols),
           bytes: t.bytes + scale.bytes + (zp?.bytes ?? 0) + shapeT.bytes,
           load: async (alloc) => ({
             data: await ckpt.read(t, alloc?.(t.bytes)),

@@ -1,0 +1,97 @@
+/**
+ * The options a quantization run takes (library and CLI alike) and their resolved form, with the
+ * quantization methods and how each maps onto the kernels. The planner (plan.ts) resolves them; the
+ * output formats read them (which is why they live below both).
+ */
+import type { KernelMethod, KernelSpec } from './native.js';
+import type { FloatDtype } from './safetensors/dtypes.js';
+import type { GgufFileType } from './formats/gguf-mixes.js';
+
+export type FormatName = 'safetensors' | 'gguf' | 'gguf-raw';
+export type Mode = 'sym' | 'asym';
+/**
+ * How scales are chosen: 'rtn' from each group's largest value (ggml's reference quantizers exactly);
+ * 'search' a grid of scales refitted by least squares, weighted by a per-column importance estimated
+ * from the weights (src/quant/importance.ts); 'iq4nl' the same search over llama.cpp's non-linear
+ * IQ4_NL code (GGUF, 4-bit symmetric tensors); 'gptq' and 'iq4nl-gptq' add GPTQ's error feedback,
+ * with input statistics from text the model generates itself (src/quant/calibration.ts; symmetric
+ * codes); 'hqq' fits Q4_1's minimum by HQQ's half-quadratic solver (GGUF --asym). Every method writes
+ * standard layouts.
+ */
+export type QuantMethod = 'rtn' | 'search' | 'iq4nl' | 'gptq' | 'iq4nl-gptq' | 'hqq';
+export const QUANT_METHODS: QuantMethod[] = ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq', 'hqq'];
+
+/** True for the methods that write llama.cpp's IQ4_NL code in place of Q4_0. */
+export function usesIq4nl(m: QuantMethod): boolean {
+  return m === 'iq4nl' || m === 'iq4nl-gptq';
+}
+
+/** True for the methods that calibrate on generated text and run GPTQ. */
+export function usesGptq(m: QuantMethod): boolean {
+  return m === 'gptq' || m === 'iq4nl-gptq';
+}
+
+/** The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search. */
+export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme']): KernelMethod {
+  if (m === 'rtn') return 'rtn';
+  if (m === 'hqq') return scheme === 'q4_1' ? 'hqq' : 'search';
+  return usesGptq(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';
+}
+
+/** GPTQ's knobs: the self-generated calibration text and the Hessian damping (src/quant/calibration.ts). */
+export interface CalibrationOptions {
+  /** Sequences the model writes (default 64). */
+  samples?: number;
+  /** Tokens per sequence, BOS included (default 256; at most the model's context). */
+  length?: number;
+  /** Sampling seed (default 0): the same seed gives the same text and the same output. */
+  seed?: number;
+  /** Added to the Hessian's diagonal, as a fraction of its mean (default 0.1). */
+  damp?: number;
+}
+export type GroupSize = number | 'row';
+
+export interface QuantizeOptions {
+  /** Default bit width for quantized tensors. */
+  bits: 4 | 8;
+  /** Weights per scale: 32 (default), 64, 128, any other divisor of the row, or 'row' (per channel). */
+  groupSize?: GroupSize;
+  mode?: Mode;
+  /** Scale selection (default 'rtn'). */
+  quantMethod?: QuantMethod;
+  format?: FormatName;
+  /** Globs (`*` any run of characters, `?` one) of tensors kept in their dtype. */
+  keep?: string[];
+  /** Mixed precision: `GLOB=BITS` rules, first match wins, e.g. `*down_proj*=8`. */
+  bitsFor?: string[];
+  /** Scale dtype for packed safetensors (default: the checkpoint's torch_dtype). GGUF always uses F16. */
+  scaleDtype?: FloatDtype;
+  /** Split safetensors output into shards of at most this many bytes (a single tensor may exceed it). */
+  maxShardSize?: number;
+  /**
+   * GGUF only: the file's type, overriding bits/mode: one of llama-quantize's (its per-tensor mix; F16
+   * for an unquantized runnable file) or quantkit's 'mobile' mix (src/formats/gguf-mixes.ts).
+   */
+  ggufType?: GgufFileType;
+  /**
+   * With ggufType: every matrix in the file type's own ggml type, as llama-quantize --pure. Default: true
+   * for the single-type files (F32 ... Q5_1), false for llama.cpp's mixes (K-quants, IQ types).
+   */
+  pure?: boolean;
+  /** --method gptq / iq4nl-gptq: calibration settings. */
+  calibration?: CalibrationOptions;
+}
+
+export interface ResolvedOptions {
+  bits: 4 | 8;
+  groupSize: GroupSize;
+  mode: Mode;
+  quantMethod: QuantMethod;
+  format: FormatName;
+  keep: string[];
+  bitsFor: { glob: string; re: RegExp; bits: 4 | 8 }[];
+  scaleDtype: FloatDtype | undefined;
+  maxShardSize: number | undefined;
+  ggufType: GgufFileType | undefined;
+  pure: boolean;
+}
