@@ -11,8 +11,10 @@ import { ggufFormat, ggufRawFormat } from './formats/gguf.js';
 import type { TensorTransform } from './formats/gguf-arch.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
 import type { OutputFormat, PlannedFile } from './formats/format.js';
+import { ONNX_DTYPES, type OnnxDtype } from './formats/onnx/dtypes.js';
+import { onnxFormat } from './formats/onnx/onnx-format.js';
 
-export type FormatName = 'safetensors' | 'gguf' | 'gguf-raw';
+export type FormatName = 'safetensors' | 'gguf' | 'gguf-raw' | 'onnx';
 /** GGUF tensor types a whole file can be asked for; 'mobile' is quantkit's mix (see formats/gguf.ts). */
 export type GgufFileType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_1' | 'mobile';
 export const GGUF_FILE_TYPES: GgufFileType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'mobile'];
@@ -78,6 +80,8 @@ export interface QuantizeOptions {
   maxShardSize?: number;
   /** GGUF only: the file's type, overriding bits/mode (F16 for an unquantized runnable file, 'mobile' mix). */
   ggufType?: GgufFileType;
+  /** ONNX only: transformers.js's dtype (fp32, fp16, q8, q4, q4f16), overriding bits (default q4/q8 from --bits). */
+  onnxDtype?: OnnxDtype;
   /** --method gptq / iq4nl-gptq: calibration settings. */
   calibration?: CalibrationOptions;
 }
@@ -93,6 +97,7 @@ export interface ResolvedOptions {
   scaleDtype: FloatDtype | undefined;
   maxShardSize: number | undefined;
   ggufType: GgufFileType | undefined;
+  onnxDtype: OnnxDtype | undefined;
 }
 
 /** A matrix view of a tensor: quantization groups run along `cols`, the contiguous last dimension(s). */
@@ -154,7 +159,8 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
   if (quantMethod === 'hqq' && mode !== 'asym') throw usage('--method hqq fits a zero point: use --asym (GGUF Q4_1)');
   checkCalibration(o.calibration);
   const format = o.format ?? 'safetensors';
-  if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw') throw usage(`--format must be safetensors, gguf or gguf-raw (got ${String(format)})`);
+  if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw' && format !== 'onnx') throw usage(`--format must be safetensors, gguf, gguf-raw or onnx (got ${String(format)})`);
+  if (o.onnxDtype !== undefined && (format !== 'onnx' || !ONNX_DTYPES.includes(o.onnxDtype))) throw usage(`--onnx-dtype takes ${ONNX_DTYPES.join(', ')} with --format onnx (got ${String(o.onnxDtype)})`);
   if (o.ggufType !== undefined && !GGUF_FILE_TYPES.includes(o.ggufType)) throw usage(`--gguf-type must be one of ${GGUF_FILE_TYPES.join(', ')} (got ${String(o.ggufType)})`);
   if (o.ggufType !== undefined && format !== 'gguf') throw usage('--gguf-type applies to --format gguf');
   const bitsFor = (o.bitsFor ?? []).map((rule) => {
@@ -166,7 +172,7 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
     throw usage(`--scale-dtype must be F16, BF16 or F32 (got ${String(o.scaleDtype)})`);
   if (o.maxShardSize !== undefined && !(Number.isSafeInteger(o.maxShardSize) && o.maxShardSize > 0))
     throw usage(`--max-shard-size must be a positive number of bytes`);
-  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType };
+  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, onnxDtype: o.onnxDtype };
   formatFor(format).checkOptions(r);
   return r;
 }
@@ -185,7 +191,7 @@ export function checkCalibration(c: CalibrationOptions | undefined): void {
 }
 
 export function formatFor(name: FormatName): OutputFormat {
-  return name === 'gguf' ? ggufFormat : name === 'gguf-raw' ? ggufRawFormat : packedSafetensorsFormat;
+  return name === 'gguf' ? ggufFormat : name === 'gguf-raw' ? ggufRawFormat : name === 'onnx' ? onnxFormat : packedSafetensorsFormat;
 }
 
 /** Rows and columns of the matrix a tensor is quantized as (conv weights: one row per output channel). */

@@ -78,6 +78,7 @@ export function defaultOutputName(model: string, o: QuantizeOptions): string {
   const name = modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir);
   const method = o.quantMethod && o.quantMethod !== 'rtn' ? `-${o.quantMethod}` : '';
   if (o.ggufType) return `${name}-${o.ggufType}${method}-gguf`;
+  if (o.onnxDtype) return `${name}-${o.onnxDtype}${method}-onnx`;
   return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}${method}-${o.format ?? 'safetensors'}`;
 }
 
@@ -190,7 +191,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
 async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Estimate | null> {
   const model = fromCheckpoint(ckpt, 'safetensors headers');
   if (!model.dims) return null;
-  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, quantMethod: o.quantMethod });
+  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, onnxDtype: o.onnxDtype, quantMethod: o.quantMethod });
 }
 
 async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null): Promise<QuantizationReport> {

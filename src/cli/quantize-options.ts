@@ -3,6 +3,7 @@ import type { Argv } from 'yargs';
 import { type CalibrationOptions, type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod, usesGptq } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
+import { ONNX_DTYPES, type OnnxDtype } from '../formats/onnx/dtypes.js';
 import { parseSize } from '../units.js';
 
 export function withQuantizeOptions<T>(y: Argv<T>) {
@@ -10,7 +11,8 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .positional('model', { type: 'string', demandOption: true, describe: 'model directory (config.json + safetensors) or a .safetensors file' })
     .option('bits', { type: 'number', choices: [4, 8], default: 4, describe: 'bits per quantized weight' })
     .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row'" })
-    .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture)' })
+    .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw', 'onnx'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture), onnx (ONNX Runtime / transformers.js folder)' })
+    .option('onnx-dtype', { type: 'string', choices: ONNX_DTYPES, describe: 'ONNX variant, as transformers.js names it: fp32, fp16, q8, q4, q4f16 (default: q4 or q8 from --bits)' })
     .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'GGUF file type: F32, F16, BF16, Q8_0, Q4_0, Q4_1 or mobile (default: from --bits/--asym)' })
     .option('method', { type: 'string', choices: QUANT_METHODS, default: 'rtn', describe: 'scale selection: rtn (round to nearest, ggml reference), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
@@ -29,6 +31,7 @@ export interface QuantizeArgs extends CalibrationArgs {
   'group-size': string;
   format: string;
   'gguf-type'?: string;
+  'onnx-dtype'?: string;
   method?: string;
   sym?: boolean;
   asym?: boolean;
@@ -63,6 +66,7 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     ...(a.method !== undefined && a.method !== 'rtn' ? { quantMethod: a.method as QuantMethod } : {}),
     format: a.format as FormatName,
     ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),
+    ...(a['onnx-dtype'] !== undefined ? { onnxDtype: a['onnx-dtype'] as OnnxDtype } : {}),
     ...(a.keep ? { keep: a.keep } : {}),
     ...(a['bits-for'] ? { bitsFor: a['bits-for'] } : {}),
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),

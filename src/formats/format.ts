@@ -4,6 +4,7 @@ import type { KernelSpec, QuantizedParts } from '../native.js';
 import type { GenericDecision, MatrixView, Plan, PlanEntry, ResolvedOptions, Treatment } from '../plan.js';
 import type { Dtype } from '../safetensors/dtypes.js';
 import type { GgufKV } from './gguf-container.js';
+import type { TensorTransform } from './gguf-arch.js';
 
 export interface PlannedFile {
   /** File name inside the output directory. */
@@ -33,14 +34,14 @@ export interface WriteContext {
 
 /** A tensor found in an output file, matched to its source tensor by name. */
 export type ReadBackTensor =
-  | { name: string; source?: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(alloc?: Alloc): Promise<QuantizedParts> }
+  | { name: string; source?: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(alloc?: Alloc): Promise<QuantizedParts>; transform?: TensorTransform }
   | { name: string; source?: string; kind: 'keep'; dtype: Dtype; shape: number[]; bytes: number; readRange(offset: number, target: Uint8Array): Promise<Uint8Array> };
 
 /** Where a reader puts the bytes it loads (a BufferPool's acquire, say); fresh buffers by default. */
 export type Alloc = (bytes: number) => Uint8Array;
 
 export interface ReadBack {
-  format: 'safetensors' | 'gguf';
+  format: 'safetensors' | 'gguf' | 'onnx';
   /** A runnable GGUF: tensors renamed (`source` gives the checkpoint's name) and some transformed. */
   runnable?: boolean;
   tensors: ReadBackTensor[];
@@ -48,7 +49,7 @@ export interface ReadBack {
 }
 
 export interface OutputFormat {
-  name: 'safetensors' | 'gguf';
+  name: 'safetensors' | 'gguf' | 'onnx';
   checkOptions(o: ResolvedOptions): void;
   decide(t: CheckpointTensor, generic: GenericDecision, o: ResolvedOptions, ckpt: Checkpoint): Treatment;
   /** Data bytes of one tensor's outputs (no headers). */
