@@ -124,7 +124,7 @@ export function defaultThreads(): number {
 }
 
 /** Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. */
-async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer): Promise<Materialized> {
+export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer): Promise<Materialized> {
   let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
   let dtype = e.tensor.dtype;
   const t = e.treatment;

@@ -73,7 +73,8 @@ describe('rows padded to whole blocks', () => {
     });
 
   it('gptq: statistics padded alike, padding codes decode to exactly 0', async () => {
-    const t = (await loadFloatTensors(STORIES260K)).get('model.layers.1.mlp.down_proj.weight')!;
+    const name = 'model.layers.1.mlp.down_proj.weight';
+    const t = (await loadFloatTensors(STORIES260K)).get(name)!;
     const [rows, cols] = t.shape as [number, number];
     // A Hessian from the weights' own columns (any positive semi-definite matrix will do).
     const w = t.values;
@@ -81,8 +82,8 @@ describe('rows padded to whole blocks', () => {
     for (let r = 0; r < rows; r++) for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j]! += w[r * cols + i]! * w[r * cols + j]!;
     const spec: KernelSpec = { scheme: 'int_sym', bits: 4, group: 32, scaleDtype: 'F32', method: 'gptq' };
     const parts = allocateParts(spec, rows, 192);
-    const calibration = { hessians: new Map([[t.name, h]]), settings: { samples: 1, length: 2, seed: 0, damp: 0.1 } } as never;
-    await new TensorQuantizer(new Map(), calibration).quantize({ name: t.name, spec, rows, cols: 192, src: padRows(t.raw, 'BF16', rows, 192), srcDtype: 'BF16', out: parts });
+    const calibration = { hessians: new Map([[name, h]]), settings: { samples: 1, length: 2, seed: 0, damp: 0.1 } } as never;
+    await new TensorQuantizer(new Map(), calibration).quantize({ name, spec, rows, cols: 192, src: padRows(t.raw, 'BF16', rows, 192), srcDtype: 'BF16', out: parts });
     const out = new Float32Array(rows * 192);
     await addon().dequantize({ spec, rows, cols: 192, parts, out });
     for (let r = 0; r < rows; r++) for (let k = 172; k < 192; k++) expect(out[r * 192 + k]).toBe(0);
