@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { ONNX_DTYPES, type OnnxDtype } from '../../formats/onnx/dtypes.js';
 import { QuantkitError } from '../../errors.js';
 import { type Estimate, type EstimateOptions, estimate } from '../../estimate/index.js';
 import { WEIGHT_DTYPES, type WeightDtype } from '../../estimate/weights.js';
@@ -14,6 +15,7 @@ interface EstimateArgs {
   format: string;
   asym?: boolean;
   'gguf-type'?: string;
+  'onnx-dtype'?: string;
   keep?: string[];
   'bits-for'?: string[];
   'scale-dtype'?: string;
@@ -56,7 +58,8 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('dtype', { type: 'string', choices: WEIGHT_DTYPES, describe: 'weight format (default bf16); gguf:<type> predicts llama.cpp files' })
       .option('bits', { type: 'number', choices: [4, 8], describe: "quantkit's own format (as `quantize --bits`)" })
       .option('group-size', { type: 'string', default: '32', describe: 'with --bits' })
-      .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'with --bits' })
+      .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw', 'onnx'], default: 'safetensors', describe: 'with --bits' })
+      .option('onnx-dtype', { type: 'string', choices: ONNX_DTYPES, describe: 'with --bits and --format onnx (as quantize)' })
       .option('asym', { type: 'boolean', describe: 'with --bits: asymmetric' })
       .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'with --bits and --format gguf (as quantize)' })
       .option('keep', { type: 'string', array: true, describe: 'with --bits: glob of tensors kept unquantized (as quantize)' })
@@ -82,7 +85,7 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('gpus', { type: 'number', default: 1 })
       .option('parallel', { type: 'string', describe: 'ddp, zero1, zero2, zero3, fsdp, tpN, ppN, dpN, combined with + (tp2+dp4)' })
       .option('gpu', { type: 'string', describe: 'check the fit on a device (RTX4090, A100-80, H100-80, M-32, phone-8, ...)' })
-      .option('runtime', { type: 'string', choices: ['pytorch', 'llama.cpp'], default: 'pytorch', describe: 'inference runtime: PyTorch on a GPU, or llama.cpp buffers for a GGUF file' })
+      .option('runtime', { type: 'string', choices: ['pytorch', 'llama.cpp', 'onnxruntime'], default: 'pytorch', describe: 'inference runtime: PyTorch on a GPU, llama.cpp buffers for a GGUF file, or onnxruntime-node for an ONNX export' })
       .option('ubatch', { type: 'number', describe: 'llama.cpp micro-batch (default 512)' })
       .option('peak', { type: 'string', choices: ['allocator', 'device'], default: 'device', describe: "allocator (torch.cuda.max_memory_allocated) or device (nvidia-smi: + CUDA context)" })
       .option('cuda-context', { type: 'string', describe: 'CUDA context size for the device peak (default 1GiB)' })
@@ -105,8 +108,9 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       bits: args.bits as 4 | 8 | undefined,
       groupSize,
       mode: args.asym ? 'asym' : 'sym',
-      format: args.format as 'safetensors' | 'gguf' | 'gguf-raw',
+      format: args.format as 'safetensors' | 'gguf' | 'gguf-raw' | 'onnx',
       ggufType: args['gguf-type'] as GgufFileType | undefined,
+      onnxDtype: args['onnx-dtype'] as OnnxDtype | undefined,
       keep: args.keep,
       bitsFor: args['bits-for'],
       scaleDtype: args['scale-dtype'] as EstimateOptions['scaleDtype'],
@@ -131,7 +135,7 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       parallel: args.parallel,
       gpu: args.gpu,
       peak: args.peak as 'allocator' | 'device',
-      runtime: args.runtime as 'pytorch' | 'llama.cpp',
+      runtime: args.runtime as 'pytorch' | 'llama.cpp' | 'onnxruntime',
       ubatch: args.ubatch,
       cudaContextBytes,
     };
@@ -147,7 +151,8 @@ export function estimateText(e: Estimate): string {
   out.push(`scenario: ${e.scenario}; ${Object.entries(a).filter(([k]) => k !== 'scenario' && k !== 'peak_rule' && k !== 'note').map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ')}`);
   const width = Math.max(...Object.keys(e.components).map((k) => k.length), 10);
   for (const [k, v] of Object.entries(e.components)) out.push(`  ${k.padEnd(width)}  ${formatBytes(v)}`);
-  const label = e.peak_kind === 'file' ? 'total file size' : e.peak_kind === 'host' ? 'llama.cpp buffers in all (host memory)' : `peak per GPU (${e.peak_kind})`;
+  const host = String(e.assumptions.runtime ?? '').startsWith('onnxruntime') ? 'ONNX Runtime in all (host memory)' : 'llama.cpp buffers in all (host memory)';
+  const label = e.peak_kind === 'file' ? 'total file size' : e.peak_kind === 'host' ? host : `peak per GPU (${e.peak_kind})`;
   out.push(`  ${label}: ${formatBytes(e.peak_bytes)}`);
   if (a.peak_rule) out.push(`  peak = ${String(a.peak_rule)}`);
   if (a.note) out.push(`  ${String(a.note)}`);

@@ -19,7 +19,7 @@ export interface DecoderArch {
   maxPositions: number;
   /** rope_scaling 'linear': positions divided by this factor (1 otherwise). */
   ropeLinearFactor: number;
-  /** Sliding-window attention span, or -1. */
+  /** Sliding-window attention span, or -1: Hugging Face's meaning, each token sees itself and the previous span - 1. */
   slidingWindow: number;
   fusedQkv: boolean;
   fusedGateUp: boolean;
@@ -45,7 +45,8 @@ export function decoderArch(config: ModelConfig | null, file: string): DecoderAr
   const factor = kind === 'linear' ? Number(scaling?.factor) : 1;
   if (!(factor > 0)) throw refuse('rope_scaling linear needs a positive factor');
   const dims = architectureShapes(config, file).dims;
-  const useWindow = type === 'mistral' ? true : config.use_sliding_window === true;
+  // Mistral and Phi-3 attend through their sliding window whenever it is set; Qwen2 only with use_sliding_window.
+  const useWindow = type === 'qwen2' ? config.use_sliding_window === true : true;
   const window = num(config, 'sliding_window', -1);
   return {
     type,

@@ -206,7 +206,7 @@ export function buildDecoderGraph(arch: DecoderArch, act: OnnxTypeId, weight: (k
     return y!;
   };
 
-  const gqaAttrs = [attr('num_heads', heads), attr('kv_num_heads', kvHeads), attr('do_rotary', 1), attr('rotary_interleaved', 0), ...(arch.slidingWindow > 0 ? [attr('local_window_size', arch.slidingWindow)] : [])];
+  const gqaAttrs = [attr('num_heads', heads), attr('kv_num_heads', kvHeads), attr('do_rotary', 1), attr('rotary_interleaved', 0), ...(arch.slidingWindow > 0 ? [attr('local_window_size', arch.slidingWindow - 1)] : [])]; // it sees local_window_size + 1 keys
   const explicit = useGroupQueryAttention(arch) ? undefined : explicitState(g, arch, rotary);
   for (let i = 0; i < layers; i++) {
     const L = `L.${i}.`;
