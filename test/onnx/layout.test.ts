@@ -143,5 +143,7 @@ describe('the exported graph', () => {
     expect(await err(planQuantization(gpt2, { bits: 4, format: 'onnx' }))).toMatchObject({ code: 'ERR_PLAN', message: expect.stringContaining('supported: llama, mistral, qwen2, phi3') });
     const odd = Checkpoint.fromShapes('odd', { model_type: 'llama', hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 8, intermediate_size: 128, vocab_size: 100 }, [{ name: 'model.layers.0.self_attn.rotary_emb.inv_freq', dtype: 'F32', shape: [4], bytes: 16 }]);
     expect(await err(planQuantization(odd, { bits: 4, format: 'onnx' }))).toMatchObject({ code: 'ERR_PLAN', tensor: 'model.layers.0.self_attn.rotary_emb.inv_freq' });
+    const headless = Checkpoint.fromShapes('headless', { model_type: 'llama', hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 8, intermediate_size: 128, vocab_size: 100, tie_word_embeddings: false }, [{ name: 'model.norm.weight', dtype: 'F32', shape: [64], bytes: 256 }]);
+    expect(await err(planQuantization(headless, { bits: 4, format: 'onnx' }))).toMatchObject({ code: 'ERR_PLAN', message: expect.stringContaining('model.embed_tokens.weight') });
   });
 });

@@ -18,6 +18,7 @@
  * position_ids input.
  */
 import { f32ToF16 } from '../../convert.js';
+import { QuantkitError } from '../../errors.js';
 import type { DecoderArch } from './decoder-arch.js';
 import { AttrType, type AttributeMessage, type NodeMessage, OnnxType, type OnnxTypeId, type TensorMessage, type ValueInfoMessage, valueInfo } from './proto.js';
 
@@ -144,7 +145,7 @@ export function buildDecoderGraph(arch: DecoderArch, act: OnnxTypeId, weight: (k
   const g = new Builder();
   const need = (key: string): StoredWeight => {
     const w = weight(key);
-    if (!w) throw new Error(`decoder graph: no weight for ${key}`);
+    if (!w) throw new QuantkitError('ERR_PLAN', `the ${arch.type} decoder graph needs a tensor for '${key}' (${key === 'embed' ? 'model.embed_tokens.weight' : key === 'head' ? 'lm_head.weight or a tied embedding' : key === 'norm' ? 'model.norm.weight' : `layer ${key.split('.')[1]}'s ${key.split('.')[2]}`}), which the checkpoint lacks`);
     return w;
   };
   const floatName = (key: string): string => {
