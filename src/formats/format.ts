@@ -32,7 +32,10 @@ export interface WriteContext {
   signal?: AbortSignal;
 }
 
-/** A tensor found in an output file, matched to its source tensor by name. */
+/**
+ * A tensor found in an output file, matched to its source tensor by name. `transform`: what the writer
+ * did to the source before quantizing it (ONNX: rows zero-padded to whole blocks), which verify repeats.
+ */
 export type ReadBackTensor =
   | { name: string; source?: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(alloc?: Alloc): Promise<QuantizedParts>; transform?: TensorTransform }
   | { name: string; source?: string; kind: 'keep'; dtype: Dtype; shape: number[]; bytes: number; readRange(offset: number, target: Uint8Array): Promise<Uint8Array> };

@@ -141,7 +141,7 @@ function explicitAttention(g: Builder, arch: DecoderArch, act: OnnxTypeId, s: Ex
  * `act` is the activations' float type; `cos`/`sin` name the rotary caches [maxPositions, headDim/2].
  */
 export function buildDecoderGraph(arch: DecoderArch, act: OnnxTypeId, weight: (key: string) => StoredWeight | undefined, rotary: { cos: string; sin: string }): DecoderGraph {
-  const { layers, hidden, heads, kvHeads, headDim, vocab, intermediate } = arch.dims;
+  const { layers, heads, kvHeads, headDim, vocab, intermediate } = arch.dims;
   const g = new Builder();
   const need = (key: string): StoredWeight => {
     const w = weight(key);
@@ -244,7 +244,6 @@ export function buildDecoderGraph(arch: DecoderArch, act: OnnxTypeId, weight: (k
   const logits = linear(final, 'head');
   if (act === OnnxType.FLOAT) g.op('Identity', [logits], ['logits']);
   else g.op('Cast', [logits], ['logits'], [attr('to', OnnxType.FLOAT)]);
-  void hidden;
   return { nodes: g.nodes, inputs, outputs, constants: g.constants };
 }
 

@@ -11,14 +11,13 @@
  */
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AtomicFile } from '../../atomic-file.js';
+import { AtomicFile, writeFileAtomic } from '../../atomic-file.js';
 import type { Checkpoint } from '../../checkpoint.js';
 import { QuantkitError, ioError } from '../../errors.js';
 import type { KernelSpec } from '../../native.js';
-import { type GenericDecision, type ResolvedOptions, type Treatment, kernelMethod, usesIq4nl } from '../../plan.js';
+import { type GenericDecision, type PlanEntry, type ResolvedOptions, type Treatment, kernelMethod, usesIq4nl } from '../../plan.js';
 import { dtypeSize, isKernelFloat, shapeElements } from '../../safetensors/dtypes.js';
-import { writeFileAtomic } from '../../atomic-file.js';
-import type { OutputFormat, PlannedFile } from '../format.js';
+import type { Materialized, OutputFormat, PlannedFile } from '../format.js';
 import { filesToCopy, writeSmallFile } from '../packed-safetensors.js';
 import { type DecoderArch, decoderArch, graphKey, isProjection } from './decoder-arch.js';
 import { activationDtype, dtypeBits, resolveOnnxDtype } from './dtypes.js';
@@ -43,6 +42,13 @@ function transformersConfig(config: Checkpoint['config'], dtype: string, modelFi
   const own = (config?.['transformers.js_config'] ?? {}) as Record<string, unknown>;
   const external = { ...((own.use_external_data_format as Record<string, unknown> | undefined) ?? {}), [modelFile]: 1 };
   return JSON.stringify({ ...(config ?? {}), 'transformers.js_config': { ...own, dtype, use_external_data_format: external } }, null, 2) + '\n';
+}
+
+/** A materialized tensor's initializers' bytes, in onnx-model.ts's entryTensors order. */
+function initializerBytes(e: PlanEntry, m: Materialized): Uint8Array[] {
+  const tr = e.treatment;
+  if (m.kind === 'keep' || tr.kind === 'keep') return [m.kind === 'keep' ? m.bytes : m.parts.data];
+  return encodeParts(m.parts, tr.view.rows, tr.view.cols, tr.spec);
 }
 
 export const onnxFormat: OutputFormat = {
@@ -112,7 +118,8 @@ export const onnxFormat: OutputFormat = {
     });
     const out = await AtomicFile.create(join(dir, ONNX_DIR, l.dataFile));
     try {
-      let current: { entry: unknown; bytes: Uint8Array[] } | undefined;
+      // An entry's parts are consecutive chunks: materialize it at its first one.
+      let current: { entry: PlanEntry; bytes: Uint8Array[] } | undefined;
       for (const c of l.chunks) {
         ctx.signal?.throwIfAborted();
         if (c.offset > out.bytesWritten) await out.write(new Uint8Array(c.offset - out.bytesWritten));
@@ -120,11 +127,7 @@ export const onnxFormat: OutputFormat = {
         if ('generated' in c.source) bytes = c.source.generated();
         else {
           const { entry, part } = c.source;
-          if (current?.entry !== entry) {
-            const m = await ctx.materialize(entry);
-            const tr = entry.treatment;
-            current = { entry, bytes: m.kind === 'keep' ? [m.bytes] : encodeParts(m.parts, tr.kind === 'quantize' ? tr.view.rows : 0, tr.kind === 'quantize' ? tr.view.cols : 0, (tr as Extract<Treatment, { kind: 'quantize' }>).spec) };
-          }
+          if (current?.entry !== entry) current = { entry, bytes: initializerBytes(entry, await ctx.materialize(entry)) };
           bytes = current.bytes[part]!;
         }
         if (bytes.length !== c.length) throw new QuantkitError('ERR_PLAN', `produced ${bytes.length} bytes, planned ${c.length}`, { tensor: 'generated' in c.source ? 'rotary cache' : c.source.entry.tensor.name });

@@ -56,7 +56,10 @@ export async function readBackOnnx(dir: string): Promise<ReadBack> {
   // One handle per data file, opened on first use (loads run concurrently: the promise is what is shared).
   const handles = new Map<string, Promise<{ h: FileHandle; size: number }>>();
   const range = async (l: Located, offset: number, target: Uint8Array): Promise<Uint8Array> => {
-    if (!l.file) return target.length ? (target.set(l.tensor.rawData!.subarray(offset, offset + target.length)), target) : target;
+    if (!l.file) {
+      target.set(l.tensor.rawData?.subarray(offset, offset + target.length) ?? []);
+      return target;
+    }
     const path = l.file;
     let opened = handles.get(path);
     if (!opened) {
