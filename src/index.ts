@@ -4,6 +4,7 @@
  *   import { quantize } from 'quantkit';
  *   const { output, report } = await quantize('models/stories260k', { bits: 4, format: 'gguf' });
  *   const { report: sweep } = await report('models/stories260k', { bits: [4], methods: ['rtn', 'iq4nl'] });
+ *   await quantize('models/stories260k', { bits: 4, format: 'onnx', onnxDtype: 'q4' });  // transformers.js folder
  */
 export { quantize, localModel, defaultOutputName, REPORT_FILE, type QuantizeRunOptions, type QuantizeResult, type QuantizationReport, type Progress } from './quantize.js';
 export { planQuantization, resolveOptions, matrixView, QUANT_METHODS, type Plan, type PlanEntry, type QuantizeOptions, type CalibrationOptions, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize, type QuantMethod } from './plan.js';
@@ -25,6 +26,9 @@ export { SafetensorsWriter, encodeHeader, predictSafetensorsSize, type TensorEnt
 export { parseHeader, type SafetensorsHeader, type TensorInfo } from './safetensors/header.js';
 export { DTYPE_SIZES, type Dtype, type FloatDtype } from './safetensors/dtypes.js';
 export { GgufReader, encodeGgufHeader, GGML_TYPES, type GgmlType, type GgufFile, type GgufKV } from './formats/gguf-container.js';
+export { ONNX_DTYPES, onnxModelFile, type OnnxDtype } from './formats/onnx/dtypes.js';
+export { OrtDecoder, onnxRuntime } from './formats/onnx/ort-session.js';
+export { writtenValues } from './formats/onnx/written-values.js';
 export { addon, type KernelSpec, type KernelScheme, type KernelMethod, type QuantizedParts, type ErrorSums, type AddonInfo, type LlamaForwardConfig, type LlamaForwardWeights, type LlamaInputStats } from './native.js';
 export { QuantkitError, UsageError, SafetensorsError, ModelError, WeightValueError, OutputError, AccuracyError, VerifyError, HubError, NativeError, AbortedError, EXIT_CODES, type ErrorCode } from './errors.js';
 export { VERSION } from './version.js';
