@@ -6,17 +6,36 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type * as Ort from 'onnxruntime-node';
 import { QuantkitError } from '../../errors.js';
 import { ONNX_DIR } from './onnx-format.js';
 
-type OrtModule = typeof Ort;
+// The slice of onnxruntime-node's API used here, declared locally so that quantkit's published types do
+// not name the optional peer dependency.
+interface OrtTensor {
+  readonly data: unknown;
+  readonly dims: readonly number[];
+}
+interface OrtValueMetadata {
+  readonly name: string;
+  readonly type?: string;
+  readonly shape?: readonly (number | string)[];
+}
+interface OrtSession {
+  readonly inputMetadata: readonly OrtValueMetadata[];
+  readonly outputMetadata: readonly OrtValueMetadata[];
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+interface OrtModule {
+  InferenceSession: { create(path: string, options: { intraOpNumThreads?: number; logSeverityLevel?: number }): Promise<OrtSession> };
+  Tensor: new (type: string, data: BigInt64Array | Float32Array | Uint16Array, dims: readonly number[]) => OrtTensor;
+}
 let ort: Promise<OrtModule> | undefined;
 
 /** onnxruntime-node, or ERR_USAGE saying how to install it. */
 export function onnxRuntime(): Promise<OrtModule> {
   ort ??= import('onnxruntime-node').then(
-    (m) => ((m as unknown as { default?: OrtModule }).default ?? m),
+    (m) => ((m as unknown as { default?: OrtModule }).default ?? (m as unknown as OrtModule)),
     (e: Error) => {
       ort = undefined;
       throw new QuantkitError('ERR_USAGE', `running ONNX models needs onnxruntime-node (npm install onnxruntime-node@1.30.0): ${e.message}`);
@@ -28,7 +47,7 @@ export function onnxRuntime(): Promise<OrtModule> {
 export class OrtDecoder {
   private constructor(
     private readonly ort: OrtModule,
-    readonly session: Ort.InferenceSession,
+    private readonly session: OrtSession,
     private readonly vocab: number,
   ) {}
 
@@ -43,25 +62,25 @@ export class OrtDecoder {
     }
     const session = await rt.InferenceSession.create(file, { intraOpNumThreads: o.threads ?? 1, logSeverityLevel: 3 });
     const logits = session.outputMetadata.find((m) => m.name === 'logits');
-    const vocab = logits && 'shape' in logits ? Number(logits.shape[2]) : NaN;
+    const vocab = Number(logits?.shape?.[2]);
     if (!Number.isSafeInteger(vocab)) throw new QuantkitError('ERR_USAGE', 'the model has no logits output with a fixed vocabulary size', { file });
     return new OrtDecoder(rt, session, vocab);
   }
 
-  private ids(tokens: readonly number[]): Ort.Tensor {
+  private ids(tokens: readonly number[]): OrtTensor {
     return new this.ort.Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, tokens.length]);
   }
 
   /** The feeds of one step: `tokens` after `past` cached positions (an empty cache when `past` is null). */
-  private feeds(tokens: readonly number[], past: Record<string, Ort.Tensor> | null, pastLength: number): Record<string, Ort.Tensor> {
-    const feeds: Record<string, Ort.Tensor> = {
+  private feeds(tokens: readonly number[], past: Record<string, OrtTensor> | null, pastLength: number): Record<string, OrtTensor> {
+    const feeds: Record<string, OrtTensor> = {
       input_ids: this.ids(tokens),
       attention_mask: new this.ort.Tensor('int64', new BigInt64Array(pastLength + tokens.length).fill(1n), [1, pastLength + tokens.length]),
     };
     for (const m of this.session.inputMetadata) {
       if (!m.name.startsWith('past_key_values.')) continue;
       if (past) feeds[m.name] = past[m.name.replace('past_key_values', 'present')]!;
-      else if ('shape' in m) feeds[m.name] = new this.ort.Tensor(m.type as 'float32', m.type === 'float16' ? new Uint16Array(0) : new Float32Array(0), [1, Number(m.shape[1]), 0, Number(m.shape[3])]);
+      else feeds[m.name] = new this.ort.Tensor(m.type ?? 'float32', m.type === 'float16' ? new Uint16Array(0) : new Float32Array(0), [1, Number(m.shape?.[1]), 0, Number(m.shape?.[3])]);
     }
     return feeds;
   }
@@ -75,7 +94,7 @@ export class OrtDecoder {
   /** The prompt followed by `count` greedily chosen tokens, decoded through the KV cache. */
   async greedy(prompt: readonly number[], count: number): Promise<number[]> {
     const seq = [...prompt];
-    let past: Record<string, Ort.Tensor> | null = null;
+    let past: Record<string, OrtTensor> | null = null;
     let step: readonly number[] = prompt;
     for (let n = 0; n < count; n++) {
       const out = await this.session.run(this.feeds(step, past, seq.length - step.length));
@@ -84,7 +103,7 @@ export class OrtDecoder {
       let best = 0;
       for (let i = 1; i < this.vocab; i++) if (logits[last + i]! > logits[last + best]!) best = i;
       seq.push(best);
-      past = out as Record<string, Ort.Tensor>;
+      past = out;
       step = [best];
     }
     return seq;
