@@ -4,6 +4,7 @@
  *   import { quantize } from 'quantkit';
  *   const { output, report } = await quantize('models/stories260k', { bits: 4, format: 'gguf' });
  *   const { report: sweep } = await report('models/stories260k', { bits: [4], methods: ['rtn', 'iq4nl'] });
+ *   await quantize('models/stories260k', { bits: 4, format: 'onnx', onnxDtype: 'q4' });  // transformers.js folder
  */
 export { quantize, localModel, defaultOutputName, REPORT_FILE, type QuantizeRunOptions, type QuantizeResult, type QuantizationReport, type Progress } from './quantize.js';
 export { planQuantization, resolveOptions, checkKernels, matrixView, QUANT_METHODS, type Plan, type PlanEntry, type QuantizeOptions, type CalibrationOptions, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize, type QuantMethod } from './plan.js';
@@ -28,6 +29,9 @@ export { DTYPE_SIZES, type Dtype, type FloatDtype } from './safetensors/dtypes.j
 export { GgufReader, encodeGgufHeader, type GgufFile, type GgufKV } from './formats/gguf-container.js';
 export { WEIGHT_ENCODINGS, GGML_TYPE_NAMES, PACKED_INT_ENCODINGS, ggmlType, ggmlTypeById, encodingOfScheme, ggmlTensorBytes, ggmlBitsPerWeight, type WeightEncoding, type GgmlType, type GgmlTypeName, type PackedIntEncoding } from './formats/types/index.js';
 export { GGUF_FILE_TYPES, LLAMA_CPP_FTYPES, llamaCppTypes, type GgufFileType, type LlamaCppFileType } from './formats/gguf-mixes.js';
+export { ONNX_DTYPES, onnxModelFile, type OnnxDtype } from './formats/onnx/dtypes.js';
+export { OrtDecoder, onnxRuntime } from './formats/onnx/ort-session.js';
+export { writtenValues } from './formats/onnx/written-values.js';
 export { addon, type KernelSpec, type KernelScheme, type KernelMethod, type QuantizedParts, type ErrorSums, type AddonInfo, type LlamaForwardConfig, type LlamaForwardWeights, type LlamaInputStats } from './native.js';
 export { QuantkitError, UsageError, SafetensorsError, ModelError, WeightValueError, OutputError, AccuracyError, VerifyError, HubError, NativeError, AbortedError, EXIT_CODES, type ErrorCode } from './errors.js';
 export { VERSION } from './version.js';

@@ -6,8 +6,9 @@
 import type { KernelMethod, KernelSpec } from './native.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import type { GgufFileType } from './formats/gguf-mixes.js';
+import type { OnnxDtype } from './formats/onnx/dtypes.js';
 
-export type FormatName = 'safetensors' | 'gguf' | 'gguf-raw';
+export type FormatName = 'safetensors' | 'gguf' | 'gguf-raw' | 'onnx';
 export type Mode = 'sym' | 'asym';
 /**
  * How scales are chosen: 'rtn' from each group's largest value (ggml's reference quantizers exactly);
@@ -78,6 +79,8 @@ export interface QuantizeOptions {
    * for the single-type files (F32 ... Q5_1), false for llama.cpp's mixes (K-quants, IQ types).
    */
   pure?: boolean;
+  /** ONNX only: transformers.js's dtype (fp32, fp16, q8, q4, q4f16), overriding bits (default q4/q8 from --bits). */
+  onnxDtype?: OnnxDtype;
   /** --method gptq / iq4nl-gptq: calibration settings. */
   calibration?: CalibrationOptions;
 }
@@ -93,5 +96,6 @@ export interface ResolvedOptions {
   scaleDtype: FloatDtype | undefined;
   maxShardSize: number | undefined;
   ggufType: GgufFileType | undefined;
+  onnxDtype: OnnxDtype | undefined;
   pure: boolean;
 }

@@ -17,6 +17,8 @@ import { type CalibrationOptions, type FormatName, type QuantizeOptions, type Re
 export * from './options.js';
 export { matrixView, type MatrixView, type Treatment, type PlanEntry, type Plan, type GenericDecision, type Request } from './formats/format.js';
 export { GGUF_FILE_TYPES, type GgufFileType } from './formats/gguf-mixes.js';
+import { ONNX_DTYPES } from './formats/onnx/dtypes.js';
+import { onnxFormat } from './formats/onnx/onnx-format.js';
 
 export function globToRegExp(glob: string): RegExp {
   const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
@@ -37,7 +39,8 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
   if (quantMethod === 'hqq' && mode !== 'asym') throw usage('--method hqq fits a zero point: use --asym (GGUF Q4_1)');
   checkCalibration(o.calibration);
   const format = o.format ?? 'safetensors';
-  if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw') throw usage(`--format must be safetensors, gguf or gguf-raw (got ${String(format)})`);
+  if (format !== 'safetensors' && format !== 'gguf' && format !== 'gguf-raw' && format !== 'onnx') throw usage(`--format must be safetensors, gguf, gguf-raw or onnx (got ${String(format)})`);
+  if (o.onnxDtype !== undefined && (format !== 'onnx' || !ONNX_DTYPES.includes(o.onnxDtype))) throw usage(`--onnx-dtype takes ${ONNX_DTYPES.join(', ')} with --format onnx (got ${String(o.onnxDtype)})`);
   if (o.ggufType !== undefined && !GGUF_FILE_TYPES.includes(o.ggufType)) throw usage(`--gguf-type must be one of ${GGUF_FILE_TYPES.join(', ')} (got ${String(o.ggufType)})`);
   if (o.ggufType !== undefined && format === 'safetensors') throw usage('--gguf-type applies to --format gguf (or gguf-raw)');
   if (o.pure && !isLlamaCppFileType(o.ggufType)) throw usage('--pure applies to --gguf-type with one of llama.cpp\'s file types (every matrix in that type, as llama-quantize --pure)');
@@ -50,7 +53,7 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
     throw usage(`--scale-dtype must be F16, BF16 or F32 (got ${String(o.scaleDtype)})`);
   if (o.maxShardSize !== undefined && !(Number.isSafeInteger(o.maxShardSize) && o.maxShardSize > 0))
     throw usage(`--max-shard-size must be a positive number of bytes`);
-  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, pure: isLlamaCppFileType(o.ggufType) ? (o.pure ?? LLAMA_CPP_FTYPES[o.ggufType].pureByDefault) : false };
+  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, onnxDtype: o.onnxDtype, pure: isLlamaCppFileType(o.ggufType) ? (o.pure ?? LLAMA_CPP_FTYPES[o.ggufType].pureByDefault) : false };
   formatFor(format).checkOptions(r);
   return r;
 }
@@ -69,7 +72,7 @@ export function checkCalibration(c: CalibrationOptions | undefined): void {
 }
 
 export function formatFor(name: FormatName): OutputFormat {
-  return name === 'gguf' ? ggufFormat : name === 'gguf-raw' ? ggufRawFormat : packedSafetensorsFormat;
+  return name === 'gguf' ? ggufFormat : name === 'gguf-raw' ? ggufRawFormat : name === 'onnx' ? onnxFormat : packedSafetensorsFormat;
 }
 
 export function genericDecision(t: CheckpointTensor, o: ResolvedOptions): GenericDecision {

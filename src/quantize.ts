@@ -84,6 +84,7 @@ export function defaultOutputName(model: string, o: QuantizeOptions): string {
   const name = modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir);
   const method = o.quantMethod && o.quantMethod !== 'rtn' ? `-${o.quantMethod}` : '';
   if (o.ggufType) return `${name}-${o.ggufType}${method}-gguf`;
+  if (o.onnxDtype) return `${name}-${o.onnxDtype}${method}-onnx`;
   return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}${method}-${o.format ?? 'safetensors'}`;
 }
 
@@ -115,7 +116,7 @@ export function defaultThreads(): number {
 }
 
 /** Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. */
-async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer, finite: NonFiniteCheck): Promise<Materialized> {
+export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer, finite: NonFiniteCheck): Promise<Materialized> {
   let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
   let dtype = e.tensor.dtype;
   const t = e.treatment;
@@ -170,7 +171,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
 async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Estimate | null> {
   const model = fromCheckpoint(ckpt, 'safetensors headers');
   if (!model.dims) return null;
-  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, pure: o.pure, quantMethod: o.quantMethod });
+  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, pure: o.pure, onnxDtype: o.onnxDtype, quantMethod: o.quantMethod });
 }
 
 /** Writes and verifies into `dir`; the report names `output`, where the files are once published. */

@@ -6,7 +6,7 @@
  * value after the same transform, their rounding error reported like a quantization error.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { Checkpoint, type CheckpointTensor } from './checkpoint.js';
 import { toFloat32 } from './convert.js';
 import { BufferPool } from './buffer-pool.js';
@@ -16,6 +16,7 @@ import type { ReadBackTensor } from './formats/format.js';
 import { ggufFormat } from './formats/gguf.js';
 import { type TensorTransform, ggufArchitecture, transformTensor } from './formats/gguf-arch.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
+import { onnxFormat } from './formats/onnx/onnx-format.js';
 import { addon, newControl, type ErrorSums, type QuantizedParts } from './native.js';
 import { availableParallelism } from 'node:os';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
@@ -52,7 +53,7 @@ export interface VerifyTotals extends ErrorMetrics {
 }
 
 export interface VerifyResult {
-  format: 'safetensors' | 'gguf';
+  format: 'safetensors' | 'gguf' | 'onnx';
   output: string;
   source: string;
   tensors: TensorReport[];
@@ -83,7 +84,8 @@ const EXACT: ErrorMetrics = { rmse: 0, relRmse: 0, snrDb: Infinity, maxAbsErr: 0
 async function detectFormat(dir: string) {
   if (await packedSafetensorsFormat.detect(dir)) return packedSafetensorsFormat;
   if (await ggufFormat.detect(dir)) return ggufFormat; // reads runnable and raw files alike
-  throw new QuantkitError('ERR_VERIFY', 'no quantkit output here (no .gguf file, no config.json with a pack-quantized quantization_config)', { file: dir });
+  if (await onnxFormat.detect(dir)) return onnxFormat;
+  throw new QuantkitError('ERR_VERIFY', 'no quantkit output here (no .gguf file, no onnx/*.onnx, no config.json with a pack-quantized quantization_config)', { file: dir });
 }
 
 function sourceOf(src: Checkpoint, name: string, out: string): CheckpointTensor {
@@ -150,14 +152,14 @@ async function sameAsSource(rb: Extract<ReadBackTensor, { kind: 'keep' }>, s: Ch
 
 async function load(rb: ReadBackTensor, src: Checkpoint, out: string, pool: BufferPool, transformOf: TransformOf): Promise<Loaded> {
   const s = sourceOf(src, rb.source ?? rb.name, out);
-  const transform = transformOf(s.name);
+  const transform = (rb.kind === 'quantize' ? rb.transform : undefined) ?? transformOf(s.name);
   const params = shapeElements(s.shape)!;
   const alloc = (n: number) => pool.acquire(n);
   if (rb.kind === 'keep') {
     if (shapeElements(rb.shape) !== params) throw new QuantkitError('ERR_VERIFY', `shape ${JSON.stringify(rb.shape)} does not match the source ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
     return { kind: 'keep', rb, s, ...(transform ? { transform } : {}) };
   }
-  if (rb.view.rows * rb.view.cols !== params || !isKernelFloat(s.dtype))
+  if (rb.view.rows * rb.view.cols !== (transform?.kind === 'pad-rows' ? s.shape[0]! * transform.cols : params) || !isKernelFloat(s.dtype))
     throw new QuantkitError('ERR_VERIFY', `quantized ${rb.view.rows}x${rb.view.cols} does not match the source ${s.dtype} ${JSON.stringify(s.shape)}`, { file: out, tensor: rb.name });
   const [read, parts] = await Promise.all([src.read(s, alloc(s.bytes)), rb.load(alloc)]);
   if (!transform) return { kind: 'quantize', rb, s, source: read, sourceDtype: s.dtype, parts };
@@ -183,6 +185,7 @@ async function check(l: Loaded, src: Checkpoint, out: string, threads: number, c
     .errorStats({ spec: l.rb.spec, rows: l.rb.view.rows, cols: l.rb.view.cols, src: l.source, srcDtype: l.sourceDtype as FloatDtype, parts: l.parts, threads, control })
     .finally(() => pool.release(l.source, l.parts.data, l.parts.scales));
   if (sums.nonfinite > 0) throw new QuantkitError('ERR_VERIFY', `${sums.nonfinite} values are NaN/Inf after dequantization`, { file: out, tensor: rb.name });
+  sums.count -= l.rb.view.rows * l.rb.view.cols - base.params; // padding (whole blocks) is compared, not counted
   return { report: { ...base, treatment: 'quantized', format: l.rb.label, ...metricsFromSums(sums) }, sums };
 }
 
@@ -236,7 +239,9 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
       const q = tensors.filter((t) => t.treatment === 'quantized');
       const quantizedParams = q.reduce((s, t) => s + t.params, 0);
       const quantizedBytes = q.reduce((s, t) => s + t.bytes, 0);
-      const files = await Promise.all((await readdir(outDir)).sort().map(async (name) => ({ name, bytes: (await stat(join(outDir, name))).size })));
+      const entries = await readdir(outDir, { recursive: true, withFileTypes: true });
+      const names = entries.filter((e) => e.isFile()).map((e) => relative(outDir, join(e.parentPath, e.name)).split(sep).join('/'));
+      const files = await Promise.all(names.sort().map(async (name) => ({ name, bytes: (await stat(join(outDir, name))).size })));
       return {
         format: rb.format,
         output: outDir,

@@ -3,6 +3,7 @@ import type { Argv } from 'yargs';
 import { type CalibrationOptions, type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod, usesGptq } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
+import { ONNX_DTYPES, type OnnxDtype } from '../formats/onnx/dtypes.js';
 import { parseSize } from '../units.js';
 
 /** What `<model>` may be, for quantize and plan. */
@@ -17,7 +18,8 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .positional('model', { type: 'string', demandOption: true, describe: MODEL_ARGUMENT })
     .option('bits', { type: 'number', choices: [4, 8], default: 4, describe: 'bits per quantized weight' })
     .option('group-size', { type: 'string', default: '32', describe: "weights per scale: 32, 64, 128, ... or 'row' (one scale per output channel); GGUF blocks are 32" })
-    .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture)' })
+    .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw', 'onnx'], default: 'safetensors', describe: 'output format: safetensors (compressed-tensors), gguf (runs in llama.cpp), gguf-raw (container, any architecture), onnx (ONNX Runtime / transformers.js folder)' })
+    .option('onnx-dtype', { type: 'string', choices: ONNX_DTYPES, describe: 'ONNX variant, as transformers.js names it: fp32, fp16, q8, q4, q4f16 (default: q4 or q8 from --bits)' })
     .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: "GGUF file type: llama-quantize's (Q4_K_M, Q5_K_M, Q6_K, ... with its per-tensor mix; F16, Q8_0, Q4_0, ... uniform) or mobile (default: every matrix Q4_0/Q8_0/Q4_1 from --bits/--asym)" })
     .option('pure', { type: 'boolean', describe: "with --gguf-type: every matrix in the file type's own type, as llama-quantize --pure (default for F32..Q5_1; --no-pure: llama-quantize's output tensor rule for those)" })
     .option('method', { type: 'string', choices: QUANT_METHODS, default: 'rtn', describe: 'scale selection: rtn (round to nearest, ggml reference), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
@@ -28,7 +30,7 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: "scale dtype of safetensors output (default: the model's torch_dtype)" })
     .option('max-shard-size', { type: 'string', describe: 'split safetensors output into shards of at most SIZE: 500MB, 2GB (10^9 bytes), 1GiB (2^30 bytes)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
-    .group(['bits', 'group-size', 'format', 'gguf-type', 'pure', 'method', 'sym', 'asym', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size'], 'Quantization:')
+    .group(['bits', 'group-size', 'format', 'onnx-dtype', 'gguf-type', 'pure', 'method', 'sym', 'asym', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size'], 'Quantization:')
     .group(['calibration-samples', 'calibration-length', 'seed', 'damp'], 'GPTQ calibration (--method gptq, iq4nl-gptq):');
 }
 
@@ -39,6 +41,7 @@ export interface QuantizeArgs extends CalibrationArgs {
   format: string;
   'gguf-type'?: string;
   pure?: boolean;
+  'onnx-dtype'?: string;
   method?: string;
   sym?: boolean;
   asym?: boolean;
@@ -73,6 +76,7 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     format: a.format as FormatName,
     ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),
     ...(a.pure !== undefined ? { pure: a.pure } : {}),
+    ...(a['onnx-dtype'] !== undefined ? { onnxDtype: a['onnx-dtype'] as OnnxDtype } : {}),
     ...(a.keep ? { keep: a.keep } : {}),
     ...(a['bits-for'] ? { bitsFor: a['bits-for'] } : {}),
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),

@@ -15,6 +15,7 @@ import { modelUnits, tensorsBytes } from './units.js';
 import { type WeightDtype, type WeightFormat, weightBytes } from './weights.js';
 import type { Attention } from './activations.js';
 import { llamaCppMemory } from './llamacpp-runtime.js';
+import { onnxRuntimeMemory } from './onnxruntime-runtime.js';
 
 export type Scenario = 'inference' | 'finetune' | 'packed';
 export type PeakKind = 'allocator' | 'device';
@@ -92,7 +93,7 @@ export interface EstimateOptions extends Partial<QuantizeOptions> {
    * Inference runtime: 'pytorch' (transformers/bitsandbytes on a GPU, the default) or 'llama.cpp'
    * (the buffers llama.cpp allocates for a GGUF file: model, KV cache, output, compute).
    */
-  runtime?: 'pytorch' | 'llama.cpp';
+  runtime?: 'pytorch' | 'llama.cpp' | 'onnxruntime';
   /** llama.cpp micro-batch (n_ubatch, default 512). */
   ubatch?: number;
 }
@@ -134,8 +135,8 @@ function positive(name: string, v: number | undefined, fallback: number): number
 function weightFormat(o: EstimateOptions, fallback: WeightDtype): WeightFormat {
   if (o.bits !== undefined) {
     if (o.dtype !== undefined && o.dtype !== 'quantkit') throw new QuantkitError('ERR_USAGE', '--bits selects quantkit\'s own format: do not combine it with --dtype');
-    const { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure } = o;
-    return { dtype: 'quantkit', quantkit: { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure } };
+    const { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure, onnxDtype } = o;
+    return { dtype: 'quantkit', quantkit: { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure, onnxDtype } };
   }
   return { dtype: o.dtype ?? fallback, doubleQuant: o.doubleQuant };
 }
@@ -176,6 +177,15 @@ export async function estimateModel(model: EstimateModel, o: EstimateOptions = {
         const m = llamaCppMemory(dims, w.total, { contextSize: seq, batchSize: o.ubatch, kvBytes });
         const components = { weights: m.model, kv_cache: m.kv_cache, output_buffer: m.output, compute_buffer: m.compute };
         est = { ...base, dtype: wf.dtype, peak_bytes: m.total, peak_kind: 'host', components, terms: explained(components), assumptions: { scenario, runtime: 'llama.cpp (CPU buffers, flash attention)', dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), context: seq, ubatch: Math.min(o.ubatch ?? 512, seq), kv_bytes: kvBytes, gpus, parallel: layout.label } };
+        return withFit(est, model, o);
+      }
+      if (o.runtime === 'onnxruntime') {
+        if (!dims) throw new QuantkitError('ERR_CHECKPOINT', 'ONNX Runtime memory needs the architecture from config.json', { file: model.checkpoint.dir });
+        // quantkit's ONNX export: the external data file's exact bytes (rotary caches included).
+        const data = w.plan?.files.find((f) => f.name.endsWith('.onnx_data'));
+        const activationBytes = ['fp16', 'q4f16'].includes(wf.quantkit?.onnxDtype ?? '') || wf.dtype === 'fp16' ? 2 : 4;
+        const { total, ...components } = onnxRuntimeMemory(dims, data?.bytes ?? w.total, { tokens: seq, activationBytes });
+        est = { ...base, dtype: wf.dtype, peak_bytes: total, peak_kind: 'host', components, terms: explained(components), assumptions: { scenario, runtime: 'onnxruntime-node (CPU, one prompt of seq tokens)', dtype: wf.dtype, ...(wf.quantkit ? { quantkit: wf.quantkit } : {}), tokens: seq, activation_bytes: activationBytes } };
         return withFit(est, model, o);
       }
       const components = !dims ? { weights: w.total } : inferenceComponents({ dims, weights: w.total, dequantScratchParams: bnb ? w.largestQuantizedParams : 0, activationBytes: 2, kvBytes, batch, seq, attention, logitsAllPositions: o.logitsAllPositions ?? false, layout });

@@ -78,8 +78,8 @@ export class Reference {
     return new Reference(sequences, kept, vocab, { perplexity: Math.exp(nll / n), nll: nll / n, tokens: n });
   }
 
-  /** Perplexity of `model` and its divergence from the reference, on the same sequences. */
-  async compare(model: LlamaModel, threads = 1): Promise<Divergence> {
+  /** Perplexity of `model` (the reference forward pass, or any runtime's logits) and its divergence from the reference, on the same sequences. */
+  async compare(model: Pick<LlamaModel, 'logits'>, threads = 1): Promise<Divergence> {
     const vocab = this.vocab;
     const q = new Float64Array(vocab);
     const kls: number[] = [];

@@ -13,6 +13,8 @@ import { addon, allocateParts, type ErrorSums } from '../native.js';
 import type { Calibration } from '../quant/calibration.js';
 import { TensorQuantizer } from '../quant/tensor-quantizer.js';
 import type { Plan } from '../plan.js';
+import { transformTensor } from '../formats/gguf-arch.js';
+import { unpadRows } from '../quant/row-padding.js';
 import { type FloatDtype, isKernelFloat } from '../safetensors/dtypes.js';
 
 export interface TensorError {
@@ -48,19 +50,23 @@ export async function quantizeInMemory(
       }
       continue;
     }
-    const src = await ckpt.read(e.tensor);
+    // Rows padded to whole blocks (ONNX) are quantized padded, as written; the padding is dropped again below.
+    const read = await ckpt.read(e.tensor);
+    const src = t.transform?.kind === 'pad-rows' ? transformTensor(read, e.tensor.dtype, e.tensor.shape, t.transform).bytes : read;
     const srcDtype = e.tensor.dtype as FloatDtype;
     const { rows, cols } = t.view;
+    const params = rows * (t.transform?.kind === 'pad-rows' ? e.tensor.shape[1]! : cols);
     const parts = allocateParts(t.spec, rows, cols);
     const status = await quantizer.quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype, out: parts, threads: o.threads });
     if (status.nonfinite > 0) throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s)`, where);
     if (status.scaleOverflow > 0) throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype}`, where);
     const sums = await addon().errorStats({ spec: t.spec, rows, cols, src, srcDtype, parts, threads: o.threads });
-    errors.push({ name: e.tensor.name, format: t.label, params: rows * cols, sums });
+    sums.count -= rows * cols - params; // padding codes decode to 0: compared, not counted
+    errors.push({ name: e.tensor.name, format: t.label, params, sums });
     if (o.keepValues) {
       const out = new Float32Array(rows * cols);
       await addon().dequantize({ spec: t.spec, rows, cols, parts, out, threads: o.threads });
-      values.set(e.tensor.name, out);
+      values.set(e.tensor.name, unpadRows(out, rows, cols, params / rows));
     }
   }
   return { values, errors };

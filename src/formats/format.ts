@@ -94,16 +94,19 @@ export interface WriteContext {
   signal?: AbortSignal;
 }
 
-/** A tensor found in an output file, matched to its source tensor by name. */
+/**
+ * A tensor found in an output file, matched to its source tensor by name. `transform`: what the writer
+ * did to the source before quantizing it (ONNX: rows zero-padded to whole blocks), which verify repeats.
+ */
 export type ReadBackTensor =
-  | { name: string; source?: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(alloc?: Alloc): Promise<QuantizedParts> }
+  | { name: string; source?: string; kind: 'quantize'; spec: KernelSpec; view: MatrixView; label: string; bytes: number; load(alloc?: Alloc): Promise<QuantizedParts>; transform?: TensorTransform }
   | { name: string; source?: string; kind: 'keep'; dtype: Dtype; shape: number[]; bytes: number; readRange(offset: number, target: Uint8Array): Promise<Uint8Array> };
 
 /** Where a reader puts the bytes it loads (a BufferPool's acquire, say); fresh buffers by default. */
 export type Alloc = (bytes: number) => Uint8Array;
 
 export interface ReadBack {
-  format: 'safetensors' | 'gguf';
+  format: 'safetensors' | 'gguf' | 'onnx';
   /** A runnable GGUF: tensors renamed (`source` gives the checkpoint's name) and some transformed. */
   runnable?: boolean;
   tensors: ReadBackTensor[];
@@ -116,7 +119,7 @@ export interface ReadBack {
  * the finished plan, `verify` detect and readBack. Every size is known before anything is written.
  */
 export interface OutputFormat {
-  name: 'safetensors' | 'gguf';
+  name: 'safetensors' | 'gguf' | 'onnx';
   /** Refuses option combinations this container cannot store (ERR_USAGE). */
   checkOptions(o: ResolvedOptions): void;
   /** One tensor's treatment: the encoding (as a kernel spec) or why it is kept, and where it goes. */

@@ -12,13 +12,16 @@ import { type ModelDims, architectureShapes } from '../estimate/architectures.js
 import { type GgufKV, GgufValueType } from './gguf-container.js';
 import { toFloat32 } from '../convert.js';
 import type { Dtype } from '../safetensors/dtypes.js';
+import { padRows } from '../quant/row-padding.js';
 
 /** A change to a tensor's values made before it is stored (and undone by nothing: verify applies it to the source). */
 export type TensorTransform =
   /** Rotate-half → interleaved rotary order, per head of `headDim` rows. */
   | { kind: 'unpermute-rope'; heads: number; headDim: number }
   /** Gemma norms: store 1 + w. */
-  | { kind: 'add-one' };
+  | { kind: 'add-one' }
+  /** Rows zero-padded to `cols` elements: whole quantization blocks (ONNX MatMulNBits, src/quant/row-padding.ts). */
+  | { kind: 'pad-rows'; cols: number };
 
 export interface MappedTensor {
   name: string;
@@ -137,6 +140,7 @@ export function applyRowTransform(bytes: Uint8Array, rows: number, t: TensorTran
 /** Applies a planned transform to a source tensor's bytes; returns the new bytes and their dtype. */
 export function transformTensor(bytes: Uint8Array, dtype: Dtype, shape: readonly number[], t: TensorTransform): { bytes: Uint8Array; dtype: Dtype } {
   if (t.kind === 'unpermute-rope') return { bytes: applyRowTransform(bytes, shape[0]!, t), dtype };
+  if (t.kind === 'pad-rows') return { bytes: padRows(bytes, dtype, shape[0]!, t.cols), dtype };
   const f = toFloat32(bytes, dtype);
   for (let i = 0; i < f.length; i++) f[i] = f[i]! + 1;
   return { bytes: new Uint8Array(f.buffer), dtype: 'F32' };

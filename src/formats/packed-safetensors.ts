@@ -126,7 +126,21 @@ function quantizationConfig(entries: PlanEntry[]): Record<string, unknown> {
   };
 }
 
-async function filesToCopy(dir: string): Promise<PlannedFile[]> {
+/** Writes a planned file that is not weights: generated content, or a copy of a checkpoint file. */
+export async function writeSmallFile(f: PlannedFile, dir: string): Promise<void> {
+  if (f.content !== undefined) return writeFileAtomic(join(dir, f.name), f.content);
+  if (!f.source) return;
+  const tmp = temporaryName(join(dir, f.name));
+  try {
+    await copyFile(f.source, tmp);
+    await rename(tmp, join(dir, f.name));
+  } catch (e) {
+    throw ioError('ERR_IO', f.source, e, 'cannot copy');
+  }
+}
+
+/** The checkpoint's small files (tokenizer, generation config, license...) copied beside the weights. */
+export async function filesToCopy(dir: string): Promise<PlannedFile[]> {
   const out: PlannedFile[] = [];
   for (const name of (await readdir(dir)).sort()) {
     if (name === 'config.json' || name.endsWith('.safetensors.index.json') || !COPIED_FILE.test(name)) continue;
@@ -237,17 +251,7 @@ export const packedSafetensorsFormat: OutputFormat = {
           await writer.abort();
           throw err;
         }
-      } else if (f.content !== undefined) {
-        await writeFileAtomic(join(dir, f.name), f.content);
-      } else if (f.source) {
-        const tmp = temporaryName(join(dir, f.name));
-        try {
-          await copyFile(f.source, tmp);
-          await rename(tmp, join(dir, f.name));
-        } catch (e) {
-          throw ioError('ERR_IO', f.source, e, 'cannot copy');
-        }
-      }
+      } else await writeSmallFile(f, dir);
     }
   },
 

@@ -7,6 +7,7 @@
 import { addon, type KernelSpec, type QuantizedParts, type QuantizeStatus } from '../native.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import type { Calibration } from './calibration.js';
+import { padColumns, padHessian } from './row-padding.js';
 
 export interface TensorJob {
   name: string;
@@ -37,13 +38,16 @@ export class TensorQuantizer {
 
   quantize(job: TensorJob): Promise<QuantizeStatus> {
     const { name, spec, ...rest } = job;
-    const hessian = spec.method === 'gptq' ? this.calibration?.hessians.get(name) : undefined;
+    // Rows padded to whole blocks (ONNX MatMulNBits) get their statistics padded alike (row-padding.ts).
+    const stats = spec.method === 'gptq' ? this.calibration?.hessians.get(name) : undefined;
+    const hessian = stats && padHessian(stats, job.cols);
     if (hessian && hessian.length === job.cols * job.cols) {
       const f = this.factorFor(hessian, job.cols, job.threads);
       return f.factor.then((factor) => addon().gptqQuantize({ ...rest, spec, factor, weights: f.diagonal }));
     }
     const method = spec.method === 'gptq' ? 'search' : spec.method;
-    const weights = method === 'search' ? this.importance.get(name) : undefined;
+    const importance = method === 'search' ? this.importance.get(name) : undefined;
+    const weights = importance && padColumns(importance, job.cols);
     return addon().quantize({ ...rest, spec: { ...spec, method }, weights });
   }
 

@@ -50,7 +50,7 @@ interface Table {
 
 function summaryTable(r: SweepResult): Table {
   return {
-    head: ['variant', 'bits/weight', 'packed size', 'predicted inference peak', 'rel. RMSE', 'SNR dB', 'perplexity', 'KL mean', 'KL p99', 'top-1', 'Pareto (RMSE / PPL)'],
+    head: ['variant', 'bits/weight', 'packed size', 'predicted inference peak', 'rel. RMSE', 'SNR dB', 'perplexity', 'perplexity (ONNX Runtime)', 'KL mean', 'KL p99', 'top-1', 'Pareto (RMSE / PPL)'],
     rows: r.variants.map((v) => [
       v.label,
       v.bits_per_weight.toFixed(3),
@@ -59,6 +59,7 @@ function summaryTable(r: SweepResult): Table {
       num(v.weight_error.rel_rmse),
       num(v.weight_error.snr_db, 2),
       num(v.model?.perplexity),
+      num(v.onnxruntime?.perplexity),
       num(v.model?.kl_mean, 5),
       num(v.model?.kl_p99, 4),
       v.model ? `${(v.model.top1_agreement * 100).toFixed(1)}%` : '-',
@@ -103,6 +104,7 @@ function evalLine(r: SweepResult): string {
 const NOTES = [
   'bits/weight: stored bits per quantized weight, scales and zero points included; packed size: the exact bytes quantize writes (headers and kept tensors included).',
   'predicted inference peak: quantkit estimate for one GPU, batch 1, 2,048 tokens (weights + KV cache + activations + CUDA context).',
+  'perplexity (ONNX Runtime): ONNX variants only, the written model_<dtype>.onnx run by onnxruntime-node on the same text; perplexity is quantkit\'s reference forward pass on the same weights.',
   'Methods: rtn = round to nearest (ggml reference rules); search = least-squares scale search weighted by a weight-only importance estimate; iq4nl = the same search over llama.cpp\'s IQ4_NL code (GGUF); gptq / iq4nl-gptq = the same with GPTQ error feedback, calibrated on text the model writes itself (no calibration data); hqq = Q4_1 minimum fitted by HQQ\'s half-quadratic solver.',
 ];
 
@@ -141,7 +143,7 @@ export function renderHtml(r: SweepResult): string {
 <div class="charts">
 ${charts(r).join('\n')}
 </div>
-<p>Circles: packed safetensors; squares: GGUF. Colour: method. Red outline and line: the Pareto front (no other variant is both smaller and better).</p>
+<p>Circles: packed safetensors; squares: GGUF and ONNX. Colour: method. Red outline and line: the Pareto front (no other variant is both smaller and better).</p>
 <h2>Variants</h2>
 <div class="wide">${htmlTable(summaryTable(r), 'summary')}</div>
 <ul>${NOTES.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul>

@@ -19,6 +19,8 @@ import { type CalibrationOptions, type FormatName, type GroupSize, type Mode, QU
 import { type Calibration, calibrate } from '../quant/calibration.js';
 import { estimateColumnImportance } from '../quant/importance.js';
 import { metricsFromSums } from '../verify.js';
+import { onnxRuntimeDivergence } from '../formats/onnx/runtime-eval.js';
+import { TensorQuantizer } from '../quant/tensor-quantizer.js';
 
 export interface SweepAxes {
   bits: (4 | 8)[];
@@ -46,7 +48,7 @@ export interface ReportOptions extends Partial<SweepAxes> {
   onProgress?: (message: string) => void;
 }
 
-export const DEFAULT_AXES: SweepAxes = { bits: [4, 8], groupSizes: [32, 128], modes: ['sym', 'asym'], methods: [...QUANT_METHODS], formats: ['safetensors', 'gguf'] };
+export const DEFAULT_AXES: SweepAxes = { bits: [4, 8], groupSizes: [32, 128], modes: ['sym', 'asym'], methods: [...QUANT_METHODS], formats: ['safetensors', 'gguf', 'onnx'] };
 
 export interface WeightError {
   rel_rmse: number;
@@ -72,6 +74,8 @@ export interface VariantResult {
   /** Inference peak (GPU allocator, batch 1, 2,048 tokens, as `estimate` predicts it) and its weights. */
   predicted_memory: { inference_peak_bytes: number; weights_bytes: number } | null;
   model: Divergence | null;
+  /** ONNX variants: the written files run by ONNX Runtime, measured the same way (null without onnxruntime-node). */
+  onnxruntime?: Divergence | null;
   pareto: { rel_rmse: boolean; perplexity: boolean };
 }
 
@@ -208,6 +212,15 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
                 const m = await LlamaModel.load(ckpt, async (t, v) => q.values.get(t.name) ?? v);
                 modelResult = await reference.compare(m, threads);
               }
+              let onnxruntime: Divergence | null | undefined;
+              if (reference && format === 'onnx') {
+                progress(`${label}: perplexity through ONNX Runtime`);
+                const quantizer = new TensorQuantizer(importance, cal);
+                onnxruntime = await onnxRuntimeDivergence(ckpt, plan, reference, { quantizer, threads, signal: o.signal }).catch((e: unknown) => {
+                  if (e instanceof QuantkitError && e.code === 'ERR_USAGE') return null; // onnxruntime-node is not installed
+                  throw e;
+                });
+              }
               const est = estimateBase.dims ? await estimateModel(estimateBase, { scenario: 'inference', ...options }) : null;
               variants.push({
                 label,
@@ -223,6 +236,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
                 tensors: q.errors.map((t) => ({ name: t.name, format: t.format, params: t.params, ...weightError(t.sums) })),
                 predicted_memory: est ? { inference_peak_bytes: est.peak_bytes, weights_bytes: est.components.weights ?? 0 } : null,
                 model: modelResult,
+                ...(onnxruntime !== undefined ? { onnxruntime } : {}),
                 pareto: { rel_rmse: false, perplexity: false },
               });
             }

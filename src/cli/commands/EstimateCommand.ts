@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { ONNX_DTYPES, type OnnxDtype } from '../../formats/onnx/dtypes.js';
 import { QuantkitError } from '../../errors.js';
 import { type Estimate, type EstimateOptions, DEVICES, FRAMEWORKS, estimate } from '../../estimate/index.js';
 import { LOSSES, OPTIMIZERS, WRAP_UNITS } from '../../estimate/frameworks.js';
@@ -15,6 +16,7 @@ interface EstimateArgs {
   format: string;
   asym?: boolean;
   'gguf-type'?: string;
+  'onnx-dtype'?: string;
   keep?: string[];
   'bits-for'?: string[];
   'scale-dtype'?: string;
@@ -65,7 +67,8 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('dtype', { type: 'string', choices: WEIGHT_DTYPES, describe: 'weight format (default bf16): fp32/bf16/fp16, bitsandbytes int8/nf4/fp4, or gguf:<type> for a llama.cpp file' })
       .option('bits', { type: 'number', choices: [4, 8], describe: "quantkit's own format instead of --dtype (exact sizes from the planner, as quantize --bits)" })
       .option('group-size', { type: 'string', default: '32', describe: 'with --bits: weights per scale, or row' })
-      .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw'], default: 'safetensors', describe: 'with --bits: output format' })
+      .option('format', { type: 'string', choices: ['safetensors', 'gguf', 'gguf-raw', 'onnx'], default: 'safetensors', describe: 'with --bits: output format' })
+      .option('onnx-dtype', { type: 'string', choices: ONNX_DTYPES, describe: 'with --bits and --format onnx: transformers.js dtype (as quantize)' })
       .option('asym', { type: 'boolean', describe: 'with --bits: asymmetric' })
       .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: 'with --bits and --format gguf (as quantize)' })
       .option('keep', { type: 'string', array: true, requiresArg: true, describe: 'with --bits: GLOB of tensors kept unquantized, repeatable (as quantize)' })
@@ -99,14 +102,14 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       .option('parallel', { type: 'string', describe: 'with --gpus: ddp, zero1, zero2, zero3, fsdp, fsdp-grad-op, hsdpN, tpN, ppN, dpN, combined with + (tp2+fsdp)' })
       .option('device', { type: 'string', alias: 'gpu', describe: `check the fit on a device and name the cheapest configuration that fits: ${DEVICES.filter((d) => !/^(M|phone)-/.test(d.name)).map((d) => d.name).join(', ')}, M-<GB>, phone-<GB>` })
       .option('explain', { type: 'boolean', default: false, describe: 'print every term per GPU with the behaviour it models' })
-      .option('runtime', { type: 'string', choices: ['pytorch', 'llama.cpp'], default: 'pytorch', describe: 'inference runtime: PyTorch on a GPU, or the buffers llama.cpp allocates for a GGUF file' })
+      .option('runtime', { type: 'string', choices: ['pytorch', 'llama.cpp', 'onnxruntime'], default: 'pytorch', describe: 'inference runtime: PyTorch on a GPU, the buffers llama.cpp allocates for a GGUF file, or onnxruntime-node for an ONNX export' })
       .option('ubatch', { type: 'number', describe: 'llama.cpp micro-batch (default 512)' })
       .option('peak', { type: 'string', choices: ['allocator', 'device'], default: 'device', describe: 'allocator (torch.cuda.max_memory_allocated) or device (as nvidia-smi shows: + CUDA context)' })
       .option('cuda-context', { type: 'string', describe: 'CUDA context size for the device peak: 1GiB (default), 500MB, ...' })
       .option('revision', { type: 'string', describe: 'hub revision (or org/name@revision)' })
       .option('token', { type: 'string', describe: 'hub access token (default: HF_TOKEN, then the huggingface-cli login token)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the estimate as JSON on stdout' })
-      .group(['dtype', 'bits', 'group-size', 'format', 'asym', 'gguf-type', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size', 'double-quant'], 'Weights:')
+      .group(['dtype', 'bits', 'group-size', 'format', 'onnx-dtype', 'asym', 'gguf-type', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size', 'double-quant'], 'Weights:')
       .group(['batch', 'seq', 'kv-bytes', 'attention', 'runtime', 'ubatch'], 'Workload:')
       .group(['method', 'framework', 'precision', 'optimizer', 'lora-rank', 'lora-targets', 'grad-checkpointing', 'chunked-loss', 'loss', 'grad-accum', 'cpu-offload', 'wrap', 'reduce-dtype', 'kbit-upcast', 'compile', 'optimizer-in-backward', 'offload-activations', 'dropout'], 'Fine-tuning (--scenario finetune):')
       .group(['gpus', 'parallel', 'device', 'explain', 'peak', 'cuda-context'], 'Devices:')
@@ -130,8 +133,9 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       bits: args.bits as 4 | 8 | undefined,
       groupSize,
       mode: args.asym ? 'asym' : 'sym',
-      format: args.format as 'safetensors' | 'gguf' | 'gguf-raw',
+      format: args.format as 'safetensors' | 'gguf' | 'gguf-raw' | 'onnx',
       ggufType: args['gguf-type'] as GgufFileType | undefined,
+      onnxDtype: args['onnx-dtype'] as OnnxDtype | undefined,
       keep: args.keep,
       bitsFor: args['bits-for'],
       scaleDtype: args['scale-dtype'] as EstimateOptions['scaleDtype'],
@@ -163,7 +167,7 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       parallel: args.parallel,
       device: args.device,
       peak: args.peak as 'allocator' | 'device',
-      runtime: args.runtime as 'pytorch' | 'llama.cpp',
+      runtime: args.runtime as 'pytorch' | 'llama.cpp' | 'onnxruntime',
       ubatch: args.ubatch,
       cudaContextBytes,
     };
@@ -188,7 +192,8 @@ export function estimateText(e: Estimate, explain = false): string {
     const phase = t.phase ? ` [${t.phase}${t.outside_allocator ? ', outside the allocator' : ''}]` : '';
     out.push(`  ${t.name.padEnd(width)}  ${formatBytes(t.bytes)}${explain ? `${phase}  ${t.why}` : ''}`);
   }
-  const label = e.peak_kind === 'file' ? 'total file size' : e.peak_kind === 'host' ? 'llama.cpp buffers in all (host memory)' : `peak per GPU (${e.peak_kind})`;
+  const host = String(e.assumptions.runtime ?? '').startsWith('onnxruntime') ? 'ONNX Runtime in all (host memory)' : 'llama.cpp buffers in all (host memory)';
+  const label = e.peak_kind === 'file' ? 'total file size' : e.peak_kind === 'host' ? host : `peak per GPU (${e.peak_kind})`;
   out.push(`  ${label}: ${formatBytes(e.peak_bytes)}`);
   if (a.peak_rule) out.push(`  peak = ${String(a.peak_rule)}`);
   if (a.note) out.push(`  ${String(a.note)}`);

@@ -43,7 +43,7 @@ export const ReportCommand: CommandModule<object, Args> = {
       .option('group-size', { type: 'string', default: '32,128', describe: "comma-separated group sizes (or 'row'); GGUF variants take 32 only" })
       .option('mode', { type: 'string', default: 'sym,asym', describe: 'comma-separated: sym, asym (quantize --sym / --asym)' })
       .option('method', { type: 'string', default: QUANT_METHODS.join(','), describe: `comma-separated: ${QUANT_METHODS.join(', ')}` })
-      .option('format', { type: 'string', default: 'safetensors,gguf', describe: 'comma-separated: safetensors, gguf, gguf-raw' })
+      .option('format', { type: 'string', default: 'safetensors,gguf,onnx', describe: 'comma-separated: safetensors, gguf, gguf-raw, onnx (ONNX variants are also run by ONNX Runtime)' })
       .option('eval', { type: 'string', describe: 'evaluation text for perplexity, documents separated by <|endoftext|> lines (default: the bundled TinyStories excerpt)' })
       .option('max-tokens', { type: 'number', default: 512, describe: 'tokens per document, BOS included' })
       .option('weights-only', { type: 'boolean', default: false, describe: 'skip perplexity/KL (weight error, sizes and memory only)' })
@@ -69,7 +69,7 @@ export const ReportCommand: CommandModule<object, Args> = {
       modes: list<Mode>('mode', args.mode, (s) => (s === 'sym' || s === 'asym' ? s : undefined)),
       methods,
       ...calibration,
-      formats: list<FormatName>('format', args.format, (s) => (['safetensors', 'gguf', 'gguf-raw'].includes(s) ? (s as FormatName) : undefined)),
+      formats: list<FormatName>('format', args.format, (s) => (['safetensors', 'gguf', 'gguf-raw', 'onnx'].includes(s) ? (s as FormatName) : undefined)),
       ...(args.eval !== undefined ? { evalFile: args.eval } : {}),
       maxTokens: args['max-tokens'],
       weightsOnly: args.weightsOnly ?? false,
