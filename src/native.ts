@@ -9,25 +9,32 @@ import { dirname, join } from 'node:path';
 import { QuantkitError } from './errors.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 
-/** Kernel schemes: ggml's Q8_0/Q4_0/Q4_1/IQ4_NL blocks, and compressed-tensors' symmetric/asymmetric ints. */
-export type KernelScheme = 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'int_sym' | 'int_asym';
+/**
+ * Kernel schemes: ggml's blocks of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), llama.cpp's K-quants
+ * (Q2_K..Q6_K, super-blocks of 256), and compressed-tensors' symmetric/asymmetric ints.
+ */
+export type KernelScheme = 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'iq4_nl' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'int_sym' | 'int_asym';
 
 /**
- * How a group's scale is chosen: 'rtn' from its largest value (ggml's reference quantizers exactly),
+ * How a group's scale is chosen: 'rtn' from its largest value (ggml's reference quantizers exactly; for
+ * IQ4_NL, Q5_0/Q5_1 and the K-quants llama.cpp's quantizer without an importance matrix, byte for byte),
  * 'search' from a grid of candidates refitted by least squares, weighted by an optional per-column
  * importance (native/src/kernels/search.h); 'gptq' the search with GPTQ's error feedback across columns
  * (native/src/gptq/gptq.h; through gptqQuantize only); 'hqq' Q4_1's minimum by HQQ's half-quadratic
- * solver. The block layouts are the same.
+ * solver; 'imatrix' llama.cpp's quantizer with its importance matrix (`weights`, one value per column,
+ * required), byte for byte, on every ggml scheme (Q8_0 ignores it, as llama.cpp does). The block
+ * layouts are the same. Q5_0, Q5_1 and the K-quants take 'rtn' and 'imatrix' only.
  */
-export type KernelMethod = 'rtn' | 'search' | 'gptq' | 'hqq';
+export type KernelMethod = 'rtn' | 'search' | 'gptq' | 'hqq' | 'imatrix';
 
 export interface KernelSpec {
   scheme: KernelScheme;
-  bits: 4 | 8;
-  /** Elements per group (32 for the ggml schemes). */
+  /** 4 or 8 for int_sym/int_asym; the ggml scheme's own width (q8_0 8, q5_* 5, q2_k..q6_k 2..6, else 4). */
+  bits: number;
+  /** Elements per group (32 for the ggml block schemes, 256 for the K-quants). */
   group: number;
   scaleDtype: FloatDtype;
-  /** Default 'rtn'; 'iq4_nl' needs 'search'. */
+  /** Default 'rtn'. */
   method?: KernelMethod;
 }
 
@@ -84,7 +91,7 @@ interface TensorArgs {
 }
 
 export interface Addon {
-  /** `weights`: one non-negative importance per column, for method 'search'. */
+  /** `weights`: one non-negative importance per column, for method 'search' (optional) and 'imatrix' (required). */
   quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array }): Promise<QuantizeStatus>;
   dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
   errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "kquants.h"
 #include "numeric.h"
 #include "search.h"
 

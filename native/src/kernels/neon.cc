@@ -4,6 +4,7 @@
 #include <arm_neon.h>
 
 #include "kernels.h"
+#include "kquants.h"
 #include "numeric.h"
 #include "search.h"
 

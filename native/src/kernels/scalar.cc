@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "kquants.h"
 #include "numeric.h"
 #include "search.h"
 
@@ -197,8 +198,26 @@ bool int_group(const QuantSpec& spec, const float* x, int64_t n, uint8_t* packed
 
 // --- row drivers --------------------------------------------------------------------------------
 
-QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols,
+// llama.cpp's quantizers (kquants.h), a whole row at a time: Q4_0/Q5_0 and friends with an importance
+// matrix take the mean square of the row.
+QuantStatus llama_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols, int64_t row_begin,
+                       int64_t row_end, QuantParts out) {
+  QuantStatus st;
+  const int64_t data_row = data_bytes_per_row(spec, cols);
+  std::vector<float> x(static_cast<size_t>(cols));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    uint8_t* row_out = out.data + r * data_row;
+    load_row_checked(src, src_type, cols, r, spec.group, x.data(), st);
+    encode_llama_row(spec.scheme, x.data(), cols, spec.weights, row_out);
+    count_scale_overflow(spec.scheme, row_out, cols, r, st);
+  }
+  return st;
+}
+
+QuantStatus quantize_rows(const QuantSpec& requested, const void* src, DType src_type, int64_t cols,
                           int64_t row_begin, int64_t row_end, QuantParts out) {
+  const QuantSpec spec = spec_to_run(requested);
+  if (is_llama_quantizer(spec)) return llama_rows(spec, src, src_type, cols, row_begin, row_end, out);
   QuantStatus st;
   const int64_t g = spec.group;
   const int64_t groups = cols / g;
@@ -260,6 +279,10 @@ void dequantize_group(const QuantSpec& spec, ConstQuantParts in, int64_t cols, i
   if (spec.scheme == Scheme::GGML_Q8_0 || spec.scheme == Scheme::GGML_Q4_0 ||
       spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::GGML_IQ4_NL) {
     dequant_ggml_block(spec.scheme, row_in + gi * (data_row / (cols / g)), y);
+    return;
+  }
+  if (spec.scheme != Scheme::INT_SYM && spec.scheme != Scheme::INT_ASYM) {
+    dequant_llama_block(spec.scheme, row_in + gi * llama_block_bytes(spec.scheme), y);
     return;
   }
   const int64_t groups = cols / g;

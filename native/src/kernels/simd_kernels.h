@@ -248,10 +248,12 @@ struct SimdKernels {
     return true;
   }
 
-  static QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
+  static QuantStatus quantize_rows(const QuantSpec& requested, const void* src, DType st, int64_t cols,
                                    int64_t row_begin, int64_t row_end, QuantParts out) {
     const KernelTable& ref = scalar_kernels();
-    if (spec.group % 32 != 0 || spec.method == Method::HQQ) return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
+    const QuantSpec spec = spec_to_run(requested);
+    if (spec.group % 32 != 0 || spec.method == Method::HQQ || is_llama_quantizer(spec))
+      return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
     if (spec.method != Method::RTN) return search_rows(spec, src, st, cols, row_begin, row_end, out);  // GPTQ without its factor: the search
     QuantStatus status;
     auto rows = [&](auto row_fn) {
@@ -330,7 +332,8 @@ struct SimdKernels {
 
   static void dequantize_rows(const QuantSpec& spec, ConstQuantParts in, int64_t cols, int64_t row_begin,
                               int64_t row_end, float* out) {
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL) return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
+    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL || is_llama_type(spec.scheme))
+      return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
     const int64_t data_row = data_bytes_per_row(spec, cols);
     with_kind(spec, [&](auto kind) {
       dequantize_rows_of(kind, spec, in, cols, data_row, row_begin, row_end, out);
@@ -350,7 +353,8 @@ struct SimdKernels {
 
   static ErrorStats error_rows(const QuantSpec& spec, const void* src, DType st, ConstQuantParts in,
                                int64_t cols, int64_t row_begin, int64_t row_end) {
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL) return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL || is_llama_type(spec.scheme))
+      return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
     return with_kind(spec, [&](auto kind) {
       switch (st) {
         case DType::F32: return error_rows_of<DType::F32>(kind, spec, src, in, cols, row_begin, row_end);
