@@ -1,6 +1,10 @@
 // AVX-512 (F + BW + VL) kernels, 16 float lanes. Compiled with -mavx512f -mavx512bw -mavx512vl
 // (plus AVX2/FMA/F16C); only the dispatcher calls into this file, after checking the CPU.
 #if defined(__x86_64__) || defined(_M_X64)
+// GCC 12 warns falsely (-Wuninitialized, like -Wmaybe-uninitialized in CMakeLists.txt) inside its own
+// AVX-512 intrinsic headers, whose _mm512_undefined_ps() placeholders it sees in the min/max/andnot
+// builtins of the K-quant loops.
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include "kernels.h"
@@ -13,7 +17,61 @@ namespace {
 
 #include "candidates_avx.h"
 
+// The K-quant searches' lanes (simd_kquants.h): two 16-float vectors side by side, so that every
+// dependency chain of a search has a twin in flight.
+struct KLanesAvx512 {
+  static constexpr int NATIVE = 16, U = 2, LANES = 32;
+  struct V { __m512 a, b; };
+  struct M { __mmask16 a, b; };
+  template <int P> static M cmp(V x, V y) { return M{_mm512_cmp_ps_mask(x.a, y.a, P), _mm512_cmp_ps_mask(x.b, y.b, P)}; }
+  static V load(const float* p) { return V{_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)}; }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v.a); _mm512_storeu_ps(p + 16, v.b); }
+  static V set1(float f) { return V{_mm512_set1_ps(f), _mm512_set1_ps(f)}; }
+  static V per_native(const float* v) { return V{_mm512_set1_ps(v[0]), _mm512_set1_ps(v[1])}; }
+  static V add(V x, V y) { return V{_mm512_add_ps(x.a, y.a), _mm512_add_ps(x.b, y.b)}; }
+  static V sub(V x, V y) { return V{_mm512_sub_ps(x.a, y.a), _mm512_sub_ps(x.b, y.b)}; }
+  static V mul(V x, V y) { return V{_mm512_mul_ps(x.a, y.a), _mm512_mul_ps(x.b, y.b)}; }
+  static V div(V x, V y) { return V{_mm512_div_ps(x.a, y.a), _mm512_div_ps(x.b, y.b)}; }
+  static V sqrt(V x) { return V{_mm512_sqrt_ps(x.a), _mm512_sqrt_ps(x.b)}; }
+  static __m512 xor_sign(__m512 a, bool clear) {
+    const __m512i s = _mm512_set1_epi32(INT32_MIN), u = _mm512_castps_si512(a);
+    return _mm512_castsi512_ps(clear ? _mm512_andnot_si512(s, u) : _mm512_xor_si512(s, u));
+  }
+  static V abs(V x) { return V{xor_sign(x.a, true), xor_sign(x.b, true)}; }
+  static V neg(V x) { return V{xor_sign(x.a, false), xor_sign(x.b, false)}; }
+  // vminps/vmaxps return the second operand unless the first compares less/greater: C's ?: exactly
+  static V min_c(V x, V y) { return V{_mm512_min_ps(x.a, y.a), _mm512_min_ps(x.b, y.b)}; }
+  static V max_c(V x, V y) { return V{_mm512_max_ps(x.a, y.a), _mm512_max_ps(x.b, y.b)}; }
+  static M lt(V x, V y) { return cmp<_CMP_LT_OQ>(x, y); }
+  static M gt(V x, V y) { return cmp<_CMP_GT_OQ>(x, y); }
+  static M eq(V x, V y) { return cmp<_CMP_EQ_OQ>(x, y); }
+  static M ne(V x, V y) { return cmp<_CMP_NEQ_UQ>(x, y); }
+  static M m_and(M x, M y) { return M{static_cast<__mmask16>(x.a & y.a), static_cast<__mmask16>(x.b & y.b)}; }
+  static M m_or(M x, M y) { return M{static_cast<__mmask16>(x.a | y.a), static_cast<__mmask16>(x.b | y.b)}; }
+  static M m_andnot(M x, M y) { return M{static_cast<__mmask16>(x.a & ~y.a), static_cast<__mmask16>(x.b & ~y.b)}; }
+  static M m_not(M x) { return M{static_cast<__mmask16>(~x.a), static_cast<__mmask16>(~x.b)}; }
+  static M none() { return M{0, 0}; }
+  static bool any(M m) { return (m.a | m.b) != 0; }
+  static V select(M m, V x, V y) { return V{_mm512_mask_blend_ps(m.a, y.a, x.a), _mm512_mask_blend_ps(m.b, y.b, x.b)}; }
+  static __m512 round_small1(__m512 v) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    return _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+  }
+  static V round_small(V v) { return V{round_small1(v.a), round_small1(v.b)}; }
+  static __m512 round_exact1(__m512 v) {
+    const __m512i bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_set1_ps(12582912.0f)));
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000)));
+  }
+  static V round_exact(V v) { return V{round_exact1(v.a), round_exact1(v.b)}; }
+  // vpmovdb keeps each lane's low byte: the levels are 0..255
+  static void levels(V v, uint8_t* out) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v.a)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v.b)));
+  }
+};
+
 struct Avx512Ops {
+  using KL = KLanesAvx512;
   using F = __m512;
   using I = __m512i;
   static constexpr int N = 16;
@@ -136,6 +194,7 @@ struct Avx512Ops {
   }
 };
 
+#include "simd_kquants.h"
 #include "simd_kernels.h"
 
 }  // namespace

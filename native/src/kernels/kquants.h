@@ -565,13 +565,9 @@ static inline void pack_q3_k(const int8_t* Ls, uint8_t* out) {
   uint8_t L[kSuperBlock];
   uint8_t* hmask = out + blk::kQ3KHmask;
   for (int m = 0; m < 32; ++m) hmask[m] = 0;
-  for (int j = 0; j < kSuperBlock; ++j) {
-    int l = Ls[j];
-    if (l > 3) {
-      hmask[j % 32] = static_cast<uint8_t>(hmask[j % 32] | (1 << (j / 32)));
-      l -= 4;
-    }
-    L[j] = static_cast<uint8_t>(l);
+  for (int j = 0; j < kSuperBlock; ++j) {  // levels are 0..7: "above 3" is bit 2 (no branch to mispredict)
+    hmask[j % 32] = static_cast<uint8_t>(hmask[j % 32] | (((Ls[j] >> 2) & 1) << (j / 32)));
+    L[j] = static_cast<uint8_t>(Ls[j] & 3);
   }
   pack_2bit(L, out + blk::kQ3KQs);
 }
@@ -1004,19 +1000,20 @@ static inline void encode_llama_row(Scheme s, const float* x, int64_t cols, cons
 
 // Row r of the source as floats into x; a block holding NaN/Inf is counted in st (its first element's
 // flat index kept) and replaced by zeros: the output of such a tensor is discarded by the caller.
+static inline void refuse_nonfinite(float* x, int64_t n, int64_t first_index, QuantStatus& status) {
+  int64_t bad = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (__builtin_isfinite(x[j])) continue;
+    if (status.nonfinite == 0) status.first_nonfinite = first_index + j;
+    status.nonfinite++;
+    bad++;
+  }
+  if (bad)
+    for (int64_t j = 0; j < n; ++j) x[j] = 0.0f;
+}
 static inline void load_row_checked(const void* src, DType st, int64_t cols, int64_t r, int64_t block, float* x, QuantStatus& status) {
   for (int64_t j = 0; j < cols; ++j) x[j] = load_as_f32(src, st, r * cols + j);
-  for (int64_t b = 0; b < cols; b += block) {
-    int64_t bad = 0;
-    for (int64_t j = b; j < b + block; ++j) {
-      if (__builtin_isfinite(x[j])) continue;
-      if (status.nonfinite == 0) status.first_nonfinite = r * cols + j;
-      status.nonfinite++;
-      bad++;
-    }
-    if (bad)
-      for (int64_t j = b; j < b + block; ++j) x[j] = 0.0f;
-  }
+  for (int64_t b = 0; b < cols; b += block) refuse_nonfinite(x + b, block, r * cols + b, status);
 }
 
 // Counts the blocks of an encoded row whose f16 scales overflowed.

@@ -11,7 +11,78 @@
 namespace qk {
 namespace {
 
+// The K-quant searches' lanes (simd_kquants.h): four 4-float vectors side by side. NEON's vminq/vmaxq
+// are IEEE min/max (NaN-propagating, -0 < +0), so C's a < b ? a : b is a compare and a select.
+struct KLanesNeon {
+  static constexpr int NATIVE = 4, U = 4, LANES = 16;
+  struct V { float32x4_t v[4]; };
+  struct M { uint32x4_t m[4]; };
+  template <class Fn> static V map(V x, V y, Fn f) {
+    V r;
+    for (int k = 0; k < 4; ++k) r.v[k] = f(x.v[k], y.v[k]);
+    return r;
+  }
+  template <class Fn> static M cmp(V x, V y, Fn f) {
+    M r;
+    for (int k = 0; k < 4; ++k) r.m[k] = f(x.v[k], y.v[k]);
+    return r;
+  }
+  template <class Fn> static M mmap(M x, M y, Fn f) {
+    M r;
+    for (int k = 0; k < 4; ++k) r.m[k] = f(x.m[k], y.m[k]);
+    return r;
+  }
+  template <class Fn> static V each(V x, Fn f) {
+    V r;
+    for (int k = 0; k < 4; ++k) r.v[k] = f(x.v[k]);
+    return r;
+  }
+  static V load(const float* p) { V r; for (int k = 0; k < 4; ++k) r.v[k] = vld1q_f32(p + 4 * k); return r; }
+  static void store(float* p, V x) { for (int k = 0; k < 4; ++k) vst1q_f32(p + 4 * k, x.v[k]); }
+  static V set1(float f) { V r; for (int k = 0; k < 4; ++k) r.v[k] = vdupq_n_f32(f); return r; }
+  static V per_native(const float* v) { V r; for (int k = 0; k < 4; ++k) r.v[k] = vdupq_n_f32(v[k]); return r; }
+  static V add(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vaddq_f32(a, b); }); }
+  static V sub(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vsubq_f32(a, b); }); }
+  static V mul(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vmulq_f32(a, b); }); }
+  static V div(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vdivq_f32(a, b); }); }
+  static V sqrt(V x) { return each(x, [](float32x4_t a) { return vsqrtq_f32(a); }); }
+  static V abs(V x) { return each(x, [](float32x4_t a) { return vabsq_f32(a); }); }
+  static V neg(V x) { return each(x, [](float32x4_t a) { return vnegq_f32(a); }); }
+  static V min_c(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vbslq_f32(vcltq_f32(a, b), a, b); }); }
+  static V max_c(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }); }
+  static M lt(V x, V y) { return cmp(x, y, [](float32x4_t a, float32x4_t b) { return vcltq_f32(a, b); }); }
+  static M gt(V x, V y) { return cmp(x, y, [](float32x4_t a, float32x4_t b) { return vcgtq_f32(a, b); }); }
+  static M eq(V x, V y) { return cmp(x, y, [](float32x4_t a, float32x4_t b) { return vceqq_f32(a, b); }); }
+  static M ne(V x, V y) { return cmp(x, y, [](float32x4_t a, float32x4_t b) { return vmvnq_u32(vceqq_f32(a, b)); }); }
+  static M m_and(M x, M y) { return mmap(x, y, [](uint32x4_t a, uint32x4_t b) { return vandq_u32(a, b); }); }
+  static M m_or(M x, M y) { return mmap(x, y, [](uint32x4_t a, uint32x4_t b) { return vorrq_u32(a, b); }); }
+  static M m_andnot(M x, M y) { return mmap(x, y, [](uint32x4_t a, uint32x4_t b) { return vbicq_u32(a, b); }); }
+  static M m_not(M x) { M r; for (int k = 0; k < 4; ++k) r.m[k] = vmvnq_u32(x.m[k]); return r; }
+  static M none() { M r; for (int k = 0; k < 4; ++k) r.m[k] = vdupq_n_u32(0); return r; }
+  static bool any(M x) { return vmaxvq_u32(vorrq_u32(vorrq_u32(x.m[0], x.m[1]), vorrq_u32(x.m[2], x.m[3]))) != 0; }
+  static V select(M m, V x, V y) { V r; for (int k = 0; k < 4; ++k) r.v[k] = vbslq_f32(m.m[k], x.v[k], y.v[k]); return r; }
+  static V round_small(V x) {
+    return each(x, [](float32x4_t a) {
+      const float32x4_t magic = vdupq_n_f32(12582912.0f);
+      return vsubq_f32(vaddq_f32(a, magic), magic);
+    });
+  }
+  static V round_exact(V x) {
+    return each(x, [](float32x4_t a) {
+      const uint32x4_t bits = vreinterpretq_u32_f32(vaddq_f32(a, vdupq_n_f32(12582912.0f)));
+      const int32x4_t i = vsubq_s32(vreinterpretq_s32_u32(vandq_u32(bits, vdupq_n_u32(0x007fffffu))), vdupq_n_s32(0x00400000));
+      return vcvtq_f32_s32(i);
+    });
+  }
+  static void levels(V x, uint8_t* out) {
+    uint16x4_t h[4];
+    for (int k = 0; k < 4; ++k) h[k] = vmovn_u32(vreinterpretq_u32_s32(vcvtq_s32_f32(x.v[k])));
+    vst1q_u8(out, vcombine_u8(vmovn_u16(vcombine_u16(h[0], h[1])), vmovn_u16(vcombine_u16(h[2], h[3]))));
+  }
+};
+
 struct NeonOps {
+  using KL = KLanesNeon;
   using F = float32x4_t;
   using I = int32x4_t;
   static constexpr int N = 4;
@@ -203,6 +274,7 @@ struct NeonOps {
   }
 };
 
+#include "simd_kquants.h"
 #include "simd_kernels.h"
 
 }  // namespace

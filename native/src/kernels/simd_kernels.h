@@ -252,6 +252,13 @@ struct SimdKernels {
                                    int64_t row_begin, int64_t row_end, QuantParts out) {
     const KernelTable& ref = scalar_kernels();
     const QuantSpec spec = spec_to_run(requested);
+    if (is_llama_quantizer(spec) && is_k_quant(spec.scheme)) {
+      switch (st) {
+        case DType::F32: return k_quant_rows<DType::F32>(spec, src, cols, row_begin, row_end, out);
+        case DType::F16: return k_quant_rows<DType::F16>(spec, src, cols, row_begin, row_end, out);
+        default: return k_quant_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
+      }
+    }
     if (spec.group % 32 != 0 || spec.method == Method::HQQ || is_llama_quantizer(spec))
       return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
     if (spec.method != Method::RTN) return search_rows(spec, src, st, cols, row_begin, row_end, out);  // GPTQ without its factor: the search
@@ -265,6 +272,42 @@ struct SimdKernels {
       case DType::F16: rows([&](int64_t r) { return quantize_row<DType::F16>(spec, src, cols, r, out); }); break;
       case DType::BF16: rows([&](int64_t r) { return quantize_row<DType::BF16>(spec, src, cols, r, out); }); break;
     }
+    return status;
+  }
+
+  // ---- llama.cpp's K-quants: super-blocks stream through the lanes of simd_kquants.h -------------
+
+  using KQ = KQuantLanes<typename O::KL>;
+
+  // The rows go through in pieces of about 64K weights, converted to f32 first (a super-block with
+  // NaN/Inf is counted and zeroed, as the reference does); within a piece the super-blocks of
+  // consecutive rows fill the lanes together.
+  template <DType ST>
+  static QuantStatus k_quant_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
+                                  QuantParts out) {
+    QuantStatus status;
+    const Scheme s = spec.scheme;
+    const int64_t per_row = cols / kSuperBlock, data_row = per_row * llama_block_bytes(s);
+    const int64_t piece = cols >= 65536 ? 1 : 65536 / cols;
+    float* xf = new float[static_cast<size_t>(piece * cols)];
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += piece) {
+      const int64_t r1 = r0 + piece < row_end ? r0 + piece : row_end;
+      for (int64_t r = r0; r < r1; ++r) {
+        float* x = xf + (r - r0) * cols;
+        for (int64_t b = 0; b < cols; b += kSuperBlock) {
+          bool bad = false;
+          for (int64_t c = b; c < b + kSuperBlock; c += 32) {
+            const Chunk ch = load32<ST>(src, r * cols + c);
+            bad |= nonfinite(ch);
+            for (int k = 0; k < V; ++k) O::store(x + c + k * N, ch.v[k]);
+          }
+          if (bad) refuse_nonfinite(x + b, kSuperBlock, r * cols + b, status);
+        }
+      }
+      KQ::encode_k_blocks(s, xf, (r1 - r0) * per_row, per_row, spec.weights, out.data + r0 * data_row);
+      for (int64_t r = r0; r < r1; ++r) count_scale_overflow(s, out.data + r * data_row, cols, r, status);
+    }
+    delete[] xf;
     return status;
   }
 
