@@ -804,94 +804,91 @@ static inline void encode_iq4_nl_block(const float* x, const float* qw, uint8_t*
   pack_q4_levels(L, out + 2);
 }
 
-// ---- dequantization (ggml's dequantize_row_* for one block) ---------------------------------------
+// ---- dequantization (ggml's dequantize_row_*) ----------------------------------------------------
 
-static inline void dequant_q5_block(bool with_min, const uint8_t* b, float* y) {
-  const float d = half_at(b);
-  const float m = with_min ? half_at(b + 2) : 0.0f;
-  uint32_t qh;
-  __builtin_memcpy(&qh, b + (with_min ? 4 : 2), 4);
-  const uint8_t* qs = b + (with_min ? 8 : 6);
-  for (int j = 0; j < 16; ++j) {
-    const int lo = (qs[j] & 0xf) | static_cast<int>(((qh >> j) << 4) & 0x10);
-    const int hi = (qs[j] >> 4) | static_cast<int>((qh >> (j + 12)) & 0x10);
-    if (with_min) {
-      y[j] = static_cast<float>(lo) * d + m;
-      y[j + 16] = static_cast<float>(hi) * d + m;
-    } else {
-      y[j] = static_cast<float>(lo - 16) * d;
-      y[j + 16] = static_cast<float>(hi - 16) * d;
-    }
-  }
-}
+// 32 consecutive weights of a block (chunk cc of it: 0 for blocks of 32, 0..7 in a super-block): their
+// levels q, and y = a[l / 16] * q[l], plus b[l / 16] when `offset` (x - y computed as x + (-y), which
+// IEEE defines to be the same). The products and sums are ggml's, in ggml's order.
+struct Chunk32 {
+  int8_t q[32];
+  float a[2], b[2];
+  bool offset;
+};
 
-// The 2-bit level of weight e (0..255) in a Q2_K/Q3_K qs array.
-static inline int level_2bit(const uint8_t* qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3; }
-
-static inline void dequant_q2_k(const uint8_t* b, float* y) {
-  const float d = half_at(b + blk::kQ2KD), dmin = half_at(b + blk::kQ2KDmin);
-  const uint8_t* sb = b + blk::kQ2KScales;
-  for (int j = 0; j < 16; ++j) {
-    const float dl = d * static_cast<float>(sb[j] & 0xf), ml = dmin * static_cast<float>(sb[j] >> 4);
-    for (int i = 0; i < 16; ++i) y[16 * j + i] = dl * static_cast<float>(level_2bit(b + blk::kQ2KQs, 16 * j + i)) - ml;
-  }
-}
-
-static inline void dequant_q3_k(const uint8_t* b, float* y) {
-  const float d = half_at(b + blk::kQ3KD);
-  for (int j = 0; j < 16; ++j) {
-    const float dl = d * static_cast<float>(q3_k_scale(b + blk::kQ3KScales, j));
-    for (int i = 0; i < 16; ++i) {
-      const int e = 16 * j + i;
-      const int high = (b[blk::kQ3KHmask + e % 32] >> (e / 32)) & 1;
-      y[e] = dl * static_cast<float>(level_2bit(b + blk::kQ3KQs, e) - (high ? 0 : 4));
-    }
-  }
-}
-
-// Q4_K and Q5_K: weight 64h + 32k + l is nibble k of qs[32h + l] (plus bit 2h + k of qh[l] for Q5_K).
-static inline void dequant_q45_k(bool five, const uint8_t* b, float* y) {
-  const float d = half_at(b + blk::kKD), dmin = half_at(b + blk::kKDmin);
-  const uint8_t* qs = b + (five ? blk::kQ5KQs : blk::kQ4KQs);
-  for (int j = 0; j < 8; ++j) {
-    int sc, m;
-    k4_scale_min(b + blk::kKScales, j, &sc, &m);
-    const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
-    const int h = j / 2, k = j % 2;
-    for (int l = 0; l < 32; ++l) {
-      int q = (qs[32 * h + l] >> (4 * k)) & 0xf;
-      if (five && ((b[blk::kQ5KQh + l] >> (2 * h + k)) & 1)) q += 16;
-      y[32 * j + l] = dl * static_cast<float>(q) - ml;
-    }
-  }
-}
-
-static inline void dequant_q6_k(const uint8_t* b, float* y) {
-  const float d = half_at(b + blk::kQ6KD);
-  const int8_t* sb = reinterpret_cast<const int8_t*>(b + blk::kQ6KScales);
-  for (int e = 0; e < kSuperBlock; ++e) {
-    const int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;  // ql byte: l (+32 for odd quarters)
-    const uint8_t lo = b[blk::kQ6KQl + 64 * h + l + 32 * (quarter % 2)];
-    const int low = quarter < 2 ? (lo & 0xf) : (lo >> 4);
-    const int high = (b[blk::kQ6KQh + 32 * h + l] >> (2 * quarter)) & 3;
-    y[e] = d * static_cast<float>(sb[e / 16]) * static_cast<float>(static_cast<int8_t>(low | (high << 4)) - 32);
-  }
-}
-
-// Dequantizes one block of a type from this header (Q5_0, Q5_1, Q2_K..Q6_K) into llama_block_weights floats.
-static inline void dequant_llama_block(Scheme s, const uint8_t* b, float* y) {
+static inline void decode_chunk32(Scheme s, const uint8_t* blk, int cc, Chunk32* c) {
+  c->offset = false;
+  c->b[0] = c->b[1] = 0.0f;
   switch (s) {
-    case Scheme::GGML_Q5_0: dequant_q5_block(false, b, y); break;
-    case Scheme::GGML_Q5_1: dequant_q5_block(true, b, y); break;
-    case Scheme::GGML_Q2_K: dequant_q2_k(b, y); break;
-    case Scheme::GGML_Q3_K: dequant_q3_k(b, y); break;
-    case Scheme::GGML_Q4_K: dequant_q45_k(false, b, y); break;
-    case Scheme::GGML_Q5_K: dequant_q45_k(true, b, y); break;
-    default: dequant_q6_k(b, y); break;
+    case Scheme::GGML_Q5_0: case Scheme::GGML_Q5_1: {
+      const bool with_min = s == Scheme::GGML_Q5_1;
+      uint32_t qh;
+      __builtin_memcpy(&qh, blk + (with_min ? 4 : 2), 4);
+      const uint8_t* qs = blk + (with_min ? 8 : 6);
+      for (int l = 0; l < 32; ++l) {
+        const int v = ((l < 16 ? qs[l] : qs[l - 16] >> 4) & 0xf) | static_cast<int>(((qh >> l) & 1) << 4);
+        c->q[l] = static_cast<int8_t>(with_min ? v : v - 16);
+      }
+      c->a[0] = c->a[1] = half_at(blk);
+      if (with_min) {
+        c->offset = true;
+        c->b[0] = c->b[1] = half_at(blk + 2);
+      }
+      return;
+    }
+    case Scheme::GGML_Q2_K: case Scheme::GGML_Q3_K: {
+      // 2-bit levels: weight 32cc + l is bits 2(cc % 4) of qs[32(cc / 4) + l]
+      const bool q3 = s == Scheme::GGML_Q3_K;
+      const uint8_t* qs = blk + (q3 ? blk::kQ3KQs : blk::kQ2KQs) + 32 * (cc / 4);
+      for (int l = 0; l < 32; ++l) {
+        int v = (qs[l] >> (2 * (cc % 4))) & 3;
+        if (q3) v -= ((blk[blk::kQ3KHmask + l] >> cc) & 1) ? 0 : 4;
+        c->q[l] = static_cast<int8_t>(v);
+      }
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * cc + h;
+        if (q3) {
+          c->a[h] = half_at(blk + blk::kQ3KD) * static_cast<float>(q3_k_scale(blk + blk::kQ3KScales, j));
+        } else {
+          const uint8_t sc = blk[blk::kQ2KScales + j];
+          c->a[h] = half_at(blk + blk::kQ2KD) * static_cast<float>(sc & 0xf);
+          c->b[h] = -(half_at(blk + blk::kQ2KDmin) * static_cast<float>(sc >> 4));
+        }
+      }
+      c->offset = !q3;
+      return;
+    }
+    case Scheme::GGML_Q4_K: case Scheme::GGML_Q5_K: {
+      // weight 64h + 32k + l is nibble k of qs[32h + l] (Q5_K: plus bit 2h + k of qh[l])
+      const bool five = s == Scheme::GGML_Q5_K;
+      const uint8_t* qs = blk + (five ? blk::kQ5KQs : blk::kQ4KQs) + 32 * (cc / 2);
+      for (int l = 0; l < 32; ++l) {
+        int v = (qs[l] >> (4 * (cc % 2))) & 0xf;
+        if (five) v |= ((blk[blk::kQ5KQh + l] >> cc) & 1) << 4;
+        c->q[l] = static_cast<int8_t>(v);
+      }
+      int sc, m;
+      k4_scale_min(blk + blk::kKScales, cc, &sc, &m);
+      c->a[0] = c->a[1] = half_at(blk + blk::kKD) * static_cast<float>(sc);
+      c->b[0] = c->b[1] = -(half_at(blk + blk::kKDmin) * static_cast<float>(m));
+      c->offset = true;
+      return;
+    }
+    default: {  // Q6_K: weight 128h + 32k + l: low nibble from ql[64h + l + 32(k % 2)] (high half for k >= 2),
+                // top two bits from qh[32h + l] >> 2k
+      const int h = cc / 4, k = cc % 4;
+      const uint8_t* ql = blk + blk::kQ6KQl + 64 * h + 32 * (k % 2);
+      const uint8_t* qh = blk + blk::kQ6KQh + 32 * h;
+      for (int l = 0; l < 32; ++l) {
+        const int low = (ql[l] >> (4 * (k / 2))) & 0xf;
+        c->q[l] = static_cast<int8_t>((low | (((qh[l] >> (2 * k)) & 3) << 4)) - 32);
+      }
+      const int8_t* sb = reinterpret_cast<const int8_t*>(blk + blk::kQ6KScales);
+      const float d = half_at(blk + blk::kQ6KD);
+      for (int j = 0; j < 2; ++j) c->a[j] = d * static_cast<float>(sb[2 * cc + j]);
+      return;
+    }
   }
 }
-
-// ---- dispatch over the schemes and methods this header implements ------------------------------
 
 // Weights per block and bytes per block of the ggml block types.
 static inline int llama_block_weights(Scheme s) {
@@ -913,6 +910,18 @@ static inline int llama_block_bytes(Scheme s) {
     case Scheme::GGML_Q5_K: return blk::kQ5K;
     case Scheme::GGML_Q6_K: return blk::kQ6K;
     default: return 0;
+  }
+}
+
+// Dequantizes one block of Q5_0, Q5_1 or a K-quant into llama_block_weights floats.
+static inline void dequant_llama_block(Scheme s, const uint8_t* b, float* y) {
+  Chunk32 c;
+  for (int cc = 0; cc < llama_block_weights(s) / 32; ++cc) {
+    decode_chunk32(s, b, cc, &c);
+    for (int l = 0; l < 32; ++l) {
+      const float v = c.a[l / 16] * static_cast<float>(c.q[l]);
+      y[32 * cc + l] = c.offset ? v + c.b[l / 16] : v;
+    }
   }
 }
 

@@ -337,7 +337,12 @@ struct SimdKernels {
     const uint8_t* row_in = in.data + r * data_row;
     Chunk c;
     I q[V];
-    if constexpr (S == Scheme::GGML_Q8_0) {
+    if constexpr (S == Scheme::GGML_Q5_0 || S == Scheme::GGML_Q5_1 || S == Scheme::GGML_Q2_K || S == Scheme::GGML_Q3_K ||
+                  S == Scheme::GGML_Q4_K || S == Scheme::GGML_Q5_K || S == Scheme::GGML_Q6_K) {
+      (void)spec;
+      (void)cols;
+      return llama_chunk<S>(row_in, ci);
+    } else if constexpr (S == Scheme::GGML_Q8_0) {
       const uint8_t* b = row_in + ci * 34;
       uint16_t dh;
       __builtin_memcpy(&dh, b, 2);
@@ -373,9 +378,47 @@ struct SimdKernels {
     return c;
   }
 
+  // 32 weights of a Q5_0/Q5_1/K-quant row (kquants.h's decode_chunk32): y = a * q (+ b), a and b per 16.
+  template <Scheme S>
+  static Chunk llama_chunk(const uint8_t* row_in, int64_t ci) {
+    constexpr int bw = S == Scheme::GGML_Q5_0 || S == Scheme::GGML_Q5_1 ? 32 : kSuperBlock;
+    Chunk32 d;
+    decode_chunk32(S, row_in + ci * 32 / bw * llama_block_bytes(S), static_cast<int>(ci * 32 % bw / 32), &d);
+    I q[V];
+    O::unpack_i8(reinterpret_cast<const uint8_t*>(d.q), q);
+    Chunk c;
+    for (int k = 0; k < V; ++k) {
+      const int h = k * N / 16;
+      c.v[k] = O::mul(O::set1(d.a[h]), O::i2f(q[k]));
+      if (d.offset) c.v[k] = O::add(c.v[k], O::set1(d.b[h]));
+    }
+    return c;
+  }
+
+  template <Scheme S>
+  static void llama_dequantize_rows(ConstQuantParts in, int64_t cols, int64_t row_begin, int64_t row_end, float* out) {
+    const int64_t data_row = cols / (S == Scheme::GGML_Q5_0 || S == Scheme::GGML_Q5_1 ? 32 : kSuperBlock) * llama_block_bytes(S);
+    for (int64_t r = row_begin; r < row_end; ++r)
+      for (int64_t ci = 0; ci < cols / 32; ++ci) {
+        const Chunk c = llama_chunk<S>(in.data + r * data_row, ci);
+        for (int k = 0; k < V; ++k) O::store(out + r * cols + ci * 32 + k * N, c.v[k]);
+      }
+  }
+
   static void dequantize_rows(const QuantSpec& spec, ConstQuantParts in, int64_t cols, int64_t row_begin,
                               int64_t row_end, float* out) {
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL || is_llama_type(spec.scheme))
+    if (is_llama_type(spec.scheme)) {
+      switch (spec.scheme) {
+        case Scheme::GGML_Q5_0: return llama_dequantize_rows<Scheme::GGML_Q5_0>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q5_1: return llama_dequantize_rows<Scheme::GGML_Q5_1>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q2_K: return llama_dequantize_rows<Scheme::GGML_Q2_K>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q3_K: return llama_dequantize_rows<Scheme::GGML_Q3_K>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q4_K: return llama_dequantize_rows<Scheme::GGML_Q4_K>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q5_K: return llama_dequantize_rows<Scheme::GGML_Q5_K>(in, cols, row_begin, row_end, out);
+        default: return llama_dequantize_rows<Scheme::GGML_Q6_K>(in, cols, row_begin, row_end, out);
+      }
+    }
+    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL)
       return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
     const int64_t data_row = data_bytes_per_row(spec, cols);
     with_kind(spec, [&](auto kind) {
@@ -396,8 +439,26 @@ struct SimdKernels {
 
   static ErrorStats error_rows(const QuantSpec& spec, const void* src, DType st, ConstQuantParts in,
                                int64_t cols, int64_t row_begin, int64_t row_end) {
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL || is_llama_type(spec.scheme))
+    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL)
       return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    if (is_llama_type(spec.scheme)) {
+      auto by_dtype = [&](auto kind) {
+        switch (st) {
+          case DType::F32: return error_rows_of<DType::F32>(kind, spec, src, in, cols, row_begin, row_end);
+          case DType::F16: return error_rows_of<DType::F16>(kind, spec, src, in, cols, row_begin, row_end);
+          default: return error_rows_of<DType::BF16>(kind, spec, src, in, cols, row_begin, row_end);
+        }
+      };
+      switch (spec.scheme) {
+        case Scheme::GGML_Q5_0: return by_dtype(Kind<Scheme::GGML_Q5_0, 5>{});
+        case Scheme::GGML_Q5_1: return by_dtype(Kind<Scheme::GGML_Q5_1, 5>{});
+        case Scheme::GGML_Q2_K: return by_dtype(Kind<Scheme::GGML_Q2_K, 2>{});
+        case Scheme::GGML_Q3_K: return by_dtype(Kind<Scheme::GGML_Q3_K, 3>{});
+        case Scheme::GGML_Q4_K: return by_dtype(Kind<Scheme::GGML_Q4_K, 4>{});
+        case Scheme::GGML_Q5_K: return by_dtype(Kind<Scheme::GGML_Q5_K, 5>{});
+        default: return by_dtype(Kind<Scheme::GGML_Q6_K, 6>{});
+      }
+    }
     return with_kind(spec, [&](auto kind) {
       switch (st) {
         case DType::F32: return error_rows_of<DType::F32>(kind, spec, src, in, cols, row_begin, row_end);
