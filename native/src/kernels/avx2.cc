@@ -13,60 +13,56 @@ namespace {
 
 #include "candidates_avx.h"
 
-// The K-quant searches' lanes (simd_kquants.h): two 8-float vectors side by side, so that every
-// dependency chain of a search has a twin in flight.
-struct KLanesAvx2 {
-  static constexpr int NATIVE = 8, U = 2, LANES = 16;
-  struct V { __m256 a, b; };
-  struct M { __m256 a, b; };
-  template <class Fn> static V map(V x, V y, Fn f) { return V{f(x.a, y.a), f(x.b, y.b)}; }
-  template <class Fn> static M cmp(V x, V y, Fn f) { return M{f(x.a, y.a), f(x.b, y.b)}; }
-  static V load(const float* p) { return V{_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
-  static void store(float* p, V v) { _mm256_storeu_ps(p, v.a); _mm256_storeu_ps(p + 8, v.b); }
-  static V set1(float f) { return V{_mm256_set1_ps(f), _mm256_set1_ps(f)}; }
-  static V per_native(const float* v) { return V{_mm256_set1_ps(v[0]), _mm256_set1_ps(v[1])}; }
-  static V add(V x, V y) { return map(x, y, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); }); }
-  static V sub(V x, V y) { return map(x, y, [](__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }); }
-  static V mul(V x, V y) { return map(x, y, [](__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }); }
-  static V div(V x, V y) { return map(x, y, [](__m256 a, __m256 b) { return _mm256_div_ps(a, b); }); }
-  static V sqrt(V x) { return V{_mm256_sqrt_ps(x.a), _mm256_sqrt_ps(x.b)}; }
-  static V abs(V x) { const __m256 s = _mm256_set1_ps(-0.0f); return V{_mm256_andnot_ps(s, x.a), _mm256_andnot_ps(s, x.b)}; }
-  static V neg(V x) { const __m256 s = _mm256_set1_ps(-0.0f); return V{_mm256_xor_ps(s, x.a), _mm256_xor_ps(s, x.b)}; }
+// One register of the K-quant searches' lanes (simd_kquants.h).
+struct KNativeAvx2 {
+  using F = __m256;
+  using M = __m256;
+  static constexpr int W = 8;
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F set1(float f) { return _mm256_set1_ps(f); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F sqrt(F a) { return _mm256_sqrt_ps(a); }
+  static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static F neg(F a) { return _mm256_xor_ps(_mm256_set1_ps(-0.0f), a); }
   // minps/maxps return the second operand unless the first compares less/greater: C's ?: exactly
-  static V min_c(V x, V y) { return map(x, y, [](__m256 a, __m256 b) { return _mm256_min_ps(a, b); }); }
-  static V max_c(V x, V y) { return map(x, y, [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); }); }
-  static M lt(V x, V y) { return cmp(x, y, [](__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }); }
-  static M gt(V x, V y) { return cmp(x, y, [](__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }); }
-  static M eq(V x, V y) { return cmp(x, y, [](__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }); }
-  static M ne(V x, V y) { return cmp(x, y, [](__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }); }
-  static M m_and(M x, M y) { return M{_mm256_and_ps(x.a, y.a), _mm256_and_ps(x.b, y.b)}; }
-  static M m_or(M x, M y) { return M{_mm256_or_ps(x.a, y.a), _mm256_or_ps(x.b, y.b)}; }
-  static M m_andnot(M x, M y) { return M{_mm256_andnot_ps(y.a, x.a), _mm256_andnot_ps(y.b, x.b)}; }
-  static M m_not(M x) { const __m256 t = _mm256_castsi256_ps(_mm256_set1_epi32(-1)); return M{_mm256_xor_ps(x.a, t), _mm256_xor_ps(x.b, t)}; }
-  static M none() { return M{_mm256_setzero_ps(), _mm256_setzero_ps()}; }
-  static bool any(M m) { return _mm256_movemask_ps(_mm256_or_ps(m.a, m.b)) != 0; }
-  static V select(M m, V x, V y) { return V{_mm256_blendv_ps(y.a, x.a, m.a), _mm256_blendv_ps(y.b, x.b, m.b)}; }
-  static __m256 round_small1(__m256 v) {
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
+  static F min_c(F a, F b) { return _mm256_min_ps(a, b); }
+  static F max_c(F a, F b) { return _mm256_max_ps(a, b); }
+  static M lt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static M gt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static M eq(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+  static M ne(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+  static M m_and(M a, M b) { return _mm256_and_ps(a, b); }
+  static M m_or(M a, M b) { return _mm256_or_ps(a, b); }
+  static M m_andnot(M a, M b) { return _mm256_andnot_ps(b, a); }
+  static M m_not(M a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-1))); }
+  static M none() { return _mm256_setzero_ps(); }
+  static bool any(M m) { return _mm256_movemask_ps(m) != 0; }
+  static F select(M m, F a, F b) { return _mm256_blendv_ps(b, a, m); }
+  static F round_small(F v) {
+    const F magic = _mm256_set1_ps(12582912.0f);
     return _mm256_sub_ps(_mm256_add_ps(v, magic), magic);
   }
-  static V round_small(V v) { return V{round_small1(v.a), round_small1(v.b)}; }
-  static __m256 round_exact1(__m256 v) {
+  static F round_even(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F round_exact(F v) {
     const __m256i bits = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12582912.0f)));
     return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000)));
   }
-  static V round_exact(V v) { return V{round_exact1(v.a), round_exact1(v.b)}; }
-  static void levels(V v, uint8_t* out) {
-    const __m256i a = _mm256_cvttps_epi32(v.a), b = _mm256_cvttps_epi32(v.b);
-    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xd8);  // 16 x int16 in order
-    const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+  static void levels(F v, uint8_t* out) {
+    const __m256i i = _mm256_cvttps_epi32(v);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w, w));
   }
 };
 
+#include "simd_kquants.h"
+
 struct Avx2Ops {
   using F = __m256;
-  using KL = KLanesAvx2;
+  using KL = Lanes<KNativeAvx2, 2>;
   using I = __m256i;
   static constexpr int N = 8;
 
@@ -215,7 +211,6 @@ struct Avx2Ops {
   }
 };
 
-#include "simd_kquants.h"
 #include "simd_kernels.h"
 
 }  // namespace

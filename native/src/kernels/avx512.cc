@@ -17,61 +17,52 @@ namespace {
 
 #include "candidates_avx.h"
 
-// The K-quant searches' lanes (simd_kquants.h): two 16-float vectors side by side, so that every
-// dependency chain of a search has a twin in flight.
-struct KLanesAvx512 {
-  static constexpr int NATIVE = 16, U = 2, LANES = 32;
-  struct V { __m512 a, b; };
-  struct M { __mmask16 a, b; };
-  template <int P> static M cmp(V x, V y) { return M{_mm512_cmp_ps_mask(x.a, y.a, P), _mm512_cmp_ps_mask(x.b, y.b, P)}; }
-  static V load(const float* p) { return V{_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)}; }
-  static void store(float* p, V v) { _mm512_storeu_ps(p, v.a); _mm512_storeu_ps(p + 16, v.b); }
-  static V set1(float f) { return V{_mm512_set1_ps(f), _mm512_set1_ps(f)}; }
-  static V per_native(const float* v) { return V{_mm512_set1_ps(v[0]), _mm512_set1_ps(v[1])}; }
-  static V add(V x, V y) { return V{_mm512_add_ps(x.a, y.a), _mm512_add_ps(x.b, y.b)}; }
-  static V sub(V x, V y) { return V{_mm512_sub_ps(x.a, y.a), _mm512_sub_ps(x.b, y.b)}; }
-  static V mul(V x, V y) { return V{_mm512_mul_ps(x.a, y.a), _mm512_mul_ps(x.b, y.b)}; }
-  static V div(V x, V y) { return V{_mm512_div_ps(x.a, y.a), _mm512_div_ps(x.b, y.b)}; }
-  static V sqrt(V x) { return V{_mm512_sqrt_ps(x.a), _mm512_sqrt_ps(x.b)}; }
-  static __m512 xor_sign(__m512 a, bool clear) {
-    const __m512i s = _mm512_set1_epi32(INT32_MIN), u = _mm512_castps_si512(a);
-    return _mm512_castsi512_ps(clear ? _mm512_andnot_si512(s, u) : _mm512_xor_si512(s, u));
-  }
-  static V abs(V x) { return V{xor_sign(x.a, true), xor_sign(x.b, true)}; }
-  static V neg(V x) { return V{xor_sign(x.a, false), xor_sign(x.b, false)}; }
+// One register of the K-quant searches' lanes (simd_kquants.h).
+struct KNativeAvx512 {
+  using F = __m512;
+  using M = __mmask16;
+  static constexpr int W = 16;
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F set1(float f) { return _mm512_set1_ps(f); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F sqrt(F a) { return _mm512_sqrt_ps(a); }
+  static F abs(F a) { return _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(a))); }
+  static F neg(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(a))); }
   // vminps/vmaxps return the second operand unless the first compares less/greater: C's ?: exactly
-  static V min_c(V x, V y) { return V{_mm512_min_ps(x.a, y.a), _mm512_min_ps(x.b, y.b)}; }
-  static V max_c(V x, V y) { return V{_mm512_max_ps(x.a, y.a), _mm512_max_ps(x.b, y.b)}; }
-  static M lt(V x, V y) { return cmp<_CMP_LT_OQ>(x, y); }
-  static M gt(V x, V y) { return cmp<_CMP_GT_OQ>(x, y); }
-  static M eq(V x, V y) { return cmp<_CMP_EQ_OQ>(x, y); }
-  static M ne(V x, V y) { return cmp<_CMP_NEQ_UQ>(x, y); }
-  static M m_and(M x, M y) { return M{static_cast<__mmask16>(x.a & y.a), static_cast<__mmask16>(x.b & y.b)}; }
-  static M m_or(M x, M y) { return M{static_cast<__mmask16>(x.a | y.a), static_cast<__mmask16>(x.b | y.b)}; }
-  static M m_andnot(M x, M y) { return M{static_cast<__mmask16>(x.a & ~y.a), static_cast<__mmask16>(x.b & ~y.b)}; }
-  static M m_not(M x) { return M{static_cast<__mmask16>(~x.a), static_cast<__mmask16>(~x.b)}; }
-  static M none() { return M{0, 0}; }
-  static bool any(M m) { return (m.a | m.b) != 0; }
-  static V select(M m, V x, V y) { return V{_mm512_mask_blend_ps(m.a, y.a, x.a), _mm512_mask_blend_ps(m.b, y.b, x.b)}; }
-  static __m512 round_small1(__m512 v) {
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
+  static F min_c(F a, F b) { return _mm512_min_ps(a, b); }
+  static F max_c(F a, F b) { return _mm512_max_ps(a, b); }
+  static M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static M eq(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+  static M ne(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+  static M m_and(M a, M b) { return static_cast<M>(a & b); }
+  static M m_or(M a, M b) { return static_cast<M>(a | b); }
+  static M m_andnot(M a, M b) { return static_cast<M>(a & ~b); }
+  static M m_not(M a) { return static_cast<M>(~a); }
+  static M none() { return 0; }
+  static bool any(M m) { return m != 0; }
+  static F select(M m, F a, F b) { return _mm512_mask_blend_ps(m, b, a); }
+  static F round_small(F v) {
+    const F magic = _mm512_set1_ps(12582912.0f);
     return _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
   }
-  static V round_small(V v) { return V{round_small1(v.a), round_small1(v.b)}; }
-  static __m512 round_exact1(__m512 v) {
+  static F round_even(F v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F round_exact(F v) {
     const __m512i bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_set1_ps(12582912.0f)));
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000)));
   }
-  static V round_exact(V v) { return V{round_exact1(v.a), round_exact1(v.b)}; }
   // vpmovdb keeps each lane's low byte: the levels are 0..255
-  static void levels(V v, uint8_t* out) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v.a)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v.b)));
-  }
+  static void levels(F v, uint8_t* out) { _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v))); }
 };
 
+#include "simd_kquants.h"
+
 struct Avx512Ops {
-  using KL = KLanesAvx512;
+  using KL = Lanes<KNativeAvx512, 4>;
   using F = __m512;
   using I = __m512i;
   static constexpr int N = 16;
@@ -194,7 +185,6 @@ struct Avx512Ops {
   }
 };
 
-#include "simd_kquants.h"
 #include "simd_kernels.h"
 
 }  // namespace

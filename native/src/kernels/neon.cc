@@ -11,78 +11,55 @@
 namespace qk {
 namespace {
 
-// The K-quant searches' lanes (simd_kquants.h): four 4-float vectors side by side. NEON's vminq/vmaxq
-// are IEEE min/max (NaN-propagating, -0 < +0), so C's a < b ? a : b is a compare and a select.
-struct KLanesNeon {
-  static constexpr int NATIVE = 4, U = 4, LANES = 16;
-  struct V { float32x4_t v[4]; };
-  struct M { uint32x4_t m[4]; };
-  template <class Fn> static V map(V x, V y, Fn f) {
-    V r;
-    for (int k = 0; k < 4; ++k) r.v[k] = f(x.v[k], y.v[k]);
-    return r;
+// One register of the K-quant searches' lanes (simd_kquants.h). NEON's vminq/vmaxq are IEEE min/max
+// (NaN-propagating, -0 < +0), so C's a < b ? a : b is a compare and a select.
+struct KNativeNeon {
+  using F = float32x4_t;
+  using M = uint32x4_t;
+  static constexpr int W = 4;
+  static F load(const float* p) { return vld1q_f32(p); }
+  static void store(float* p, F v) { vst1q_f32(p, v); }
+  static F set1(float f) { return vdupq_n_f32(f); }
+  static F add(F a, F b) { return vaddq_f32(a, b); }
+  static F sub(F a, F b) { return vsubq_f32(a, b); }
+  static F mul(F a, F b) { return vmulq_f32(a, b); }
+  static F div(F a, F b) { return vdivq_f32(a, b); }
+  static F sqrt(F a) { return vsqrtq_f32(a); }
+  static F abs(F a) { return vabsq_f32(a); }
+  static F neg(F a) { return vnegq_f32(a); }
+  static F min_c(F a, F b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
+  static F max_c(F a, F b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+  static M lt(F a, F b) { return vcltq_f32(a, b); }
+  static M gt(F a, F b) { return vcgtq_f32(a, b); }
+  static M eq(F a, F b) { return vceqq_f32(a, b); }
+  static M ne(F a, F b) { return vmvnq_u32(vceqq_f32(a, b)); }
+  static M m_and(M a, M b) { return vandq_u32(a, b); }
+  static M m_or(M a, M b) { return vorrq_u32(a, b); }
+  static M m_andnot(M a, M b) { return vbicq_u32(a, b); }
+  static M m_not(M a) { return vmvnq_u32(a); }
+  static M none() { return vdupq_n_u32(0); }
+  static bool any(M m) { return vmaxvq_u32(m) != 0; }
+  static F select(M m, F a, F b) { return vbslq_f32(m, a, b); }
+  static F round_small(F v) {
+    const F magic = vdupq_n_f32(12582912.0f);
+    return vsubq_f32(vaddq_f32(v, magic), magic);
   }
-  template <class Fn> static M cmp(V x, V y, Fn f) {
-    M r;
-    for (int k = 0; k < 4; ++k) r.m[k] = f(x.v[k], y.v[k]);
-    return r;
+  static F round_even(F v) { return vrndnq_f32(v); }
+  static F round_exact(F v) {
+    const uint32x4_t bits = vreinterpretq_u32_f32(vaddq_f32(v, vdupq_n_f32(12582912.0f)));
+    return vcvtq_f32_s32(vsubq_s32(vreinterpretq_s32_u32(vandq_u32(bits, vdupq_n_u32(0x007fffffu))), vdupq_n_s32(0x00400000)));
   }
-  template <class Fn> static M mmap(M x, M y, Fn f) {
-    M r;
-    for (int k = 0; k < 4; ++k) r.m[k] = f(x.m[k], y.m[k]);
-    return r;
-  }
-  template <class Fn> static V each(V x, Fn f) {
-    V r;
-    for (int k = 0; k < 4; ++k) r.v[k] = f(x.v[k]);
-    return r;
-  }
-  static V load(const float* p) { V r; for (int k = 0; k < 4; ++k) r.v[k] = vld1q_f32(p + 4 * k); return r; }
-  static void store(float* p, V x) { for (int k = 0; k < 4; ++k) vst1q_f32(p + 4 * k, x.v[k]); }
-  static V set1(float f) { V r; for (int k = 0; k < 4; ++k) r.v[k] = vdupq_n_f32(f); return r; }
-  static V per_native(const float* v) { V r; for (int k = 0; k < 4; ++k) r.v[k] = vdupq_n_f32(v[k]); return r; }
-  static V add(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vaddq_f32(a, b); }); }
-  static V sub(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vsubq_f32(a, b); }); }
-  static V mul(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vmulq_f32(a, b); }); }
-  static V div(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vdivq_f32(a, b); }); }
-  static V sqrt(V x) { return each(x, [](float32x4_t a) { return vsqrtq_f32(a); }); }
-  static V abs(V x) { return each(x, [](float32x4_t a) { return vabsq_f32(a); }); }
-  static V neg(V x) { return each(x, [](float32x4_t a) { return vnegq_f32(a); }); }
-  static V min_c(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vbslq_f32(vcltq_f32(a, b), a, b); }); }
-  static V max_c(V x, V y) { return map(x, y, [](float32x4_t a, float32x4_t b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }); }
-  static M lt(V x, V y) { return cmp(x, y, [](float32x4_t a, float32x4_t b) { return vcltq_f32(a, b); }); }
-  static M gt(V x, V y) { return cmp(x, y, [](float32x4_t a, float32x4_t b) { return vcgtq_f32(a, b); }); }
-  static M eq(V x, V y) { return cmp(x, y, [](float32x4_t a, float32x4_t b) { return vceqq_f32(a, b); }); }
-  static M ne(V x, V y) { return cmp(x, y, [](float32x4_t a, float32x4_t b) { return vmvnq_u32(vceqq_f32(a, b)); }); }
-  static M m_and(M x, M y) { return mmap(x, y, [](uint32x4_t a, uint32x4_t b) { return vandq_u32(a, b); }); }
-  static M m_or(M x, M y) { return mmap(x, y, [](uint32x4_t a, uint32x4_t b) { return vorrq_u32(a, b); }); }
-  static M m_andnot(M x, M y) { return mmap(x, y, [](uint32x4_t a, uint32x4_t b) { return vbicq_u32(a, b); }); }
-  static M m_not(M x) { M r; for (int k = 0; k < 4; ++k) r.m[k] = vmvnq_u32(x.m[k]); return r; }
-  static M none() { M r; for (int k = 0; k < 4; ++k) r.m[k] = vdupq_n_u32(0); return r; }
-  static bool any(M x) { return vmaxvq_u32(vorrq_u32(vorrq_u32(x.m[0], x.m[1]), vorrq_u32(x.m[2], x.m[3]))) != 0; }
-  static V select(M m, V x, V y) { V r; for (int k = 0; k < 4; ++k) r.v[k] = vbslq_f32(m.m[k], x.v[k], y.v[k]); return r; }
-  static V round_small(V x) {
-    return each(x, [](float32x4_t a) {
-      const float32x4_t magic = vdupq_n_f32(12582912.0f);
-      return vsubq_f32(vaddq_f32(a, magic), magic);
-    });
-  }
-  static V round_exact(V x) {
-    return each(x, [](float32x4_t a) {
-      const uint32x4_t bits = vreinterpretq_u32_f32(vaddq_f32(a, vdupq_n_f32(12582912.0f)));
-      const int32x4_t i = vsubq_s32(vreinterpretq_s32_u32(vandq_u32(bits, vdupq_n_u32(0x007fffffu))), vdupq_n_s32(0x00400000));
-      return vcvtq_f32_s32(i);
-    });
-  }
-  static void levels(V x, uint8_t* out) {
-    uint16x4_t h[4];
-    for (int k = 0; k < 4; ++k) h[k] = vmovn_u32(vreinterpretq_u32_s32(vcvtq_s32_f32(x.v[k])));
-    vst1q_u8(out, vcombine_u8(vmovn_u16(vcombine_u16(h[0], h[1])), vmovn_u16(vcombine_u16(h[2], h[3]))));
+  static void levels(F v, uint8_t* out) {
+    const uint16x4_t h = vmovn_u32(vreinterpretq_u32_s32(vcvtq_s32_f32(v)));
+    const uint8x8_t b = vmovn_u16(vcombine_u16(h, h));
+    vst1_lane_u32(reinterpret_cast<uint32_t*>(out), vreinterpret_u32_u8(b), 0);
   }
 };
 
+#include "simd_kquants.h"
+
 struct NeonOps {
-  using KL = KLanesNeon;
+  using KL = Lanes<KNativeNeon, 4>;
   using F = float32x4_t;
   using I = int32x4_t;
   static constexpr int N = 4;
@@ -274,7 +251,6 @@ struct NeonOps {
   }
 };
 
-#include "simd_kquants.h"
 #include "simd_kernels.h"
 
 }  // namespace

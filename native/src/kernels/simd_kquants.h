@@ -3,20 +3,73 @@
 // its bytes are the reference's bit for bit. The 8 or 16 sub-blocks of a super-block (and those of the
 // next super-blocks) fill the lanes; the per-super-block steps (the header with its scale rounding, the
 // packing) are kquants.h's own functions. Include only inside an ISA file's anonymous namespace, after
-// its lane operations `O`:
-//   O::LANES, O::V (LANES floats), O::M (LANES lane flags); load/store/set1, add/sub/mul/div/sqrt/abs/neg,
-//   min_c(a, b) = a < b ? a : b and max_c(a, b) = a > b ? a : b (C's comparisons, not IEEE min/max),
-//   lt/gt/eq/ne (C's comparisons: false for NaN except ne), m_and/m_or/m_not/m_andnot(a, b) = a & ~b,
-//   none(), any, select(m, a, b) = m ? a : b, round_small(v) = (v + 1.5 * 2^23) - 1.5 * 2^23
-//   (llama_round for |v| < 4194303), round_exact(v) = float(llama_round(v)) for every v (NaN and Inf
-//   included), levels(v, uint8_t*) = the LANES integer-valued floats as bytes; V is U native vectors of
-//   NATIVE lanes, per_native(vals) = native vector k filled with vals[k].
+// its native vector operations `NV` (one register of W floats, F, and its lane flags, M):
+//   load/store/set1, add/sub/mul/div/sqrt/abs/neg, min_c(a, b) = a < b ? a : b and max_c(a, b) =
+//   a > b ? a : b (C's comparisons, not IEEE min/max), lt/gt/eq/ne (C's comparisons: false for NaN
+//   except ne), m_and/m_or/m_not/m_andnot(a, b) = a & ~b, none, any, select(m, a, b) = m ? a : b,
+//   round_small(v) = (v + 1.5 * 2^23) - 1.5 * 2^23 (llama_round for |v| < 4194303, and +0 for a zero),
+//   round_even(v) = the same up to the sign of a zero (one instruction), round_exact(v) =
+//   float(llama_round(v)) for every v (NaN and Inf included), levels(v, uint8_t*) = the W
+//   integer-valued floats as bytes.
 //
 // Exactness: every arithmetic step is one IEEE operation (these files are built with
-// -ffp-contract=off); llama_round becomes round_small only where the argument is proven to stay below
-// 2^22 in magnitude: the searches check a bound per lane and candidate (see `rounding_safe`) and hand a
-// batch that fails it (absurd ranges, subnormal spans) to the scalar reference.
+// -ffp-contract=off); llama_round becomes round_small/round_even only where the argument is proven to
+// stay below 2^22 in magnitude: the searches check a bound per lane and candidate (see
+// `rounding_safe`) and hand a batch that fails it (absurd ranges, subnormal spans) to the scalar
+// reference.
 #pragma once
+
+// U native vectors side by side: every dependency chain of a search has U twins in flight.
+template <class NV, int UN>
+struct Lanes {
+  using F = typename NV::F;
+  using FM = typename NV::M;
+  static constexpr int NATIVE = NV::W, U = UN, LANES = NV::W * UN;
+  struct V { F v[UN]; };
+  struct M { FM m[UN]; };
+  template <class Fn> static V each(Fn f) {
+    V r;
+    for (int k = 0; k < U; ++k) r.v[k] = f(k);
+    return r;
+  }
+  template <class Fn> static M each_mask(Fn f) {
+    M r;
+    for (int k = 0; k < U; ++k) r.m[k] = f(k);
+    return r;
+  }
+  static V load(const float* p) { return each([&](int k) { return NV::load(p + k * NATIVE); }); }
+  static void store(float* p, V x) { for (int k = 0; k < U; ++k) NV::store(p + k * NATIVE, x.v[k]); }
+  static V set1(float f) { return each([&](int) { return NV::set1(f); }); }
+  static V per_native(const float* vals) { return each([&](int k) { return NV::set1(vals[k]); }); }
+  static V add(V x, V y) { return each([&](int k) { return NV::add(x.v[k], y.v[k]); }); }
+  static V sub(V x, V y) { return each([&](int k) { return NV::sub(x.v[k], y.v[k]); }); }
+  static V mul(V x, V y) { return each([&](int k) { return NV::mul(x.v[k], y.v[k]); }); }
+  static V div(V x, V y) { return each([&](int k) { return NV::div(x.v[k], y.v[k]); }); }
+  static V sqrt(V x) { return each([&](int k) { return NV::sqrt(x.v[k]); }); }
+  static V abs(V x) { return each([&](int k) { return NV::abs(x.v[k]); }); }
+  static V neg(V x) { return each([&](int k) { return NV::neg(x.v[k]); }); }
+  static V min_c(V x, V y) { return each([&](int k) { return NV::min_c(x.v[k], y.v[k]); }); }
+  static V max_c(V x, V y) { return each([&](int k) { return NV::max_c(x.v[k], y.v[k]); }); }
+  static V round_small(V x) { return each([&](int k) { return NV::round_small(x.v[k]); }); }
+  static V round_even(V x) { return each([&](int k) { return NV::round_even(x.v[k]); }); }
+  static V round_exact(V x) { return each([&](int k) { return NV::round_exact(x.v[k]); }); }
+  static M lt(V x, V y) { return each_mask([&](int k) { return NV::lt(x.v[k], y.v[k]); }); }
+  static M gt(V x, V y) { return each_mask([&](int k) { return NV::gt(x.v[k], y.v[k]); }); }
+  static M eq(V x, V y) { return each_mask([&](int k) { return NV::eq(x.v[k], y.v[k]); }); }
+  static M ne(V x, V y) { return each_mask([&](int k) { return NV::ne(x.v[k], y.v[k]); }); }
+  static M m_and(M x, M y) { return each_mask([&](int k) { return NV::m_and(x.m[k], y.m[k]); }); }
+  static M m_or(M x, M y) { return each_mask([&](int k) { return NV::m_or(x.m[k], y.m[k]); }); }
+  static M m_andnot(M x, M y) { return each_mask([&](int k) { return NV::m_andnot(x.m[k], y.m[k]); }); }
+  static M m_not(M x) { return each_mask([&](int k) { return NV::m_not(x.m[k]); }); }
+  static M none() { return each_mask([&](int) { return NV::none(); }); }
+  static bool any(M x) {
+    FM a = x.m[0];
+    for (int k = 1; k < U; ++k) a = NV::m_or(a, x.m[k]);
+    return NV::any(a);
+  }
+  static V select(M m, V x, V y) { return each([&](int k) { return NV::select(m.m[k], x.v[k], y.v[k]); }); }
+  static void levels(V x, uint8_t* out) { for (int k = 0; k < U; ++k) NV::levels(x.v[k], out + k * NATIVE); }
+};
 
 template <class O>
 struct KQuantLanes {
@@ -52,6 +105,7 @@ struct KQuantLanes {
   }
 
   // ---- fit_with_min (make_qkx2_quants / make_qkx3_quants) -----------------------------------------
+  // Levels are clamped to [0, nmax] with max_c(level, +0), which turns a -0 from round_even into +0.
   // False when a lane's rounding argument could leave the exact range (the caller uses the scalar path).
   template <int N>
   static bool fit_with_min(const Batch& b, const MinFitParams& p, Fit& out) {
@@ -77,7 +131,7 @@ struct KQuantLanes {
     V best = zero;
     for (int i = 0; i < N; ++i) {
       const V xi = O::load(X + i * LANES);
-      const V l = O::min_c(vnmax, vmax(O::round_small(O::mul(iscale, O::sub(xi, mn))), zero));
+      const V l = O::min_c(vnmax, vmax(O::round_even(O::mul(iscale, O::sub(xi, mn))), zero));
       V diff = O::sub(O::add(O::mul(scale, l), mn), xi);
       diff = p.mad ? O::abs(diff) : O::mul(diff, diff);
       best = O::add(best, O::mul(O::load(W + i * LANES), diff));
@@ -90,7 +144,7 @@ struct KQuantLanes {
       V sl = zero, sl2 = zero, sxl = zero;
       for (int i = 0; i < N; ++i) {
         const V xi = O::load(X + i * LANES);
-        const V l = O::min_c(vnmax, vmax(O::round_small(O::mul(t, O::sub(xi, m))), zero));
+        const V l = O::min_c(vnmax, vmax(O::round_even(O::mul(t, O::sub(xi, m))), zero));
         O::store(Lt + i * LANES, l);
         const V wl = O::mul(O::load(W + i * LANES), l);
         sl = O::add(sl, wl);
