@@ -118,6 +118,9 @@ struct Avx2Ops {
     return _mm_cvtsi128_si32(m);
   }
   static I imin(I a, I b) { return _mm256_min_epi32(a, b); }
+  static I iand(I a, I b) { return _mm256_and_si256(a, b); }
+  // bit 4 of each lane, lane k in bit k (Q5_0/Q5_1's fifth bits)
+  static uint32_t bit4_mask(I a) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(a, 27)))); }
   static uint32_t sign_mask(F a) { return static_cast<uint32_t>(_mm256_movemask_ps(a)); }
   static uint32_t mask_eq(F a, F b) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }
   static uint32_t mask_nonfinite(F a) {

@@ -114,6 +114,9 @@ struct Avx512Ops {
     return _mm512_reduce_max_epi32(a);
   }
   static I imin(I a, I b) { return _mm512_min_epi32(a, b); }
+  static I iand(I a, I b) { return _mm512_and_si512(a, b); }
+  // bit 4 of each lane, lane k in bit k (Q5_0/Q5_1's fifth bits)
+  static uint32_t bit4_mask(I a) { return _mm512_test_epi32_mask(a, _mm512_set1_epi32(16)); }
   static uint32_t sign_mask(F a) { return _mm512_test_epi32_mask(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN)); }
   static uint32_t mask_eq(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
   static uint32_t mask_nonfinite(F a) { return _mm512_cmp_ps_mask(abs(a), _mm512_set1_ps(__builtin_inff()), _CMP_NLT_UQ); }

@@ -171,6 +171,9 @@ struct NeonOps {
     const uint32x4_t w = {1, 2, 4, 8};
     return vaddvq_u32(vandq_u32(m, w));
   }
+  static I iand(I a, I b) { return vandq_s32(a, b); }
+  // bit 4 of each lane, lane k in bit k (Q5_0/Q5_1's fifth bits)
+  static uint32_t bit4_mask(I a) { return bits(vtstq_s32(a, vdupq_n_s32(16))); }
   static uint32_t sign_mask(F a) { return bits(vcltq_s32(vreinterpretq_s32_f32(a), vdupq_n_s32(0))); }
   static uint32_t mask_eq(F a, F b) { return bits(vceqq_f32(a, b)); }
   static uint32_t mask_nonfinite(F a) { return bits(vmvnq_u32(vcltq_f32(vabsq_f32(a), vdupq_n_f32(__builtin_inff())))); }

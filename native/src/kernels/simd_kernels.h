@@ -145,6 +145,55 @@ struct SimdKernels {
     return true;
   }
 
+  // Q5_0 / Q5_1 (kquants.h's encode_q5_0_plain / encode_q5_1_plain): Q4_0 / Q4_1 with 32 levels, the
+  // fifth bits in a 32-bit word before the nibbles.
+  static void put_q5_levels(I* q, uint8_t* qh_at, uint8_t* qs_at) {
+    uint32_t qh = 0;
+    const I low = O::iset1(15);
+    for (int k = 0; k < V; ++k) {
+      qh |= O::bit4_mask(q[k]) << (k * N);
+      q[k] = O::iand(q[k], low);
+    }
+    __builtin_memcpy(qh_at, &qh, 4);
+    O::pack_nibbles_halves(q, qs_at);
+  }
+
+  static bool q5_0_block(const Chunk& c, uint8_t* out) {
+    float max;
+    if (!group_abs_max(&c, 1, &max)) return false;
+    const float d = max / -16.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (!finite_id(id)) return false;
+    const uint16_t dh = O::to_f16(d);
+    if (!f16_finite(dh)) return false;
+    __builtin_memcpy(out, &dh, 2);
+    const F vid = O::set1(id), half16 = O::set1(16.5f);
+    I q[V];
+    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(c.v[k], vid), half16)), O::iset1(31));
+    put_q5_levels(q, out + 2, out + 6);
+    return true;
+  }
+
+  static bool q5_1_block(const Chunk& c, uint8_t* out) {
+    if (nonfinite(c)) return false;
+    F lo = c.v[0], hi = c.v[0];
+    for (int k = 1; k < V; ++k) { lo = O::min(lo, c.v[k]); hi = O::max(hi, c.v[k]); }
+    const float min = first_equal(c, O::hmin(lo));
+    const float max = first_equal(c, O::hmax(hi));
+    const float d = (max - min) / 31.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (!finite_id(id)) return false;
+    const uint16_t dh = O::to_f16(d), mh = O::to_f16(min);
+    if (!f16_finite(dh) || !f16_finite(mh)) return false;
+    __builtin_memcpy(out, &dh, 2);
+    __builtin_memcpy(out + 2, &mh, 2);
+    const F vid = O::set1(id), vmin = O::set1(min), half = O::set1(0.5f);
+    I q[V];
+    for (int k = 0; k < V; ++k) q[k] = O::cvtt(O::add(O::mul(O::sub(c.v[k], vmin), vid), half));
+    put_q5_levels(q, out + 4, out + 8);
+    return true;
+  }
+
   // ---- compressed-tensors groups (group size a multiple of 32) ----------------------------------
 
   // Bits and symmetry are template parameters: the per-chunk choices (packing, zero point) then cost
@@ -225,6 +274,14 @@ struct SimdKernels {
         for (int64_t b = 0; b < groups; ++b)
           if (!q4_1_block(load32<ST>(src, r * cols + b * 32), row_out + b * 20)) return false;
         return true;
+      case Scheme::GGML_Q5_0:
+        for (int64_t b = 0; b < groups; ++b)
+          if (!q5_0_block(load32<ST>(src, r * cols + b * 32), row_out + b * blk::kQ5_0)) return false;
+        return true;
+      case Scheme::GGML_Q5_1:
+        for (int64_t b = 0; b < groups; ++b)
+          if (!q5_1_block(load32<ST>(src, r * cols + b * 32), row_out + b * blk::kQ5_1)) return false;
+        return true;
       default: {
         const bool asym = spec.scheme == Scheme::INT_ASYM;
         if (spec.bits == 8) return asym ? int_row<ST, 8, true>(spec, src, cols, r, out) : int_row<ST, 8, false>(spec, src, cols, r, out);
@@ -259,7 +316,8 @@ struct SimdKernels {
         default: return k_quant_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
       }
     }
-    if (spec.group % 32 != 0 || spec.method == Method::HQQ || is_llama_quantizer(spec))
+    const bool q5_rtn = (spec.scheme == Scheme::GGML_Q5_0 || spec.scheme == Scheme::GGML_Q5_1) && spec.method == Method::RTN;
+    if (spec.group % 32 != 0 || spec.method == Method::HQQ || (is_llama_quantizer(spec) && !q5_rtn))
       return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
     if (spec.method != Method::RTN) return search_rows(spec, src, st, cols, row_begin, row_end, out);  // GPTQ without its factor: the search
     QuantStatus status;
