@@ -560,16 +560,21 @@ static inline void pack_2bit(const uint8_t* L, uint8_t* qs) {
 
 static inline void pack_q2_k(const uint8_t* L, uint8_t* out) { pack_2bit(L, out + blk::kQ2KQs); }
 
-// Q3_K: levels 0..7; bit 2 goes to hmask (bit h of byte m for level 32h + m), the low two bits as Q2_K's.
+// Q3_K: levels 0..7; bit 2 of level 32h + m is bit h of hmask[m], the low two bits go as Q2_K's
+// (written per output byte, so that the loops vectorize).
 static inline void pack_q3_k(const int8_t* Ls, uint8_t* out) {
-  uint8_t L[kSuperBlock];
   uint8_t* hmask = out + blk::kQ3KHmask;
-  for (int m = 0; m < 32; ++m) hmask[m] = 0;
-  for (int j = 0; j < kSuperBlock; ++j) {  // levels are 0..7: "above 3" is bit 2 (no branch to mispredict)
-    hmask[j % 32] = static_cast<uint8_t>(hmask[j % 32] | (((Ls[j] >> 2) & 1) << (j / 32)));
-    L[j] = static_cast<uint8_t>(Ls[j] & 3);
+  for (int m = 0; m < 32; ++m) {
+    int bits = 0;
+    for (int h = 0; h < 8; ++h) bits |= ((Ls[32 * h + m] >> 2) & 1) << h;
+    hmask[m] = static_cast<uint8_t>(bits);
   }
-  pack_2bit(L, out + blk::kQ3KQs);
+  uint8_t* qs = out + blk::kQ3KQs;
+  for (int h = 0; h < 2; ++h)
+    for (int l = 0; l < 32; ++l) {
+      const int8_t* q = Ls + 128 * h + l;
+      qs[32 * h + l] = static_cast<uint8_t>((q[0] & 3) | ((q[32] & 3) << 2) | ((q[64] & 3) << 4) | ((q[96] & 3) << 6));
+    }
 }
 
 // Q4_K: byte l of 32-byte run h holds level 64h + l (low nibble) and 64h + 32 + l (high nibble).

@@ -98,7 +98,7 @@ struct KQuantLanes {
   static V vmax(V a, V b) { return O::max_c(a, b); }
 
   // |iscale * (x - m)| < 4194303 for every x in [lo, hi]: both ends bound it (rounding is monotonic).
-  static M rounding_safe(V iscale, V lo, V hi, V m) {
+  __attribute__((always_inline)) static M rounding_safe(V iscale, V lo, V hi, V m) {
     const V lim = O::set1(4194303.0f);
     const V a = O::abs(O::mul(iscale, O::sub(hi, m))), b = O::abs(O::mul(iscale, O::sub(lo, m)));
     return O::m_and(O::lt(a, lim), O::lt(b, lim));
