@@ -143,5 +143,5 @@ describe.skipIf(missing !== null)('GGUF quantizers equal llama.cpp (its own ggml
         }
       }
     }
-  });
+  }, 180_000); // the first run compiles ggml-quants.c (cached afterwards)
 });
