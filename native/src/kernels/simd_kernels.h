@@ -316,6 +316,13 @@ struct SimdKernels {
         default: return k_quant_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
       }
     }
+    if (is_llama_quantizer(spec) && spec.method == Method::IMATRIX && spec.scheme != Scheme::GGML_IQ4_NL) {
+      switch (st) {
+        case DType::F32: return weighted_block_rows<DType::F32>(spec, src, cols, row_begin, row_end, out);
+        case DType::F16: return weighted_block_rows<DType::F16>(spec, src, cols, row_begin, row_end, out);
+        default: return weighted_block_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
+      }
+    }
     const bool q5_rtn = (spec.scheme == Scheme::GGML_Q5_0 || spec.scheme == Scheme::GGML_Q5_1) && spec.method == Method::RTN;
     if (spec.group % 32 != 0 || spec.method == Method::HQQ || (is_llama_quantizer(spec) && !q5_rtn))
       return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
@@ -366,6 +373,32 @@ struct SimdKernels {
       for (int64_t r = r0; r < r1; ++r) count_scale_overflow(s, out.data + r * data_row, cols, r, status);
     }
     delete[] xf;
+    return status;
+  }
+
+  // Q4_0, Q4_1, Q5_0, Q5_1 with an importance matrix: the row's mean square first (a sequential sum, as
+  // in the reference), then blocks through the lanes.
+  template <DType ST>
+  static QuantStatus weighted_block_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
+                                         QuantParts out) {
+    QuantStatus status;
+    const Scheme s = spec.scheme;
+    const int64_t data_row = cols / 32 * llama_block_bytes(s);
+    float* x = new float[static_cast<size_t>(2 * cols)];
+    float* w = x + cols;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      for (int64_t c = 0; c < cols; c += 32) {
+        const Chunk ch = load32<ST>(src, r * cols + c);
+        for (int k = 0; k < V; ++k) O::store(x + c + k * N, ch.v[k]);
+        if (nonfinite(ch)) refuse_nonfinite(x + c, 32, r * cols + c, status);
+      }
+      const float sigma2 = row_sigma2(x, cols);
+      for (int64_t c = 0; c < cols; c += 32) legacy_weights(x + c, spec.weights + c, sigma2, w + c);
+      uint8_t* row_out = out.data + r * data_row;
+      KQ::encode_weighted_blocks(s, x, w, cols / 32, row_out);
+      count_scale_overflow(s, row_out, cols, r, status);
+    }
+    delete[] x;
     return status;
   }
 

@@ -324,13 +324,21 @@ struct KQuantLanes {
 
   static constexpr int kMaxBatch = LANES / 8;
 
-  // Element i of sub-block j (size N) of super-block s goes to lane s * (256 / N) + j.
+  // Element i of lane l's N values (lane[l], the first `used` lanes; zeros after) to dst[i * LANES + l].
+  template <int N>
+  static void to_lanes(const float* const* lane, int used, float* dst) {
+    for (int l = 0; l < LANES; ++l)
+      for (int i = 0; i < N; ++i) dst[i * LANES + l] = l < used ? lane[l][i] : 0.0f;
+  }
+
+  // Sub-block j (size N) of super-block s goes to lane s * (256 / N) + j.
   template <int N>
   static void transpose(const float* const* src, int n, float* dst) {
     constexpr int subs = kSuperBlock / N;
-    for (int s = 0; s < LANES / subs; ++s)
-      for (int j = 0; j < subs; ++j)
-        for (int i = 0; i < N; ++i) dst[i * LANES + s * subs + j] = s < n ? src[s][N * j + i] : 0.0f;
+    const float* lane[LANES];
+    for (int s = 0; s < n; ++s)
+      for (int j = 0; j < subs; ++j) lane[s * subs + j] = src[s] + N * j;
+    to_lanes<N>(lane, n * subs, dst);
   }
 
   // The importance weights qw * sqrt(sigma2 + x^2) (sigma2 = factor * mean x^2 of the super-block, a
@@ -473,6 +481,53 @@ struct KQuantLanes {
         case Scheme::GGML_Q2_K: batch_with_min<16>(s, xs, qws, outs, n); break;
         case Scheme::GGML_Q4_K: case Scheme::GGML_Q5_K: batch_with_min<32>(s, xs, qws, outs, n); break;
         default: batch_symmetric(s, xs, qws, outs, n); break;
+      }
+    }
+  }
+
+  // ---- blocks of 32 with an importance matrix (Q4_0, Q4_1, Q5_0, Q5_1) --------------------------
+  // x: `blocks` blocks of 32 floats, w: their weights (legacy_weights), out: consecutive blocks.
+  static void encode_weighted_blocks(Scheme s, const float* x, const float* w, int64_t blocks, uint8_t* out) {
+    constexpr int N = 32;
+    const bool with_min = s == Scheme::GGML_Q4_1 || s == Scheme::GGML_Q5_1;
+    const int nmax = s == Scheme::GGML_Q4_0 ? 8 : s == Scheme::GGML_Q5_0 ? 16 : s == Scheme::GGML_Q4_1 ? 15 : 31;
+    const int64_t bytes = llama_block_bytes(s);
+    for (int64_t b0 = 0; b0 < blocks; b0 += LANES) {
+      const int n = static_cast<int>(blocks - b0 < LANES ? blocks - b0 : LANES);
+      const float* xl[LANES];
+      const float* wl[LANES];
+      for (int l = 0; l < n; ++l) {
+        xl[l] = x + (b0 + l) * N;
+        wl[l] = w + (b0 + l) * N;
+      }
+      Batch b;
+      to_lanes<N>(xl, n, b.x);
+      to_lanes<N>(wl, n, b.w);
+      Fit f;
+      if (with_min ? !fit_with_min<N>(b, weighted_min_fit(nmax), f) : (fit_symmetric<N>(b, nmax, f), false)) {
+        for (int l = 0; l < n; ++l) encode_min_weighted(xl[l], wl[l], nmax, out + (b0 + l) * bytes);
+        continue;
+      }
+      // the levels, from each lane's winning inverse scale (0 where the search stopped early)
+      alignas(64) float Lt[N * LANES];
+      const V t = O::load(f.iscale), m = O::load(f.min), zero = O::set1(0.0f);
+      const M empty = O::gt(O::load(f.empty), zero);
+      const V lo = O::set1(with_min ? 0.0f : static_cast<float>(-nmax)), hi = O::set1(static_cast<float>(with_min ? nmax : nmax - 1));
+      for (int i = 0; i < N; ++i) {
+        const V xi = O::load(b.x + i * LANES);
+        const V l = with_min ? O::min_c(hi, vmax(O::round_even(O::mul(t, O::sub(xi, m))), zero))
+                             : O::sub(O::min_c(hi, vmax(O::round_small(O::mul(t, xi)), lo)), lo);
+        O::store(Lt + i * LANES, O::select(empty, zero, l));
+      }
+      for (int l = 0; l < n; ++l) {
+        uint8_t* blk = out + (b0 + l) * bytes;
+        uint8_t L[N];
+        for (int i = 0; i < N; ++i) L[i] = static_cast<uint8_t>(Lt[i * LANES + l]);
+        put_half_at(blk, f.scale[l]);
+        if (with_min) put_half_at(blk + 2, -f.neg_min[l]);
+        const int qh = with_min ? 4 : 2;
+        if (nmax == 8 || nmax == 15) pack_q4_levels(L, blk + qh);
+        else pack_q5_levels(L, blk + qh, blk + qh + 4);
       }
     }
   }
