@@ -35,6 +35,7 @@ struct KNativeAvx2 {
   static M gt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
   static M eq(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
   static M ne(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+  static M le(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
   static M m_and(M a, M b) { return _mm256_and_ps(a, b); }
   static M m_or(M a, M b) { return _mm256_or_ps(a, b); }
   static M m_andnot(M a, M b) { return _mm256_andnot_ps(b, a); }

@@ -39,6 +39,7 @@ struct KNativeAvx512 {
   static M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
   static M eq(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
   static M ne(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+  static M le(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
   static M m_and(M a, M b) { return static_cast<M>(a & b); }
   static M m_or(M a, M b) { return static_cast<M>(a | b); }
   static M m_andnot(M a, M b) { return static_cast<M>(a & ~b); }

@@ -33,6 +33,7 @@ struct KNativeNeon {
   static M gt(F a, F b) { return vcgtq_f32(a, b); }
   static M eq(F a, F b) { return vceqq_f32(a, b); }
   static M ne(F a, F b) { return vmvnq_u32(vceqq_f32(a, b)); }
+  static M le(F a, F b) { return vcleq_f32(a, b); }
   static M m_and(M a, M b) { return vandq_u32(a, b); }
   static M m_or(M a, M b) { return vorrq_u32(a, b); }
   static M m_andnot(M a, M b) { return vbicq_u32(a, b); }

@@ -316,7 +316,14 @@ struct SimdKernels {
         default: return k_quant_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
       }
     }
-    if (is_llama_quantizer(spec) && spec.method == Method::IMATRIX && spec.scheme != Scheme::GGML_IQ4_NL) {
+    if (is_llama_quantizer(spec) && spec.scheme == Scheme::GGML_IQ4_NL) {
+      switch (st) {
+        case DType::F32: return iq4nl_rows<DType::F32>(spec, src, cols, row_begin, row_end, out);
+        case DType::F16: return iq4nl_rows<DType::F16>(spec, src, cols, row_begin, row_end, out);
+        default: return iq4nl_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
+      }
+    }
+    if (is_llama_quantizer(spec) && spec.method == Method::IMATRIX) {
       switch (st) {
         case DType::F32: return weighted_block_rows<DType::F32>(spec, src, cols, row_begin, row_end, out);
         case DType::F16: return weighted_block_rows<DType::F16>(spec, src, cols, row_begin, row_end, out);
@@ -397,6 +404,27 @@ struct SimdKernels {
       uint8_t* row_out = out.data + r * data_row;
       KQ::encode_weighted_blocks(s, x, w, cols / 32, row_out);
       count_scale_overflow(s, row_out, cols, r, status);
+    }
+    delete[] x;
+    return status;
+  }
+
+  // IQ4_NL through llama.cpp's search (rtn, imatrix): blocks of 32 through the lanes.
+  template <DType ST>
+  static QuantStatus iq4nl_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
+                                QuantParts out) {
+    QuantStatus status;
+    const int64_t data_row = cols / 32 * 18;
+    float* x = new float[static_cast<size_t>(cols)];
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      for (int64_t c = 0; c < cols; c += 32) {
+        const Chunk ch = load32<ST>(src, r * cols + c);
+        for (int k = 0; k < V; ++k) O::store(x + c + k * N, ch.v[k]);
+        if (nonfinite(ch)) refuse_nonfinite(x + c, 32, r * cols + c, status);
+      }
+      uint8_t* row_out = out.data + r * data_row;
+      KQ::encode_iq4nl_blocks(x, spec.weights, cols / 32, row_out);
+      count_scale_overflow(Scheme::GGML_IQ4_NL, row_out, cols, r, status);
     }
     delete[] x;
     return status;

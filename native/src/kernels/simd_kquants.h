@@ -5,7 +5,7 @@
 // packing) are kquants.h's own functions. Include only inside an ISA file's anonymous namespace, after
 // its native vector operations `NV` (one register of W floats, F, and its lane flags, M):
 //   load/store/set1, add/sub/mul/div/sqrt/abs/neg, min_c(a, b) = a < b ? a : b and max_c(a, b) =
-//   a > b ? a : b (C's comparisons, not IEEE min/max), lt/gt/eq/ne (C's comparisons: false for NaN
+//   a > b ? a : b (C's comparisons, not IEEE min/max), lt/le/gt/eq/ne (C's comparisons: false for NaN
 //   except ne), m_and/m_or/m_not/m_andnot(a, b) = a & ~b, none, any, select(m, a, b) = m ? a : b,
 //   round_small(v) = (v + 1.5 * 2^23) - 1.5 * 2^23 (llama_round for |v| < 4194303, and +0 for a zero),
 //   round_even(v) = the same up to the sign of a zero (one instruction), round_exact(v) =
@@ -57,6 +57,7 @@ struct Lanes {
   static M gt(V x, V y) { return each_mask([&](int k) { return NV::gt(x.v[k], y.v[k]); }); }
   static M eq(V x, V y) { return each_mask([&](int k) { return NV::eq(x.v[k], y.v[k]); }); }
   static M ne(V x, V y) { return each_mask([&](int k) { return NV::ne(x.v[k], y.v[k]); }); }
+  static M le(V x, V y) { return each_mask([&](int k) { return NV::le(x.v[k], y.v[k]); }); }
   static M m_and(M x, M y) { return each_mask([&](int k) { return NV::m_and(x.m[k], y.m[k]); }); }
   static M m_or(M x, M y) { return each_mask([&](int k) { return NV::m_or(x.m[k], y.m[k]); }); }
   static M m_andnot(M x, M y) { return each_mask([&](int k) { return NV::m_andnot(x.m[k], y.m[k]); }); }
@@ -528,6 +529,110 @@ struct KQuantLanes {
         const int qh = with_min ? 4 : 2;
         if (nmax == 8 || nmax == 15) pack_q4_levels(L, blk + qh);
         else pack_q5_levels(L, blk + qh, blk + qh + 4);
+      }
+    }
+  }
+
+  // ---- IQ4_NL (kquants.h's encode_iq4_nl_block), one block of 32 per lane --------------------------
+
+  // iq4nl_nearest for every lane, as the level value (and its index when `index` is given): a four-step
+  // search over the levels whose probes bracket x (the largest level <= x and the smallest above it,
+  // both met on the way), then llama.cpp's comparison of the two distances, in its operand order.
+  static V iq4nl_level(V x, V* index) {
+    auto c = [](float v) { return O::set1(v); };
+    const M b1 = O::le(c(1), x);
+    V lo = O::select(b1, c(1), c(-127)), hi = O::select(b1, c(113), c(1));
+    const V p2 = O::select(b1, c(53), c(-49));
+    const M b2 = O::le(p2, x);
+    lo = O::select(b2, p2, lo);
+    hi = O::select(b2, hi, p2);
+    const V p3 = O::select(b1, O::select(b2, c(89), c(25)), O::select(b2, c(-22), c(-83)));
+    const M b3 = O::le(p3, x);
+    lo = O::select(b3, p3, lo);
+    hi = O::select(b3, hi, p3);
+    const V p4 = O::select(b1, O::select(b2, O::select(b3, c(113), c(69)), O::select(b3, c(38), c(13))),
+                           O::select(b2, O::select(b3, c(-10), c(-35)), O::select(b3, c(-65), c(-104))));
+    const M b4 = O::le(p4, x);
+    lo = O::select(b4, p4, lo);
+    hi = O::select(b4, hi, p4);
+    const M lower = O::lt(O::sub(x, lo), O::sub(hi, x));
+    const M nan = O::ne(x, x);
+    if (index) {
+      const V zero = c(0);
+      V i = O::add(O::add(O::select(b1, c(8), zero), O::select(b2, c(4), zero)), O::add(O::select(b3, c(2), zero), O::select(b4, c(1), zero)));
+      i = O::min_c(c(15), O::select(lower, i, O::add(i, c(1))));
+      *index = O::select(nan, c(15), i);
+    }
+    return O::select(nan, c(113), O::select(lower, lo, hi));
+  }
+
+  // Blocks of 32 (x: `blocks` blocks, qw: their importance values or nullptr, out: 18-byte blocks).
+  static void encode_iq4nl_blocks(const float* x, const float* qw, int64_t blocks, uint8_t* out) {
+    constexpr int N = 32;
+    for (int64_t b0 = 0; b0 < blocks; b0 += LANES) {
+      const int n = static_cast<int>(blocks - b0 < LANES ? blocks - b0 : LANES);
+      const float* lane[LANES];
+      Batch b;
+      for (int l = 0; l < n; ++l) lane[l] = x + (b0 + l) * N;
+      to_lanes<N>(lane, n, b.x);
+      if (qw) {
+        for (int l = 0; l < n; ++l) lane[l] = qw + (b0 + l) * N;
+        to_lanes<N>(lane, n, b.w);
+      }
+      const V zero = O::set1(0.0f);
+      V sigma2 = zero, amax = zero, max = zero;
+      for (int i = 0; i < N; ++i) {
+        const V xi = O::load(b.x + i * LANES);
+        sigma2 = O::add(sigma2, O::mul(xi, xi));
+        const V ax = O::abs(xi);
+        const M up = O::gt(ax, amax);
+        amax = O::select(up, ax, amax);
+        max = O::select(up, xi, max);
+      }
+      sigma2 = O::mul(sigma2, O::set1(2.0f / 32.0f));
+      for (int i = 0; i < N; ++i) {
+        const V xi = O::load(b.x + i * LANES), x2 = O::mul(xi, xi);
+        O::store(b.w + i * LANES, qw ? O::mul(O::load(b.w + i * LANES), O::sqrt(O::add(sigma2, x2))) : x2);
+      }
+      // sum w q x and sum w q^2 for an inverse scale
+      auto sums = [&](V id, V& sqx, V& sq2) {
+        sqx = zero;
+        sq2 = zero;
+        for (int i = 0; i < N; ++i) {
+          const V xi = O::load(b.x + i * LANES);
+          const V q = iq4nl_level(O::mul(id, xi), nullptr);
+          const V wq = O::mul(O::load(b.w + i * LANES), q);
+          sqx = O::add(sqx, O::mul(wq, xi));
+          sq2 = O::add(sq2, O::mul(wq, q));
+        }
+      };
+      V sqx, sq2;
+      sums(O::div(O::set1(1.0f), O::div(O::neg(max), O::set1(-127.0f))), sqx, sq2);
+      V d = O::select(O::gt(sq2, zero), O::div(sqx, sq2), zero);
+      V best = O::mul(d, sqx);
+      for (int t = -7; t <= 7; ++t) {
+        sums(O::div(O::set1(static_cast<float>(t - 127)), max), sqx, sq2);
+        const M take = O::m_and(O::gt(sq2, zero), O::gt(O::mul(sqx, sqx), O::mul(best, sq2)));
+        d = O::select(take, O::div(sqx, sq2), d);
+        best = O::select(take, O::mul(d, sqx), best);
+      }
+      d = O::select(O::lt(amax, O::set1(kGroupEps)), zero, d);
+      // the levels for the unrounded scale
+      const V id = O::select(O::ne(d, zero), O::div(O::set1(1.0f), d), zero);
+      alignas(64) uint8_t idx[N * LANES];
+      for (int i = 0; i < N; ++i) {
+        V index;
+        iq4nl_level(O::mul(id, O::load(b.x + i * LANES)), &index);
+        O::levels(index, idx + i * LANES);
+      }
+      alignas(64) float ds[LANES];
+      O::store(ds, d);
+      for (int l = 0; l < n; ++l) {
+        uint8_t* blk = out + (b0 + l) * 18;
+        put_half_at(blk, ds[l]);
+        uint8_t L[N];
+        for (int i = 0; i < N; ++i) L[i] = idx[i * LANES + l];
+        pack_q4_levels(L, blk + 2);
       }
     }
   }
