@@ -61,7 +61,8 @@ struct KNativeAvx2 {
 
 #include "simd_kquants.h"
 
-struct Avx2Ops {
+// The lanes' register operations (store, set1, add, sub, mul, abs, round_even) come from KNativeAvx2.
+struct Avx2Ops : KNativeAvx2 {
   using F = __m256;
   using KL = Lanes<KNativeAvx2, 2>;
   using I = __m256i;
@@ -80,14 +81,8 @@ struct Avx2Ops {
   }
   static uint16_t to_f16(float v) { return static_cast<uint16_t>(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
   static float from_f16(uint16_t h) { return _cvtsh_ss(h); }
-  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
-  static F set1(float v) { return _mm256_set1_ps(v); }
-  static F add(F a, F b) { return _mm256_add_ps(a, b); }
-  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
-  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F min(F a, F b) { return _mm256_min_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
-  static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   using L8 = Lanes8Avx;
   // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
   static I iq4nl_index(F t) {
@@ -95,7 +90,6 @@ struct Avx2Ops {
     c = _mm256_min_ps(_mm256_max_ps(c, _mm256_set1_ps(static_cast<float>(kIq4nlLutLow))), _mm256_set1_ps(static_cast<float>(kIq4nlLutHigh)));  // NaN -> low end
     return _mm256_i32gather_epi32(kIq4nlByCeil2t.index, _mm256_sub_epi32(_mm256_cvtps_epi32(c), _mm256_set1_epi32(kIq4nlLutLow)), 4);
   }
-  static F round_even(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   // roundf: half away from zero. t = trunc(a); the remainder a - t is exact for |a| < 2^23 (larger
   // values are integers already, remainder 0).
   static F round_away(F a) {

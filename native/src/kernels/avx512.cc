@@ -62,7 +62,8 @@ struct KNativeAvx512 {
 
 #include "simd_kquants.h"
 
-struct Avx512Ops {
+// The lanes' register operations (store, set1, add, sub, mul, abs, round_even) come from KNativeAvx512.
+struct Avx512Ops : KNativeAvx512 {
   using KL = Lanes<KNativeAvx512, 4>;
   using F = __m512;
   using I = __m512i;
@@ -81,14 +82,8 @@ struct Avx512Ops {
   }
   static uint16_t to_f16(float v) { return static_cast<uint16_t>(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
   static float from_f16(uint16_t h) { return _cvtsh_ss(h); }
-  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
-  static F set1(float v) { return _mm512_set1_ps(v); }
-  static F add(F a, F b) { return _mm512_add_ps(a, b); }
-  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
-  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F min(F a, F b) { return _mm512_min_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
-  static F abs(F a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff))); }
   using L8 = Lanes8Avx;
   // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
   static I iq4nl_index(F t) {
@@ -96,7 +91,6 @@ struct Avx512Ops {
     c = _mm512_min_ps(_mm512_max_ps(c, _mm512_set1_ps(static_cast<float>(kIq4nlLutLow))), _mm512_set1_ps(static_cast<float>(kIq4nlLutHigh)));  // NaN -> low end
     return _mm512_i32gather_epi32(_mm512_sub_epi32(_mm512_cvtps_epi32(c), _mm512_set1_epi32(kIq4nlLutLow)), kIq4nlByCeil2t.index, 4);
   }
-  static F round_even(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F round_away(F a) {
     const F t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     const __mmask16 up = _mm512_cmp_ps_mask(abs(_mm512_sub_ps(a, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);

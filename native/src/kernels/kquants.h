@@ -624,7 +624,7 @@ static inline void pack_q5_levels(const uint8_t* L, uint8_t* qh4, uint8_t* qs) {
   __builtin_memcpy(qh4, &qh, 4);
 }
 static inline void pack_q4_levels(const uint8_t* L, uint8_t* qs) {
-  for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(L[j] | (L[j + 16] << 4));
+  for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>((L[j] & 0xf) | ((L[j + 16] & 0xf) << 4));
 }
 
 // ---- super-block encoders (x: 256 floats; qw: the importance matrix's 256 columns, or nullptr) ----
@@ -684,35 +684,43 @@ static inline void encode_q6_k(const float* x, const float* qw, uint8_t* out) {
 
 // ---- 32-weight blocks ----------------------------------------------------------------------------
 
-// Q5_0 without an importance matrix: d = the signed largest value / -16, q = min(31, (int8)(x/d + 16.5)).
-static inline void encode_q5_0_plain(const float* x, uint8_t* out) {
+// Q4_0 / Q5_0 without an importance matrix (half = 8 / 16): d = the first largest magnitude, signed,
+// / -half; level = min(2 half - 1, (int8)(x / d + half + 0.5)).
+static inline void encode_sym_plain(const float* x, int half, uint8_t* out) {
   float amax;
   const float max = signed_abs_max(32, x, &amax);
-  const float d = max / -16.0f;
+  const float d = max / -static_cast<float>(half);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_half_at(out, d);
+  const float offset = static_cast<float>(half) + 0.5f;
   uint8_t L[32];
   for (int j = 0; j < 32; ++j) {
-    const int q = static_cast<int8_t>(trunc_to_i32(x[j] * id + 16.5f));
-    L[j] = static_cast<uint8_t>(q < 31 ? q : 31);
+    const int q = static_cast<int8_t>(trunc_to_i32(x[j] * id + offset));
+    L[j] = static_cast<uint8_t>(q < 2 * half - 1 ? q : 2 * half - 1);
   }
-  pack_q5_levels(L, out + 2, out + 6);
+  if (half == 8) pack_q4_levels(L, out + 2);
+  else pack_q5_levels(L, out + 2, out + 6);
 }
 
-// Q5_1 without an importance matrix: d = (max - min) / 31, m = min, q = (uint8)((x - min)/d + 0.5).
-static inline void encode_q5_1_plain(const float* x, uint8_t* out) {
+// Q4_1 / Q5_1 without an importance matrix (nmax = 15 / 31): d = (max - min) / nmax, m = min, level =
+// (x - min) / d + 0.5 truncated (Q4_1: to int8, then min(15, ...); Q5_1: to uint8).
+static inline void encode_min_plain(const float* x, int nmax, uint8_t* out) {
   float min = __FLT_MAX__, max = -__FLT_MAX__;
   for (int j = 0; j < 32; ++j) {
     if (x[j] < min) min = x[j];
     if (x[j] > max) max = x[j];
   }
-  const float d = (max - min) / 31.0f;
+  const float d = (max - min) / static_cast<float>(nmax);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_half_at(out, d);
   put_half_at(out + 2, min);
   uint8_t L[32];
-  for (int j = 0; j < 32; ++j) L[j] = static_cast<uint8_t>(trunc_to_i32((x[j] - min) * id + 0.5f));
-  pack_q5_levels(L, out + 4, out + 8);
+  for (int j = 0; j < 32; ++j) {
+    const int q = trunc_to_i32((x[j] - min) * id + 0.5f);
+    L[j] = nmax == 15 ? static_cast<uint8_t>(static_cast<int8_t>(q) < 15 ? static_cast<int8_t>(q) : 15) : static_cast<uint8_t>(q);
+  }
+  if (nmax == 15) pack_q4_levels(L, out + 4);
+  else pack_q5_levels(L, out + 4, out + 8);
 }
 
 // The legacy blocks with an importance matrix: weights qw * sqrt(sigma2 + x^2) with sigma2 = mean(x^2)
@@ -998,7 +1006,7 @@ static inline void encode_llama_row(Scheme s, const float* x, int64_t cols, cons
   }
   if (!qw) {  // Q5_0 / Q5_1 without an importance matrix
     for (int64_t b = 0; b < blocks; ++b)
-      s == Scheme::GGML_Q5_0 ? encode_q5_0_plain(x + 32 * b, out + bytes * b) : encode_q5_1_plain(x + 32 * b, out + bytes * b);
+      s == Scheme::GGML_Q5_0 ? encode_sym_plain(x + 32 * b, 16, out + bytes * b) : encode_min_plain(x + 32 * b, 31, out + bytes * b);
     return;
   }
   const float sigma2 = row_sigma2(x, cols);

@@ -59,7 +59,8 @@ struct KNativeNeon {
 
 #include "simd_kquants.h"
 
-struct NeonOps {
+// The lanes' register operations (store, set1, add, sub, mul, abs, round_even) come from KNativeNeon.
+struct NeonOps : KNativeNeon {
   using KL = Lanes<KNativeNeon, 4>;
   using F = float32x4_t;
   using I = int32x4_t;
@@ -75,14 +76,8 @@ struct NeonOps {
   }
   static uint16_t to_f16(float v) { return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(v))), 0); }
   static float from_f16(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
-  static void store(float* p, F v) { vst1q_f32(p, v); }
-  static F set1(float v) { return vdupq_n_f32(v); }
-  static F add(F a, F b) { return vaddq_f32(a, b); }
-  static F sub(F a, F b) { return vsubq_f32(a, b); }
-  static F mul(F a, F b) { return vmulq_f32(a, b); }
   static F min(F a, F b) { return vminq_f32(a, b); }
   static F max(F a, F b) { return vmaxq_f32(a, b); }
-  static F abs(F a) { return vabsq_f32(a); }
   // The scale search's 8-lane vectors (search.h's Sum8): element j of a group in lane j % 8, lanes
   // 0-3 in `a` and 4-7 in `b`.
   struct L8 {
@@ -155,7 +150,6 @@ struct NeonOps {
     for (int s = 0; s < 15; ++s) n = add_if_gt(n, t, vdupq_n_f32(kIq4nlMids[s]), vdupq_n_f32(1.0f));
     return vcvtq_s32_f32(n);
   }
-  static F round_even(F a) { return vrndnq_f32(a); }
   static F round_away(F a) { return vrndaq_f32(a); }
   static I cvtt(F a) { return vcvtq_s32_f32(a); }  // inputs are finite and in range here
   static F i2f(I a) { return vcvtq_f32_s32(a); }

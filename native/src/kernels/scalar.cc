@@ -38,45 +38,6 @@ void q8_0_block(const float* x, uint8_t* out) {
   }
 }
 
-void q4_0_block(const float* x, uint8_t* out) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < kBlock; ++j) {
-    const float v = x[j];
-    if (amax < std::fabs(v)) { amax = std::fabs(v); max = v; }
-  }
-  const float d = max / -8.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const uint16_t dh = f32_to_f16(d);
-  std::memcpy(out, &dh, 2);
-  for (int j = 0; j < kBlock / 2; ++j) {
-    const float x0 = x[j] * id;
-    const float x1 = x[j + kBlock / 2] * id;
-    const int q0 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x0 + 8.5f)));
-    const int q1 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x1 + 8.5f)));
-    out[2 + j] = static_cast<uint8_t>((q0 & 0xf) | ((q1 & 0xf) << 4));
-  }
-}
-
-void q4_1_block(const float* x, uint8_t* out) {
-  float min = FLT_MAX, max = -FLT_MAX;
-  for (int j = 0; j < kBlock; ++j) {
-    if (x[j] < min) min = x[j];
-    if (x[j] > max) max = x[j];
-  }
-  const float d = (max - min) / 15.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const uint16_t dh = f32_to_f16(d), mh = f32_to_f16(min);
-  std::memcpy(out, &dh, 2);
-  std::memcpy(out + 2, &mh, 2);
-  for (int j = 0; j < kBlock / 2; ++j) {
-    const float x0 = (x[j] - min) * id;
-    const float x1 = (x[j + kBlock / 2] - min) * id;
-    const int q0 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x0 + 0.5f)));
-    const int q1 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x1 + 0.5f)));
-    out[4 + j] = static_cast<uint8_t>((q0 & 0xf) | ((q1 & 0xf) << 4));
-  }
-}
-
 // ggml blocks with a searched scale: Q8_0, Q4_0 and IQ4_NL (symmetric codes), Q4_1 (scale and min).
 void searched_sym_block(const QuantSpec& spec, const float* x, const float* w, uint8_t* out) {
   const SymCode c = sym_code_for(spec);
@@ -247,8 +208,8 @@ QuantStatus quantize_rows(const QuantSpec& requested, const void* src, DType src
         else if (search && spec.scheme == Scheme::GGML_Q4_1) searched_q4_1_block(x.data(), w, blk);
         else if (search) searched_sym_block(spec, x.data(), w, blk);
         else if (spec.scheme == Scheme::GGML_Q8_0) q8_0_block(x.data(), blk);
-        else if (spec.scheme == Scheme::GGML_Q4_0) q4_0_block(x.data(), blk);
-        else q4_1_block(x.data(), blk);
+        else if (spec.scheme == Scheme::GGML_Q4_0) encode_sym_plain(x.data(), 8, blk);
+        else encode_min_plain(x.data(), 15, blk);
         uint16_t dh;
         std::memcpy(&dh, blk, 2);
         ok = std::isfinite(f16_to_f32(dh));

@@ -99,20 +99,24 @@ struct SimdKernels {
     return true;
   }
 
-  static bool q4_0_block(const Chunk& c, uint8_t* out) {
+  // Q4_0 / Q5_0 (HALF = 8 / 16): d = the first largest magnitude, signed, / -HALF, level =
+  // min(2 HALF - 1, trunc(x / d + HALF + 0.5)).
+  template <int HALF>
+  static bool sym_block(const Chunk& c, uint8_t* out) {
     float max;  // the reference's first element of largest magnitude, with its sign
     if (!group_abs_max(&c, 1, &max)) return false;
-    const float d = max / -8.0f;
+    const float d = max / -static_cast<float>(HALF);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
     const uint16_t dh = O::to_f16(d);
     if (!f16_finite(dh)) return false;
     __builtin_memcpy(out, &dh, 2);
-    const F vid = O::set1(id), half8 = O::set1(8.5f);
-    const I fifteen = O::iset1(15);
+    const F vid = O::set1(id), offset = O::set1(static_cast<float>(HALF) + 0.5f);
+    const I top = O::iset1(2 * HALF - 1);
     I q[V];
-    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(c.v[k], vid), half8)), fifteen);
-    O::pack_nibbles_halves(q, out + 2);
+    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(c.v[k], vid), offset)), top);
+    if (HALF == 8) O::pack_nibbles_halves(q, out + 2);
+    else put_q5_levels(q, out + 2, out + 6);
     return true;
   }
 
@@ -124,13 +128,16 @@ struct SimdKernels {
     return first_lane_negative(c, [&](F v) { return O::mask_eq(v, z); }) ? -0.0f : 0.0f;
   }
 
-  static bool q4_1_block(const Chunk& c, uint8_t* out) {
+  // Q4_1 / Q5_1 (NMAX = 15 / 31): d = (max - min) / NMAX, m = min, level = trunc((x - min) / d + 0.5)
+  // (Q4_1 also min(15, ...)).
+  template <int NMAX>
+  static bool min_block(const Chunk& c, uint8_t* out) {
     if (nonfinite(c)) return false;
     F lo = c.v[0], hi = c.v[0];
     for (int k = 1; k < V; ++k) { lo = O::min(lo, c.v[k]); hi = O::max(hi, c.v[k]); }
     const float min = first_equal(c, O::hmin(lo));
     const float max = first_equal(c, O::hmax(hi));
-    const float d = (max - min) / 15.0f;
+    const float d = (max - min) / static_cast<float>(NMAX);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
     const uint16_t dh = O::to_f16(d), mh = O::to_f16(min);
@@ -138,15 +145,17 @@ struct SimdKernels {
     __builtin_memcpy(out, &dh, 2);
     __builtin_memcpy(out + 2, &mh, 2);
     const F vid = O::set1(id), vmin = O::set1(min), half = O::set1(0.5f);
-    const I fifteen = O::iset1(15);
     I q[V];
-    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(O::sub(c.v[k], vmin), vid), half)), fifteen);
-    O::pack_nibbles_halves(q, out + 4);
+    for (int k = 0; k < V; ++k) {
+      q[k] = O::cvtt(O::add(O::mul(O::sub(c.v[k], vmin), vid), half));
+      if (NMAX == 15) q[k] = O::imin(q[k], O::iset1(15));
+    }
+    if (NMAX == 15) O::pack_nibbles_halves(q, out + 4);
+    else put_q5_levels(q, out + 4, out + 8);
     return true;
   }
 
-  // Q5_0 / Q5_1 (kquants.h's encode_q5_0_plain / encode_q5_1_plain): Q4_0 / Q4_1 with 32 levels, the
-  // fifth bits in a 32-bit word before the nibbles.
+  // The fifth bits of 32 levels (0..31) in a 32-bit word before their nibbles (Q5_0, Q5_1).
   static void put_q5_levels(I* q, uint8_t* qh_at, uint8_t* qs_at) {
     uint32_t qh = 0;
     const I low = O::iset1(15);
@@ -156,42 +165,6 @@ struct SimdKernels {
     }
     __builtin_memcpy(qh_at, &qh, 4);
     O::pack_nibbles_halves(q, qs_at);
-  }
-
-  static bool q5_0_block(const Chunk& c, uint8_t* out) {
-    float max;
-    if (!group_abs_max(&c, 1, &max)) return false;
-    const float d = max / -16.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    if (!finite_id(id)) return false;
-    const uint16_t dh = O::to_f16(d);
-    if (!f16_finite(dh)) return false;
-    __builtin_memcpy(out, &dh, 2);
-    const F vid = O::set1(id), half16 = O::set1(16.5f);
-    I q[V];
-    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(c.v[k], vid), half16)), O::iset1(31));
-    put_q5_levels(q, out + 2, out + 6);
-    return true;
-  }
-
-  static bool q5_1_block(const Chunk& c, uint8_t* out) {
-    if (nonfinite(c)) return false;
-    F lo = c.v[0], hi = c.v[0];
-    for (int k = 1; k < V; ++k) { lo = O::min(lo, c.v[k]); hi = O::max(hi, c.v[k]); }
-    const float min = first_equal(c, O::hmin(lo));
-    const float max = first_equal(c, O::hmax(hi));
-    const float d = (max - min) / 31.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    if (!finite_id(id)) return false;
-    const uint16_t dh = O::to_f16(d), mh = O::to_f16(min);
-    if (!f16_finite(dh) || !f16_finite(mh)) return false;
-    __builtin_memcpy(out, &dh, 2);
-    __builtin_memcpy(out + 2, &mh, 2);
-    const F vid = O::set1(id), vmin = O::set1(min), half = O::set1(0.5f);
-    I q[V];
-    for (int k = 0; k < V; ++k) q[k] = O::cvtt(O::add(O::mul(O::sub(c.v[k], vmin), vid), half));
-    put_q5_levels(q, out + 4, out + 8);
-    return true;
   }
 
   // ---- compressed-tensors groups (group size a multiple of 32) ----------------------------------
@@ -268,19 +241,19 @@ struct SimdKernels {
         return true;
       case Scheme::GGML_Q4_0:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q4_0_block(load32<ST>(src, r * cols + b * 32), row_out + b * 18)) return false;
+          if (!sym_block<8>(load32<ST>(src, r * cols + b * 32), row_out + b * 18)) return false;
         return true;
       case Scheme::GGML_Q4_1:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q4_1_block(load32<ST>(src, r * cols + b * 32), row_out + b * 20)) return false;
+          if (!min_block<15>(load32<ST>(src, r * cols + b * 32), row_out + b * 20)) return false;
         return true;
       case Scheme::GGML_Q5_0:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q5_0_block(load32<ST>(src, r * cols + b * 32), row_out + b * blk::kQ5_0)) return false;
+          if (!sym_block<16>(load32<ST>(src, r * cols + b * 32), row_out + b * blk::kQ5_0)) return false;
         return true;
       case Scheme::GGML_Q5_1:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q5_1_block(load32<ST>(src, r * cols + b * 32), row_out + b * blk::kQ5_1)) return false;
+          if (!min_block<31>(load32<ST>(src, r * cols + b * 32), row_out + b * blk::kQ5_1)) return false;
         return true;
       default: {
         const bool asym = spec.scheme == Scheme::INT_ASYM;
@@ -309,30 +282,12 @@ struct SimdKernels {
                                    int64_t row_begin, int64_t row_end, QuantParts out) {
     const KernelTable& ref = scalar_kernels();
     const QuantSpec spec = spec_to_run(requested);
-    if (is_llama_quantizer(spec) && is_k_quant(spec.scheme)) {
-      switch (st) {
-        case DType::F32: return k_quant_rows<DType::F32>(spec, src, cols, row_begin, row_end, out);
-        case DType::F16: return k_quant_rows<DType::F16>(spec, src, cols, row_begin, row_end, out);
-        default: return k_quant_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
-      }
-    }
-    if (is_llama_quantizer(spec) && spec.scheme == Scheme::GGML_IQ4_NL) {
-      switch (st) {
-        case DType::F32: return iq4nl_rows<DType::F32>(spec, src, cols, row_begin, row_end, out);
-        case DType::F16: return iq4nl_rows<DType::F16>(spec, src, cols, row_begin, row_end, out);
-        default: return iq4nl_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
-      }
-    }
-    if (is_llama_quantizer(spec) && spec.method == Method::IMATRIX) {
-      switch (st) {
-        case DType::F32: return weighted_block_rows<DType::F32>(spec, src, cols, row_begin, row_end, out);
-        case DType::F16: return weighted_block_rows<DType::F16>(spec, src, cols, row_begin, row_end, out);
-        default: return weighted_block_rows<DType::BF16>(spec, src, cols, row_begin, row_end, out);
-      }
-    }
-    const bool q5_rtn = (spec.scheme == Scheme::GGML_Q5_0 || spec.scheme == Scheme::GGML_Q5_1) && spec.method == Method::RTN;
-    if (spec.group % 32 != 0 || spec.method == Method::HQQ || (is_llama_quantizer(spec) && !q5_rtn))
-      return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
+    // llama.cpp's quantizers that search (Q5_0/Q5_1 without an importance matrix are block code below)
+    if (is_llama_quantizer(spec) && is_k_quant(spec.scheme))
+      return with_dtype(st, [&](auto t) { return k_quant_rows<decltype(t)::value>(spec, src, cols, row_begin, row_end, out); });
+    if (is_llama_quantizer(spec) && (spec.scheme == Scheme::GGML_IQ4_NL || spec.method == Method::IMATRIX))
+      return with_dtype(st, [&](auto t) { return block32_rows<decltype(t)::value>(spec, src, cols, row_begin, row_end, out); });
+    if (spec.group % 32 != 0 || spec.method == Method::HQQ) return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
     if (spec.method != Method::RTN) return search_rows(spec, src, st, cols, row_begin, row_end, out);  // GPTQ without its factor: the search
     QuantStatus status;
     auto rows = [&](auto row_fn) {
@@ -347,13 +302,41 @@ struct SimdKernels {
     return status;
   }
 
-  // ---- llama.cpp's K-quants: super-blocks stream through the lanes of simd_kquants.h -------------
+  // ---- llama.cpp's quantizers that search: through the lanes of simd_kquants.h -----------------
+
+  template <DType T>
+  struct Dt {
+    static constexpr DType value = T;
+  };
+  // fn(Dt<source dtype>{}): the row loops are compiled per source dtype.
+  template <class Fn>
+  static auto with_dtype(DType st, Fn fn) {
+    switch (st) {
+      case DType::F32: return fn(Dt<DType::F32>{});
+      case DType::F16: return fn(Dt<DType::F16>{});
+      default: return fn(Dt<DType::BF16>{});
+    }
+  }
 
   using KQ = KQuantLanes<typename O::KL>;
 
-  // The rows go through in pieces of about 64K weights, converted to f32 first (a super-block with
-  // NaN/Inf is counted and zeroed, as the reference does); within a piece the super-blocks of
-  // consecutive rows fill the lanes together.
+  // Row r of the source as floats into x; a block of `block` values holding NaN/Inf is counted and
+  // zeroed, as kquants.h's load_row_checked does.
+  template <DType ST>
+  static void load_row(const void* src, int64_t cols, int64_t r, int64_t block, float* x, QuantStatus& status) {
+    for (int64_t b = 0; b < cols; b += block) {
+      bool bad = false;
+      for (int64_t c = b; c < b + block; c += 32) {
+        const Chunk ch = load32<ST>(src, r * cols + c);
+        bad |= nonfinite(ch);
+        for (int k = 0; k < V; ++k) O::store(x + c + k * N, ch.v[k]);
+      }
+      if (bad) refuse_nonfinite(x + b, block, r * cols + b, status);
+    }
+  }
+
+  // The rows go through in pieces of about 64K weights, converted to f32 first; within a piece the
+  // super-blocks of consecutive rows fill the lanes together.
   template <DType ST>
   static QuantStatus k_quant_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
                                   QuantParts out) {
@@ -364,18 +347,7 @@ struct SimdKernels {
     float* xf = new float[static_cast<size_t>(piece * cols)];
     for (int64_t r0 = row_begin; r0 < row_end; r0 += piece) {
       const int64_t r1 = r0 + piece < row_end ? r0 + piece : row_end;
-      for (int64_t r = r0; r < r1; ++r) {
-        float* x = xf + (r - r0) * cols;
-        for (int64_t b = 0; b < cols; b += kSuperBlock) {
-          bool bad = false;
-          for (int64_t c = b; c < b + kSuperBlock; c += 32) {
-            const Chunk ch = load32<ST>(src, r * cols + c);
-            bad |= nonfinite(ch);
-            for (int k = 0; k < V; ++k) O::store(x + c + k * N, ch.v[k]);
-          }
-          if (bad) refuse_nonfinite(x + b, kSuperBlock, r * cols + b, status);
-        }
-      }
+      for (int64_t r = r0; r < r1; ++r) load_row<ST>(src, cols, r, kSuperBlock, xf + (r - r0) * cols, status);
       KQ::encode_k_blocks(s, xf, (r1 - r0) * per_row, per_row, spec.weights, out.data + r0 * data_row);
       for (int64_t r = r0; r < r1; ++r) count_scale_overflow(s, out.data + r * data_row, cols, r, status);
     }
@@ -383,48 +355,28 @@ struct SimdKernels {
     return status;
   }
 
-  // Q4_0, Q4_1, Q5_0, Q5_1 with an importance matrix: the row's mean square first (a sequential sum, as
-  // in the reference), then blocks through the lanes.
+  // llama.cpp's quantizers for blocks of 32 that search: IQ4_NL (rtn, imatrix) and Q4_0/Q4_1/Q5_0/Q5_1
+  // with an importance matrix (whose weights take the row's mean square, a sequential sum as in the
+  // reference), blocks through the lanes.
   template <DType ST>
-  static QuantStatus weighted_block_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
-                                         QuantParts out) {
+  static QuantStatus block32_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
+                                  QuantParts out) {
     QuantStatus status;
     const Scheme s = spec.scheme;
     const int64_t data_row = cols / 32 * llama_block_bytes(s);
     float* x = new float[static_cast<size_t>(2 * cols)];
     float* w = x + cols;
     for (int64_t r = row_begin; r < row_end; ++r) {
-      for (int64_t c = 0; c < cols; c += 32) {
-        const Chunk ch = load32<ST>(src, r * cols + c);
-        for (int k = 0; k < V; ++k) O::store(x + c + k * N, ch.v[k]);
-        if (nonfinite(ch)) refuse_nonfinite(x + c, 32, r * cols + c, status);
-      }
-      const float sigma2 = row_sigma2(x, cols);
-      for (int64_t c = 0; c < cols; c += 32) legacy_weights(x + c, spec.weights + c, sigma2, w + c);
+      load_row<ST>(src, cols, r, 32, x, status);
       uint8_t* row_out = out.data + r * data_row;
-      KQ::encode_weighted_blocks(s, x, w, cols / 32, row_out);
+      if (s == Scheme::GGML_IQ4_NL) {
+        KQ::encode_iq4nl_blocks(x, spec.weights, cols / 32, row_out);
+      } else {
+        const float sigma2 = row_sigma2(x, cols);
+        for (int64_t c = 0; c < cols; c += 32) legacy_weights(x + c, spec.weights + c, sigma2, w + c);
+        KQ::encode_weighted_blocks(s, x, w, cols / 32, row_out);
+      }
       count_scale_overflow(s, row_out, cols, r, status);
-    }
-    delete[] x;
-    return status;
-  }
-
-  // IQ4_NL through llama.cpp's search (rtn, imatrix): blocks of 32 through the lanes.
-  template <DType ST>
-  static QuantStatus iq4nl_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
-                                QuantParts out) {
-    QuantStatus status;
-    const int64_t data_row = cols / 32 * 18;
-    float* x = new float[static_cast<size_t>(cols)];
-    for (int64_t r = row_begin; r < row_end; ++r) {
-      for (int64_t c = 0; c < cols; c += 32) {
-        const Chunk ch = load32<ST>(src, r * cols + c);
-        for (int k = 0; k < V; ++k) O::store(x + c + k * N, ch.v[k]);
-        if (nonfinite(ch)) refuse_nonfinite(x + c, 32, r * cols + c, status);
-      }
-      uint8_t* row_out = out.data + r * data_row;
-      KQ::encode_iq4nl_blocks(x, spec.weights, cols / 32, row_out);
-      count_scale_overflow(Scheme::GGML_IQ4_NL, row_out, cols, r, status);
     }
     delete[] x;
     return status;

@@ -181,6 +181,21 @@ struct KQuantLanes {
     return !O::any(bad);
   }
 
+  // signed_abs_max (kquants.h) in every lane: the first value of largest magnitude, with its sign.
+  template <int N>
+  static V lanes_abs_max(const float* X, V* amax_out) {
+    V amax = O::set1(0.0f), max = amax;
+    for (int i = 0; i < N; ++i) {
+      const V xi = O::load(X + i * LANES);
+      const V ax = O::abs(xi);
+      const M up = O::gt(ax, amax);
+      amax = O::select(up, ax, amax);
+      max = O::select(up, xi, max);
+    }
+    *amax_out = amax;
+    return max;
+  }
+
   // ---- fit_symmetric (make_qx_quants, weighted rmse) ---------------------------------------------
   // b.w holds the weights (the importance values, or x^2). Always exact: |iscale * x| <= nmax + 1.
   template <int N>
@@ -188,16 +203,10 @@ struct KQuantLanes {
     const float* X = b.x;
     const float* W = b.w;
     const V zero = O::set1(0.0f);
-    V amax = zero, max = zero;
+    V amax;
+    const V max = lanes_abs_max<N>(X, &amax);
     alignas(64) float WX[kMaxSub * LANES];
-    for (int i = 0; i < N; ++i) {
-      const V xi = O::load(X + i * LANES);
-      const V ax = O::abs(xi);
-      const M up = O::gt(ax, amax);
-      amax = O::select(up, ax, amax);
-      max = O::select(up, xi, max);
-      O::store(WX + i * LANES, O::mul(O::load(W + i * LANES), xi));
-    }
+    for (int i = 0; i < N; ++i) O::store(WX + i * LANES, O::mul(O::load(W + i * LANES), O::load(X + i * LANES)));
     const M tiny = O::lt(amax, O::set1(kGroupEps));
     const V lo = O::set1(static_cast<float>(-nmax)), hi = O::set1(static_cast<float>(nmax - 1));
     // sums for one inverse scale: sum w x l and sum w l^2
@@ -252,14 +261,8 @@ struct KQuantLanes {
   static void fit_q3(const Batch& b, int nmax, Fit& out, float* Lout) {
     const float* X = b.x;
     const V zero = O::set1(0.0f);
-    V amax = zero, max = zero;
-    for (int i = 0; i < N; ++i) {
-      const V xi = O::load(X + i * LANES);
-      const V ax = O::abs(xi);
-      const M up = O::gt(ax, amax);
-      amax = O::select(up, ax, amax);
-      max = O::select(up, xi, max);
-    }
+    V amax;
+    const V max = lanes_abs_max<N>(X, &amax);
     const M tiny = O::lt(amax, O::set1(kGroupEps));
     const V lo = O::set1(static_cast<float>(-nmax)), hi = O::set1(static_cast<float>(nmax - 1));
     const V iscale = O::div(lo, max);
@@ -580,15 +583,10 @@ struct KQuantLanes {
         to_lanes<N>(lane, n, b.w);
       }
       const V zero = O::set1(0.0f);
-      V sigma2 = zero, amax = zero, max = zero;
-      for (int i = 0; i < N; ++i) {
-        const V xi = O::load(b.x + i * LANES);
-        sigma2 = O::add(sigma2, O::mul(xi, xi));
-        const V ax = O::abs(xi);
-        const M up = O::gt(ax, amax);
-        amax = O::select(up, ax, amax);
-        max = O::select(up, xi, max);
-      }
+      V amax;
+      const V max = lanes_abs_max<N>(b.x, &amax);
+      V sigma2 = zero;
+      for (int i = 0; i < N; ++i) sigma2 = O::add(sigma2, O::mul(O::load(b.x + i * LANES), O::load(b.x + i * LANES)));
       sigma2 = O::mul(sigma2, O::set1(2.0f / 32.0f));
       for (int i = 0; i < N; ++i) {
         const V xi = O::load(b.x + i * LANES), x2 = O::mul(xi, xi);
