@@ -20,22 +20,25 @@ export type KernelScheme =
   | 'int_sym' | 'int_asym';
 
 /**
- * How a group's scale is chosen: 'rtn' from its largest value (ggml's reference quantizers exactly),
+ * How a group's scale is chosen: 'rtn' from its largest value (ggml's reference quantizers exactly; for
+ * IQ4_NL, Q5_0/Q5_1 and the K-quants llama.cpp's quantizer without an importance matrix, byte for byte),
  * 'search' from a grid of candidates refitted by least squares, weighted by an optional per-column
  * importance (native/src/kernels/search.h); 'gptq' the search with GPTQ's error feedback across columns
  * (native/src/gptq/gptq.h; through gptqQuantize only); 'hqq' Q4_1's minimum by HQQ's half-quadratic
- * solver. The block layouts are the same.
+ * solver; 'imatrix' llama.cpp's quantizer with its importance matrix (`weights`, one value per column,
+ * required), byte for byte, on every ggml scheme (Q8_0 ignores it, as llama.cpp does). The block
+ * layouts are the same. Q5_0, Q5_1 and the K-quants take 'rtn' and 'imatrix' only.
  */
-export type KernelMethod = 'rtn' | 'search' | 'gptq' | 'hqq';
+export type KernelMethod = 'rtn' | 'search' | 'gptq' | 'hqq' | 'imatrix';
 
 export interface KernelSpec {
   scheme: KernelScheme;
-  /** Code width: 2 to 8 for the ggml types (their registry entry's), 4 or 8 for compressed-tensors. */
+  /** 4 or 8 for int_sym/int_asym; the ggml scheme's own width (q8_0 8, q5_* 5, q2_k..q6_k 2..6, else 4). */
   bits: number;
-  /** Elements per group (the block: 32 or 256 for the ggml schemes). */
+  /** Elements per group (32 for the ggml block schemes, 256 for the K-quants). */
   group: number;
   scaleDtype: FloatDtype;
-  /** Default 'rtn'; 'iq4_nl' needs 'search'. */
+  /** Default 'rtn'. */
   method?: KernelMethod;
 }
 
@@ -92,7 +95,7 @@ interface TensorArgs {
 }
 
 export interface Addon {
-  /** `weights`: one non-negative importance per column, for method 'search'. */
+  /** `weights`: one non-negative importance per column, for method 'search' (optional) and 'imatrix' (required). */
   quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array }): Promise<QuantizeStatus>;
   dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
   errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;

@@ -81,7 +81,14 @@ QuantSpec parse_spec(const Napi::Value& v) {
   else if (scheme == "int_sym") spec.scheme = Scheme::INT_SYM;
   else if (scheme == "int_asym") spec.scheme = Scheme::INT_ASYM;
   else if (scheme == "iq4_nl") spec.scheme = Scheme::GGML_IQ4_NL;
-  else fail("spec.scheme must be one of q8_0, q4_0, q4_1, iq4_nl, int_sym, int_asym (got '" + scheme + "')");
+  else if (scheme == "q5_0") spec.scheme = Scheme::GGML_Q5_0;
+  else if (scheme == "q5_1") spec.scheme = Scheme::GGML_Q5_1;
+  else if (scheme == "q2_k") spec.scheme = Scheme::GGML_Q2_K;
+  else if (scheme == "q3_k") spec.scheme = Scheme::GGML_Q3_K;
+  else if (scheme == "q4_k") spec.scheme = Scheme::GGML_Q4_K;
+  else if (scheme == "q5_k") spec.scheme = Scheme::GGML_Q5_K;
+  else if (scheme == "q6_k") spec.scheme = Scheme::GGML_Q6_K;
+  else fail("spec.scheme must be one of q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, int_sym, int_asym (got '" + scheme + "')");
   spec.bits = static_cast<int32_t>(get_int(o, "bits", 1, 64));
   spec.group = get_int(o, "group", 1, int64_t{1} << 40);
   spec.scale_dtype = parse_dtype(get_string(o, "scaleDtype"), "spec.scaleDtype");
@@ -91,7 +98,8 @@ QuantSpec parse_spec(const Napi::Value& v) {
   else if (method == "search") spec.method = qk::Method::SEARCH;
   else if (method == "gptq") spec.method = qk::Method::GPTQ;
   else if (method == "hqq") spec.method = qk::Method::HQQ;
-  else fail("spec.method must be rtn, search, gptq or hqq (got '" + method + "')");
+  else if (method == "imatrix") spec.method = qk::Method::IMATRIX;
+  else fail("spec.method must be rtn, search, gptq, hqq or imatrix (got '" + method + "')");
   return spec;
 }
 
@@ -442,7 +450,9 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
     Source src = get_source(o, s);
     Parts out = get_parts(o.Get("out"), spec, s);
     Bytes weights = get_weights(o, s);
-    if (weights.ptr && spec.method != qk::Method::SEARCH) fail("weights apply to spec.method 'search' only");
+    if (spec.method == qk::Method::IMATRIX && !weights.ptr) fail("spec.method 'imatrix' needs weights (the importance matrix: one value per column)");
+    if (weights.ptr && spec.method != qk::Method::SEARCH && spec.method != qk::Method::IMATRIX)
+      fail("weights apply to spec.method 'search' or 'imatrix' only");
     return queued(new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights)));
   });
 }

@@ -32,16 +32,24 @@ void require(bool ok) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reader r{data, size};
   QuantSpec spec{};
-  spec.scheme = static_cast<Scheme>(r.u8() % 7);  // 6 is not a scheme: check_spec must refuse it
-  spec.method = static_cast<Method>(r.u8() % 5);  // 4 is not a method
+  spec.scheme = static_cast<Scheme>(r.u8() % 14);  // 13 is not a scheme: check_spec must refuse it
+  spec.method = static_cast<Method>(r.u8() % 6);  // 5 is not a method
   const bool weighted = r.u8() % 2 == 1;
-  spec.bits = (r.u8() % 3) == 0 ? 8 : (r.u8() % 7 == 0 ? 5 : 4);
+  // mostly the width the scheme wants (ggml's types each have one), sometimes any
+  static const int kWidth[13] = {8, 4, 4, 4, 4, 4, 5, 5, 2, 3, 4, 5, 6};
+  const uint8_t b = r.u8();
+  spec.bits = b % 8 == 0 ? b % 9 : (static_cast<int>(spec.scheme) < 13 ? kWidth[static_cast<int>(spec.scheme)] : 4);
+  if (spec.scheme == Scheme::INT_SYM || spec.scheme == Scheme::INT_ASYM) spec.bits = b % 3 == 0 ? 8 : 4;
   const DType src_type = static_cast<DType>(r.u8() % 3);
   spec.scale_dtype = static_cast<DType>(r.u8() % 3);
   const int64_t rows = 1 + r.u8() % 6;
-  const int64_t cols = static_cast<int64_t>(r.u16() % 700) - 2;  // includes 0 and negatives
+  const bool k_quant = spec.scheme >= Scheme::GGML_Q2_K && spec.scheme <= Scheme::GGML_Q6_K;
+  const uint16_t c = r.u16();
+  // includes 0 and negatives; K-quant rows are mostly whole super-blocks
+  const int64_t cols = k_quant && c % 4 != 0 ? 256 * (1 + c % 3) : static_cast<int64_t>(c % 700) - 2;
   const uint8_t g = r.u8();
-  spec.group = g < 64 ? 32 : g < 128 ? 64 : g < 160 ? 128 : g < 200 ? (cols > 0 ? cols : 1) : (g - 199);
+  spec.group = g < 64 ? 32 : g < 128 ? 64 : g < 160 ? 128 : g < 200 ? (cols > 0 ? cols : 1) : g < 230 ? 256 : (g - 229);
+  if (k_quant && g % 2 == 0) spec.group = 256;
   // The layout functions must answer any spec without misbehaving.
   const char* why = check_spec(spec, cols);
   const int64_t db = data_bytes_per_row(spec, cols), sb = scale_bytes_per_row(spec, cols), zb = zero_bytes_per_row(spec, cols);
@@ -55,8 +63,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // subnormals and all).
   // Column importance as the binding admits it: finite and non-negative (zeros included).
   std::vector<float> weights(static_cast<size_t>(cols));
-  for (int64_t j = 0; j < cols; ++j) weights[static_cast<size_t>(j)] = static_cast<float>(r.u8() % 64) / 8.0f;
-  if (weighted && (spec.method == Method::SEARCH || spec.method == Method::GPTQ)) spec.weights = weights.data();
+  // (a byte of 255 gives 1e30, so that weighted sums overflow)
+  for (int64_t j = 0; j < cols; ++j) {
+    const uint8_t v = r.u8();
+    weights[static_cast<size_t>(j)] = v == 255 ? 1e30f : static_cast<float>(v % 64) / 8.0f;
+  }
+  if (weighted && (spec.method == Method::SEARCH || spec.method == Method::GPTQ || spec.method == Method::IMATRIX)) spec.weights = weights.data();
   const size_t esize = src_type == DType::F32 ? 4 : 2;
   std::vector<uint8_t> src(static_cast<size_t>(rows * cols) * esize);
   for (size_t i = 0; i < src.size(); ++i) src[i] = r.n ? r.p[i % r.n] : static_cast<uint8_t>(i * 37);

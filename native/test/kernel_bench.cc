@@ -1,7 +1,10 @@
 // Single-thread kernel throughput of every available table, without Node in the way:
 // GB/s of bf16 input for each scheme, and memcpy on the same buffer size for reference.
+// llama.cpp's types are also timed against llama.cpp's own quantizers (ggml-quants.c from the bundled
+// source, linked in by scripts/build-kernel-test.sh when scripts/build-ggml-reference.sh can build it).
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <functional>
 #include <cstdint>
 #include <cstdio>
@@ -14,12 +17,29 @@
 
 using namespace qk;
 
+#ifdef QUANTKIT_BENCH_LLAMA
+extern "C" size_t ggml_reference_quantize(int type, const float* x, void* out, int64_t rows, int64_t cols, const float* imatrix);
+#endif
+
 static double seconds_of(const std::function<void()>& f) {
   double best = 1e9;
   for (int i = 0; i < 5; ++i) {
     const auto t = std::chrono::steady_clock::now();
     f();
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+  }
+  return best;
+}
+
+// Thread CPU time (best of 3): the rate of one core, whatever else the machine runs meanwhile.
+static double cpu_seconds_of(const std::function<void()>& f) {
+  double best = 1e9;
+  for (int i = 0; i < 3; ++i) {
+    timespec a, b;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    f();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    best = std::min(best, static_cast<double>(b.tv_sec - a.tv_sec) + 1e-9 * static_cast<double>(b.tv_nsec - a.tv_nsec));
   }
   return best;
 }
@@ -58,4 +78,53 @@ int main(int argc, char** argv) {
       std::printf("%-7s %-15s %6.2f GB/s  (%.2f x memcpy)\n", tables[t]->isa, names[s], bytes / sec / 1e9, copy / sec);
     }
   }
+
+  // llama.cpp's quantizers: the first rows / 16 rows (at least 16), per core, side by side.
+  const int64_t krows = std::max<int64_t>(16, rows / 16);
+  const double kbytes = static_cast<double>(krows * cols * 2);
+  std::vector<float> imatrix(static_cast<size_t>(cols));
+  std::lognormal_distribution<float> act(0.0f, 2.0f);
+  for (float& v : imatrix) v = act(rng);
+  struct LlamaType {
+    Scheme s;
+    int bits, group, ggml;
+    const char* name;
+  };
+  const LlamaType types[] = {{Scheme::GGML_Q2_K, 2, 256, 10, "q2_k"}, {Scheme::GGML_Q3_K, 3, 256, 11, "q3_k"},
+                             {Scheme::GGML_Q4_K, 4, 256, 12, "q4_k"}, {Scheme::GGML_Q5_K, 5, 256, 13, "q5_k"},
+                             {Scheme::GGML_Q6_K, 6, 256, 14, "q6_k"}, {Scheme::GGML_Q5_0, 5, 32, 6, "q5_0"},
+                             {Scheme::GGML_Q5_1, 5, 32, 7, "q5_1"}, {Scheme::GGML_IQ4_NL, 4, 32, 20, "iq4_nl"}};
+  std::printf("\nllama.cpp's types, %lld x %lld bf16 = %.1f MB, per core (thread CPU time), GB/s of bf16 input:\n",
+              static_cast<long long>(krows), static_cast<long long>(cols), kbytes / 1e6);
+  for (const LlamaType& ty : types)
+    for (bool weighted : {false, true}) {
+      QuantSpec sp{ty.s, ty.bits, ty.group, DType::F16};
+      sp.method = weighted ? Method::IMATRIX : Method::RTN;
+      sp.weights = weighted ? imatrix.data() : nullptr;
+      std::vector<uint8_t> data(static_cast<size_t>(krows * data_bytes_per_row(sp, cols)));
+      std::printf("%-6s %-7s", ty.name, weighted ? "imatrix" : "rtn");
+      double llama = 0;
+#ifdef QUANTKIT_BENCH_LLAMA
+      // as llama-quantize does it: the bf16 tensor to f32, then quantize_<type>
+      std::vector<float> f32(static_cast<size_t>(krows * cols));
+      const double sec = cpu_seconds_of([&] {
+        for (size_t i = 0; i < f32.size(); ++i) {
+          const uint32_t u = static_cast<uint32_t>(src[i]) << 16;
+          std::memcpy(&f32[i], &u, 4);
+        }
+        ggml_reference_quantize(ty.ggml, f32.data(), data.data(), krows, cols, weighted ? imatrix.data() : nullptr);
+      });
+      llama = kbytes / sec / 1e9;
+      std::printf("  llama.cpp %.4f", llama);
+#endif
+      for (int t = 0; t < n; ++t) {
+        const double sec = cpu_seconds_of([&] {
+          tables[t]->quantize_rows(sp, src.data(), DType::BF16, cols, 0, krows, QuantParts{data.data(), nullptr, nullptr});
+        });
+        const double rate = kbytes / sec / 1e9;
+        if (llama > 0) std::printf(" | %s %.4f (%.1fx)", tables[t]->isa, rate, rate / llama);
+        else std::printf(" | %s %.4f", tables[t]->isa, rate);
+      }
+      std::printf("\n");
+    }
 }

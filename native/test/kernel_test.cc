@@ -69,16 +69,27 @@ std::vector<uint8_t> encode(const std::vector<float>& x, DType t) {
   return out;
 }
 
-enum class Pattern { Gauss, Ties, SignedZeros, Subnormal, Constant, Outlier, Tiny, Huge, NonFinite, Mixed };
+enum class Pattern { Gauss, Ties, SignedZeros, Subnormal, Constant, Outlier, Tiny, Huge, NonFinite, Mixed, ZeroBlocks, FlatBlocks, HugeBlocks };
 const Pattern kPatterns[] = {Pattern::Gauss, Pattern::Ties, Pattern::SignedZeros, Pattern::Subnormal, Pattern::Constant,
                              Pattern::Outlier, Pattern::Tiny, Pattern::Huge, Pattern::NonFinite, Pattern::Mixed};
+// For llama.cpp's quantizers also: whole zero blocks (empty sub-blocks, Q6_K's zero super-blocks),
+// constant 16-runs (flat sub-blocks), and blocks of magnitudes 1e4..1e9 (f16 scales near and past overflow).
+const Pattern kLlamaPatterns[] = {Pattern::Gauss, Pattern::Ties, Pattern::SignedZeros, Pattern::Subnormal, Pattern::Constant,
+                                  Pattern::Outlier, Pattern::Tiny, Pattern::Huge, Pattern::NonFinite, Pattern::Mixed,
+                                  Pattern::ZeroBlocks, Pattern::FlatBlocks, Pattern::HugeBlocks};
 
 std::vector<float> make(Pattern p, int64_t rows, int64_t cols, std::mt19937& rng) {
   std::normal_distribution<float> gauss(0.0f, 0.02f);
   std::uniform_int_distribution<int> small(-16, 16), pick(0, 9);
   std::vector<float> x(static_cast<size_t>(rows * cols));
+  float block_value = 0.0f;
   for (size_t i = 0; i < x.size(); ++i) {
+    if (i % 16 == 0) block_value = (p == Pattern::HugeBlocks ? std::pow(10.0f, 4.0f + static_cast<float>(rng() % 6)) : 1.0f) *
+                                   static_cast<float>(small(rng)) * 0.125f;
     switch (p) {
+      case Pattern::ZeroBlocks: x[i] = (i / 256 + i / 32) % 3 == 1 ? gauss(rng) : 0.0f; break;
+      case Pattern::FlatBlocks: x[i] = (i / 64) % 2 ? block_value : gauss(rng); break;
+      case Pattern::HugeBlocks: x[i] = block_value * (1.0f + gauss(rng)); break;
       case Pattern::Gauss: x[i] = gauss(rng); break;
       case Pattern::Ties: x[i] = static_cast<float>(small(rng)) * 0.5f; break;  // many exact .5 after scaling
       case Pattern::SignedZeros: x[i] = (rng() & 1) ? -0.0f : 0.0f; if (pick(rng) == 0) x[i] = gauss(rng); break;
@@ -125,6 +136,13 @@ const char* scheme_name(Scheme s) {
     case Scheme::GGML_Q4_0: return "q4_0";
     case Scheme::GGML_Q4_1: return "q4_1";
     case Scheme::GGML_IQ4_NL: return "iq4_nl";
+    case Scheme::GGML_Q5_0: return "q5_0";
+    case Scheme::GGML_Q5_1: return "q5_1";
+    case Scheme::GGML_Q2_K: return "q2_k";
+    case Scheme::GGML_Q3_K: return "q3_k";
+    case Scheme::GGML_Q4_K: return "q4_k";
+    case Scheme::GGML_Q5_K: return "q5_k";
+    case Scheme::GGML_Q6_K: return "q6_k";
     case Scheme::INT_SYM: return "int_sym";
     default: return "int_asym";
   }
@@ -134,9 +152,11 @@ void compare(const KernelTable& ref, const KernelTable& t, QuantSpec spec, int64
              Pattern pat, std::mt19937& rng, bool weighted = false) {
   g_cases++;
   const std::vector<float> x = make(pat, rows, cols, rng);
-  // Importance weights for the search: positive, with some zeros and a wide range.
+  // Importance weights for the search and the imatrix: positive, with some zeros and a wide range
+  // (now and then wide enough for the weighted sums to overflow).
   std::vector<float> w(static_cast<size_t>(cols));
-  for (float& v : w) v = (rng() % 8 == 0) ? 0.0f : std::ldexp(static_cast<float>(rng() % 1000 + 1) / 1000.0f, static_cast<int>(rng() % 9) - 4);
+  const int w_range = rng() % 8 == 0 ? 200 : 9;
+  for (float& v : w) v = (rng() % 8 == 0) ? 0.0f : std::ldexp(static_cast<float>(rng() % 1000 + 1) / 1000.0f, static_cast<int>(rng() % w_range) - 4);
   if (weighted) spec.weights = w.data();
   const int off = static_cast<int>(rng() % 4);  // unaligned on purpose
   std::vector<uint8_t> raw = encode(x, dt);
@@ -152,7 +172,8 @@ void compare(const KernelTable& ref, const KernelTable& t, QuantSpec spec, int64
   sb.nonfinite += sb2.nonfinite;
   if (sb.scale_overflow == 0) sb.first_overflow_row = sb2.first_overflow_row;
   sb.scale_overflow += sb2.scale_overflow;
-  const std::string what = std::string(t.isa) + " " + scheme_name(spec.scheme) + (spec.method == Method::SEARCH ? (weighted ? " search(weighted)" : " search") : "") + " bits=" + std::to_string(spec.bits) +
+  static const char* const kMethods[] = {"", " search", " gptq", " hqq", " imatrix"};
+  const std::string what = std::string(t.isa) + " " + scheme_name(spec.scheme) + kMethods[static_cast<int>(spec.method)] + (weighted ? "(weighted)" : "") + " bits=" + std::to_string(spec.bits) +
                            " g=" + std::to_string(spec.group) + " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
                            " dtype=" + std::to_string(static_cast<int>(dt)) + " scale=" + std::to_string(static_cast<int>(spec.scale_dtype)) +
                            " pattern=" + std::to_string(static_cast<int>(pat));
@@ -240,6 +261,35 @@ int main() {
               compare(ref, t, spec, 1 + static_cast<int64_t>(rng() % 4), cols, dtypes[rng() % 3], kPatterns[rng() % 10], rng, weighted);
             }
       }
+    // llama.cpp's quantizers (kquants.h): every type with and without an importance matrix, every row
+    // length in steps of a block (256..4096 for the K-quants, 32..1024 for blocks of 32) with a random
+    // pattern and dtype, and every pattern and dtype on two lengths.
+    struct LlamaKind {
+      Scheme s;
+      int bits;
+      Method m;
+    };
+    const LlamaKind llama_kinds[] = {
+        {Scheme::GGML_Q2_K, 2, Method::RTN}, {Scheme::GGML_Q2_K, 2, Method::IMATRIX}, {Scheme::GGML_Q3_K, 3, Method::RTN},
+        {Scheme::GGML_Q3_K, 3, Method::IMATRIX}, {Scheme::GGML_Q4_K, 4, Method::RTN}, {Scheme::GGML_Q4_K, 4, Method::IMATRIX},
+        {Scheme::GGML_Q5_K, 5, Method::RTN}, {Scheme::GGML_Q5_K, 5, Method::IMATRIX}, {Scheme::GGML_Q6_K, 6, Method::RTN},
+        {Scheme::GGML_Q6_K, 6, Method::IMATRIX}, {Scheme::GGML_Q5_0, 5, Method::RTN}, {Scheme::GGML_Q5_0, 5, Method::IMATRIX},
+        {Scheme::GGML_Q5_1, 5, Method::RTN}, {Scheme::GGML_Q5_1, 5, Method::IMATRIX}, {Scheme::GGML_IQ4_NL, 4, Method::RTN},
+        {Scheme::GGML_IQ4_NL, 4, Method::IMATRIX}, {Scheme::GGML_Q4_0, 4, Method::IMATRIX}, {Scheme::GGML_Q4_1, 4, Method::IMATRIX},
+        {Scheme::GGML_Q8_0, 8, Method::IMATRIX}};
+    for (const LlamaKind& k : llama_kinds) {
+      const int64_t block = k.s == Scheme::GGML_Q2_K || k.s == Scheme::GGML_Q3_K || k.s == Scheme::GGML_Q4_K || k.s == Scheme::GGML_Q5_K ||
+                                    k.s == Scheme::GGML_Q6_K ? 256 : 32;
+      QuantSpec spec{k.s, k.bits, block, DType::F16};
+      spec.method = k.m;
+      const bool weighted = k.m == Method::IMATRIX;
+      const int64_t longest = block == 256 ? 4096 : 1024;
+      for (int64_t cols = block; cols <= longest; cols += block)
+        compare(ref, t, spec, 1 + static_cast<int64_t>(rng() % 3), cols, dtypes[rng() % 3], kLlamaPatterns[rng() % 13], rng, weighted);
+      for (int64_t cols : {block, 3 * block})
+        for (DType dt : dtypes)
+          for (Pattern p : kLlamaPatterns) compare(ref, t, spec, 1 + static_cast<int64_t>(rng() % 3), cols, dt, p, rng, weighted);
+    }
     // Larger, realistic tensors for the fast paths.
     for (Scheme s : {Scheme::INT_SYM, Scheme::INT_ASYM, Scheme::GGML_Q4_0, Scheme::GGML_Q8_0})
       for (DType st : scale_types)
@@ -248,6 +298,13 @@ int main() {
           if (ggml && st != DType::F16) continue;
           compare(ref, t, QuantSpec{s, s == Scheme::GGML_Q8_0 ? 8 : 4, ggml ? 32 : 128, st}, 64, 1024, DType::BF16, p, rng);
         }
+    for (Scheme s : {Scheme::GGML_Q4_K, Scheme::GGML_Q6_K})
+      for (Pattern p : {Pattern::Gauss, Pattern::Outlier}) {
+        QuantSpec spec{s, s == Scheme::GGML_Q4_K ? 4 : 6, 256, DType::F16};
+        compare(ref, t, spec, 16, 4096, DType::BF16, p, rng);
+        spec.method = Method::IMATRIX;
+        compare(ref, t, spec, 16, 4096, DType::BF16, p, rng, true);
+      }
     std::printf("kernel_test: %s %s scalar on %ld cases (worst error-sum difference %.2e relative)\n", t.isa,
                 g_failures == failures_before ? "matches" : "DOES NOT MATCH", g_cases - before, g_worst_sum_rel);
   }

@@ -3,7 +3,7 @@
  * byte-for-byte on real weights of both bundled models and on adversarial synthetic rows.
  */
 import { describe, expect, it } from 'vitest';
-import { addon, allocateParts, type KernelSpec } from '../../src/native.js';
+import { addon, allocateParts, type KernelScheme, type KernelSpec } from '../../src/native.js';
 import type { FloatDtype } from '../../src/safetensors/dtypes.js';
 import { bf16Bits, bf16Value, dequantGgml, f16Bits, intQuant, packRows, q4_0, q4_1, q8_0 } from '../helpers/reference-quant.js';
 import { STORIES260K, TINYSTORIES656K, loadFloatTensors } from '../helpers/models.js';
@@ -233,5 +233,72 @@ describe('the binding rejects bad arguments with a TypeError instead of crashing
     const int4: KernelSpec = { scheme: 'int_asym', bits: 4, group: 128, scaleDtype: 'BF16' };
     expect(A.layout({ spec: int4, cols: 172 * 4 })).toMatchObject({ error: 'group size must divide the row length' });
     expect(A.layout({ spec: int4, cols: 4096 })).toEqual({ error: null, dataBytesPerRow: 2048, scaleBytesPerRow: 64, zeroBytesPerRow: 32 });
+  });
+});
+
+describe("llama.cpp's quantizer types (K-quants, Q5_0/Q5_1, imatrix): the binding's contract", () => {
+  const spec = (scheme: KernelScheme, bits: number, group: number, method: KernelSpec['method'] = 'rtn'): KernelSpec => ({ scheme, bits, group, scaleDtype: 'F16', method });
+  const TYPES: [KernelScheme, number, number, number][] = [
+    ['q5_0', 5, 32, 22], ['q5_1', 5, 32, 24], ['q2_k', 2, 256, 84], ['q3_k', 3, 256, 110], ['q4_k', 4, 256, 144], ['q5_k', 5, 256, 176], ['q6_k', 6, 256, 210],
+  ];
+
+  it('block layouts are ggml\'s: bytes per block of 32 or super-block of 256', () => {
+    for (const [scheme, bits, group, bytes] of TYPES) {
+      expect(A.layout({ spec: spec(scheme, bits, group), cols: 4096 }), scheme).toEqual({ error: null, dataBytesPerRow: (4096 / group) * bytes, scaleBytesPerRow: 0, zeroBytesPerRow: 0 });
+      expect(A.layout({ spec: spec(scheme, bits, group, 'imatrix'), cols: 4096 }).error, scheme).toBeNull();
+    }
+  });
+
+  it('refuses what llama.cpp cannot write, saying why', () => {
+    const error = (s: KernelSpec, cols = 4096) => A.layout({ spec: s, cols }).error;
+    expect(error(spec('q4_k', 4, 256), 4000)).toMatch(/multiple of 256/);
+    expect(error(spec('q4_k', 4, 32))).toMatch(/super-blocks \(groups\) of 256/);
+    expect(error(spec('q5_0', 4, 32))).toMatch(/bits do not match/);
+    expect(error(spec('q6_k', 6, 256, 'search'))).toMatch(/method rtn or imatrix/);
+    expect(error(spec('q5_1', 5, 32, 'hqq'))).toMatch(/only Q4_1/);
+    expect(error({ scheme: 'int_sym', bits: 4, group: 32, scaleDtype: 'F16', method: 'imatrix' })).toMatch(/for ggml block types/);
+    const cols = 512, src = new Uint8Array(cols * 2);
+    const out = allocateParts(spec('q4_k', 4, 256), 1, cols);
+    const call = (args: object) => () => A.quantize({ spec: spec('q4_k', 4, 256, 'imatrix'), rows: 1, cols, src, srcDtype: 'BF16', out, ...args });
+    expect(call({})).toThrow(/'imatrix' needs weights/);
+    expect(call({ weights: new Float32Array(cols - 1) })).toThrow(/one value per column \(512\)/);
+    expect(call({ cols: 500 })).toThrow(/multiple of 256/);
+  });
+
+  it('reports NaN/Inf and f16 scale overflow as the other ggml types do, and any thread count gives the same bytes', async () => {
+    const cols = 768, rows = 6;
+    const x = new Float32Array(rows * cols).map((_, i) => Math.sin(i * 0.37) * 0.05);
+    x[cols + 300] = NaN;
+    x[cols + 301] = Infinity;
+    for (let j = 0; j < cols; j++) x[4 * cols + j] = (j % 2 ? -1 : 1) * 3e9; // scales past f16
+    for (const [scheme, bits, group] of TYPES) {
+      const s = spec(scheme, bits, group);
+      const runs = [];
+      for (const threads of [1, 2]) {
+        const out = allocateParts(s, rows, cols);
+        const status = await A.quantize({ spec: s, rows, cols, src: new Uint8Array(x.buffer), srcDtype: 'F32', out, threads });
+        expect(status.nonfinite, scheme).toBe(2);
+        expect(status.firstNonfinite, scheme).toBe(cols + 300);
+        expect(status.scaleOverflow, scheme).toBeGreaterThan(0);
+        expect(status.firstOverflowRow, scheme).toBe(4);
+        runs.push(Buffer.from(out.data));
+      }
+      expect(Buffer.compare(runs[0]!, runs[1]!), scheme).toBe(0);
+    }
+  });
+
+  it('Q8_0 ignores the importance matrix (as llama.cpp does); Q4_K and IQ4_NL follow it', async () => {
+    const t = [...(await loadFloatTensors(STORIES260K)).values()].find((v) => v.shape.length === 2 && v.values.length >= 8 * 256)!;
+    const cols = 256, rows = Math.floor(t.values.length / cols);
+    const src = t.raw.subarray(0, rows * cols * 2);
+    const weights = Float32Array.from({ length: cols }, (_, j) => 1 + (j % 7) * 3);
+    const bytes = async (s: KernelSpec, w?: Float32Array) => {
+      const out = allocateParts(s, rows, cols);
+      await A.quantize({ spec: s, rows, cols, src, srcDtype: t.dtype as FloatDtype, out, ...(w ? { weights: w } : {}) });
+      return Buffer.from(out.data);
+    };
+    expect(Buffer.compare(await bytes(spec('q8_0', 8, 32, 'imatrix'), weights), await bytes(spec('q8_0', 8, 32)))).toBe(0);
+    expect(Buffer.compare(await bytes(spec('q4_k', 4, 256, 'imatrix'), weights), await bytes(spec('q4_k', 4, 256)))).not.toBe(0);
+    expect(Buffer.compare(await bytes(spec('iq4_nl', 4, 32, 'imatrix'), weights), await bytes(spec('iq4_nl', 4, 32)))).not.toBe(0);
   });
 });

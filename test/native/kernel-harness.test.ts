@@ -15,6 +15,10 @@ function build(target: string): string {
   return execFileSync('bash', ['scripts/build-kernel-test.sh', target], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
 }
 
+// Each test compiles every kernel file (in parallel, scripts/build-kernel-test.sh): about 30 s of CPU on
+// this machine, more when other work shares the cores.
+const BUILD_TIMEOUT = 300_000;
+
 describe('kernel harness: every SIMD table equals the scalar reference', () => {
   it('on this CPU', () => {
     const bin = build('native');
@@ -25,7 +29,7 @@ describe('kernel harness: every SIMD table equals the scalar reference', () => {
     const available = /available: (.*)/.exec(r.stdout)![1]!.split(' ');
     expect(available).toEqual(addon().info().available);
     for (const isa of available.filter((i) => i !== 'scalar')) expect(r.stdout).toMatch(new RegExp(`${isa} matches scalar on \\d+ cases`));
-  });
+  }, BUILD_TIMEOUT);
 
   it.skipIf(!crossTools && !process.env.CI)('aarch64 NEON under qemu-user', () => {
     expect(crossTools, 'aarch64-linux-gnu-g++ and qemu-aarch64 must be installed (.ci/run does)').toBe(true);
@@ -34,5 +38,5 @@ describe('kernel harness: every SIMD table equals the scalar reference', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/neon matches scalar on \d+ cases/);
-  });
+  }, BUILD_TIMEOUT);
 });

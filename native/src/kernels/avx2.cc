@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "kquants.h"
 #include "numeric.h"
 #include "search.h"
 
@@ -12,8 +13,58 @@ namespace {
 
 #include "candidates_avx.h"
 
-struct Avx2Ops {
+// One register of the K-quant searches' lanes (simd_kquants.h).
+struct KNativeAvx2 {
   using F = __m256;
+  using M = __m256;
+  static constexpr int W = 8;
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F set1(float f) { return _mm256_set1_ps(f); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F sqrt(F a) { return _mm256_sqrt_ps(a); }
+  static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static F neg(F a) { return _mm256_xor_ps(_mm256_set1_ps(-0.0f), a); }
+  // minps/maxps return the second operand unless the first compares less/greater: C's ?: exactly
+  static F min_c(F a, F b) { return _mm256_min_ps(a, b); }
+  static F max_c(F a, F b) { return _mm256_max_ps(a, b); }
+  static M lt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static M gt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static M eq(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+  static M ne(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+  static M le(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+  static M m_and(M a, M b) { return _mm256_and_ps(a, b); }
+  static M m_or(M a, M b) { return _mm256_or_ps(a, b); }
+  static M m_andnot(M a, M b) { return _mm256_andnot_ps(b, a); }
+  static M m_not(M a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-1))); }
+  static M none() { return _mm256_setzero_ps(); }
+  static bool any(M m) { return _mm256_movemask_ps(m) != 0; }
+  static F select(M m, F a, F b) { return _mm256_blendv_ps(b, a, m); }
+  static F round_small(F v) {
+    const F magic = _mm256_set1_ps(12582912.0f);
+    return _mm256_sub_ps(_mm256_add_ps(v, magic), magic);
+  }
+  static F round_even(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F round_exact(F v) {
+    const __m256i bits = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12582912.0f)));
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000)));
+  }
+  static void levels(F v, uint8_t* out) {
+    const __m256i i = _mm256_cvttps_epi32(v);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w, w));
+  }
+};
+
+#include "simd_kquants.h"
+
+// The lanes' register operations (store, set1, add, sub, mul, abs, round_even) come from KNativeAvx2.
+struct Avx2Ops : KNativeAvx2 {
+  using F = __m256;
+  using KL = Lanes<KNativeAvx2, 2>;
   using I = __m256i;
   static constexpr int N = 8;
 
@@ -30,14 +81,8 @@ struct Avx2Ops {
   }
   static uint16_t to_f16(float v) { return static_cast<uint16_t>(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
   static float from_f16(uint16_t h) { return _cvtsh_ss(h); }
-  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
-  static F set1(float v) { return _mm256_set1_ps(v); }
-  static F add(F a, F b) { return _mm256_add_ps(a, b); }
-  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
-  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F min(F a, F b) { return _mm256_min_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
-  static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   using L8 = Lanes8Avx;
   // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
   static I iq4nl_index(F t) {
@@ -45,7 +90,6 @@ struct Avx2Ops {
     c = _mm256_min_ps(_mm256_max_ps(c, _mm256_set1_ps(static_cast<float>(kIq4nlLutLow))), _mm256_set1_ps(static_cast<float>(kIq4nlLutHigh)));  // NaN -> low end
     return _mm256_i32gather_epi32(kIq4nlByCeil2t.index, _mm256_sub_epi32(_mm256_cvtps_epi32(c), _mm256_set1_epi32(kIq4nlLutLow)), 4);
   }
-  static F round_even(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   // roundf: half away from zero. t = trunc(a); the remainder a - t is exact for |a| < 2^23 (larger
   // values are integers already, remainder 0).
   static F round_away(F a) {
@@ -69,6 +113,9 @@ struct Avx2Ops {
     return _mm_cvtsi128_si32(m);
   }
   static I imin(I a, I b) { return _mm256_min_epi32(a, b); }
+  static I iand(I a, I b) { return _mm256_and_si256(a, b); }
+  // bit 4 of each lane, lane k in bit k (Q5_0/Q5_1's fifth bits)
+  static uint32_t bit4_mask(I a) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(a, 27)))); }
   static uint32_t sign_mask(F a) { return static_cast<uint32_t>(_mm256_movemask_ps(a)); }
   static uint32_t mask_eq(F a, F b) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }
   static uint32_t mask_nonfinite(F a) {

@@ -1,9 +1,14 @@
 // AVX-512 (F + BW + VL) kernels, 16 float lanes. Compiled with -mavx512f -mavx512bw -mavx512vl
 // (plus AVX2/FMA/F16C); only the dispatcher calls into this file, after checking the CPU.
 #if defined(__x86_64__) || defined(_M_X64)
+// GCC 12 warns falsely (-Wuninitialized, like -Wmaybe-uninitialized in CMakeLists.txt) inside its own
+// AVX-512 intrinsic headers, whose _mm512_undefined_ps() placeholders it sees in the min/max/andnot
+// builtins of the K-quant loops.
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "kquants.h"
 #include "numeric.h"
 #include "search.h"
 
@@ -12,7 +17,54 @@ namespace {
 
 #include "candidates_avx.h"
 
-struct Avx512Ops {
+// One register of the K-quant searches' lanes (simd_kquants.h).
+struct KNativeAvx512 {
+  using F = __m512;
+  using M = __mmask16;
+  static constexpr int W = 16;
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F set1(float f) { return _mm512_set1_ps(f); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F sqrt(F a) { return _mm512_sqrt_ps(a); }
+  static F abs(F a) { return _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(a))); }
+  static F neg(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(a))); }
+  // vminps/vmaxps return the second operand unless the first compares less/greater: C's ?: exactly
+  static F min_c(F a, F b) { return _mm512_min_ps(a, b); }
+  static F max_c(F a, F b) { return _mm512_max_ps(a, b); }
+  static M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static M eq(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+  static M ne(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+  static M le(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+  static M m_and(M a, M b) { return static_cast<M>(a & b); }
+  static M m_or(M a, M b) { return static_cast<M>(a | b); }
+  static M m_andnot(M a, M b) { return static_cast<M>(a & ~b); }
+  static M m_not(M a) { return static_cast<M>(~a); }
+  static M none() { return 0; }
+  static bool any(M m) { return m != 0; }
+  static F select(M m, F a, F b) { return _mm512_mask_blend_ps(m, b, a); }
+  static F round_small(F v) {
+    const F magic = _mm512_set1_ps(12582912.0f);
+    return _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+  }
+  static F round_even(F v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F round_exact(F v) {
+    const __m512i bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_set1_ps(12582912.0f)));
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000)));
+  }
+  // vpmovdb keeps each lane's low byte: the levels are 0..255
+  static void levels(F v, uint8_t* out) { _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v))); }
+};
+
+#include "simd_kquants.h"
+
+// The lanes' register operations (store, set1, add, sub, mul, abs, round_even) come from KNativeAvx512.
+struct Avx512Ops : KNativeAvx512 {
+  using KL = Lanes<KNativeAvx512, 4>;
   using F = __m512;
   using I = __m512i;
   static constexpr int N = 16;
@@ -30,14 +82,8 @@ struct Avx512Ops {
   }
   static uint16_t to_f16(float v) { return static_cast<uint16_t>(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
   static float from_f16(uint16_t h) { return _cvtsh_ss(h); }
-  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
-  static F set1(float v) { return _mm512_set1_ps(v); }
-  static F add(F a, F b) { return _mm512_add_ps(a, b); }
-  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
-  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F min(F a, F b) { return _mm512_min_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
-  static F abs(F a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff))); }
   using L8 = Lanes8Avx;
   // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
   static I iq4nl_index(F t) {
@@ -45,7 +91,6 @@ struct Avx512Ops {
     c = _mm512_min_ps(_mm512_max_ps(c, _mm512_set1_ps(static_cast<float>(kIq4nlLutLow))), _mm512_set1_ps(static_cast<float>(kIq4nlLutHigh)));  // NaN -> low end
     return _mm512_i32gather_epi32(_mm512_sub_epi32(_mm512_cvtps_epi32(c), _mm512_set1_epi32(kIq4nlLutLow)), kIq4nlByCeil2t.index, 4);
   }
-  static F round_even(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F round_away(F a) {
     const F t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     const __mmask16 up = _mm512_cmp_ps_mask(abs(_mm512_sub_ps(a, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
@@ -64,6 +109,9 @@ struct Avx512Ops {
     return _mm512_reduce_max_epi32(a);
   }
   static I imin(I a, I b) { return _mm512_min_epi32(a, b); }
+  static I iand(I a, I b) { return _mm512_and_si512(a, b); }
+  // bit 4 of each lane, lane k in bit k (Q5_0/Q5_1's fifth bits)
+  static uint32_t bit4_mask(I a) { return _mm512_test_epi32_mask(a, _mm512_set1_epi32(16)); }
   static uint32_t sign_mask(F a) { return _mm512_test_epi32_mask(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN)); }
   static uint32_t mask_eq(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
   static uint32_t mask_nonfinite(F a) { return _mm512_cmp_ps_mask(abs(a), _mm512_set1_ps(__builtin_inff()), _CMP_NLT_UQ); }

@@ -17,8 +17,16 @@ enum class Scheme : int32_t {
   GGML_Q4_1 = 2,  // d = (max-min)/15, m = min, q = min(15, (i8)((x-m)/d + 0.5))  (f16 d, f16 m, qs[16])
   INT_SYM = 3,    // s = absmax / ((2^b - 1)/2), q = clamp(rne(x/s), -2^(b-1), 2^(b-1)-1)
   INT_ASYM = 4,   // range [min(min,0), max(max,0)], s = range/(2^b-1), zp = clamp(rne(qmin - lo/s))
-  GGML_IQ4_NL = 5,  // llama.cpp's non-linear 4-bit code (block: f16 d, u8 qs[16]; x = d * kIq4nlValues[q]);
-                    // the scale always comes from the search (search.h)
+  GGML_IQ4_NL = 5,  // llama.cpp's non-linear 4-bit code (block: f16 d, u8 qs[16]; x = d * kIq4nlValues[q])
+  // llama.cpp's own quantizers (kquants.h), byte for byte: Q5_0/Q5_1 (blocks of 32: 22 / 24 bytes) and
+  // the K-quants (super-blocks of 256 weights: 84 / 110 / 144 / 176 / 210 bytes).
+  GGML_Q5_0 = 6,
+  GGML_Q5_1 = 7,
+  GGML_Q2_K = 8,
+  GGML_Q3_K = 9,
+  GGML_Q4_K = 10,
+  GGML_Q5_K = 11,
+  GGML_Q6_K = 12,
 };
 
 // How a group's scale is chosen. RTN: from the largest value (the rules above, ggml's references
@@ -28,20 +36,23 @@ enum class Scheme : int32_t {
 // gptq_quantize_rows with its factor. The KernelTable treats it as SEARCH (GPTQ with an identity Hessian).
 // HQQ: Q4_1 only, RTN's scale with the minimum fitted by half-quadratic splitting (search.h, hqq_q4_1);
 // every ISA runs the scalar reference (it loses to the search, docs/quality.md).
-enum class Method : int32_t { RTN = 0, SEARCH = 1, GPTQ = 2, HQQ = 3 };
+// For IQ4_NL and the types of kquants.h, RTN is llama.cpp's quantizer without an importance matrix.
+// IMATRIX: llama.cpp's quantizer with its importance matrix (`weights`: one value per column), on every
+// ggml type (Q8_0 ignores it, as llama.cpp does); without weights it is RTN, as in llama.cpp.
+enum class Method : int32_t { RTN = 0, SEARCH = 1, GPTQ = 2, HQQ = 3, IMATRIX = 4 };
 
 struct QuantSpec {
   Scheme scheme;
-  int32_t bits;        // 4 or 8
-  int64_t group;       // elements per group (32 for GGML_*), divides cols
+  int32_t bits;        // 4 or 8; the ggml types' own width (Q5_*: 5, Q2_K..Q6_K: 2..6)
+  int64_t group;       // elements per group (32 for GGML_*, 256 for the K-quants), divides cols
   DType scale_dtype;   // F16 for GGML_*; F16/BF16/F32 for INT_*
   Method method = Method::RTN;
-  // SEARCH only: one non-negative importance per column (length = cols), or nullptr for all 1.
+  // SEARCH and IMATRIX: one non-negative importance per column (length = cols), or nullptr (SEARCH: all 1).
   const float* weights = nullptr;
 };
 
 // Buffers that hold one quantized tensor of `rows` x `cols`.
-//  GGML_*: data = rows * (cols/32) blocks; scales/zeros unused.
+//  GGML_*: data = rows * (cols/group) blocks; scales/zeros unused.
 //  INT_*:  data = rows * ceil(cols*bits/32) * 4 bytes (the packed int32 words, little-endian);
 //          scales = rows * (cols/group) scale values of scale_dtype;
 //          zeros  = rows * (cols/group) signed int8 zero points (INT_ASYM only; packed later by the writer).

@@ -4,13 +4,64 @@
 #include <arm_neon.h>
 
 #include "kernels.h"
+#include "kquants.h"
 #include "numeric.h"
 #include "search.h"
 
 namespace qk {
 namespace {
 
-struct NeonOps {
+// One register of the K-quant searches' lanes (simd_kquants.h). NEON's vminq/vmaxq are IEEE min/max
+// (NaN-propagating, -0 < +0), so C's a < b ? a : b is a compare and a select.
+struct KNativeNeon {
+  using F = float32x4_t;
+  using M = uint32x4_t;
+  static constexpr int W = 4;
+  static F load(const float* p) { return vld1q_f32(p); }
+  static void store(float* p, F v) { vst1q_f32(p, v); }
+  static F set1(float f) { return vdupq_n_f32(f); }
+  static F add(F a, F b) { return vaddq_f32(a, b); }
+  static F sub(F a, F b) { return vsubq_f32(a, b); }
+  static F mul(F a, F b) { return vmulq_f32(a, b); }
+  static F div(F a, F b) { return vdivq_f32(a, b); }
+  static F sqrt(F a) { return vsqrtq_f32(a); }
+  static F abs(F a) { return vabsq_f32(a); }
+  static F neg(F a) { return vnegq_f32(a); }
+  static F min_c(F a, F b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
+  static F max_c(F a, F b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+  static M lt(F a, F b) { return vcltq_f32(a, b); }
+  static M gt(F a, F b) { return vcgtq_f32(a, b); }
+  static M eq(F a, F b) { return vceqq_f32(a, b); }
+  static M ne(F a, F b) { return vmvnq_u32(vceqq_f32(a, b)); }
+  static M le(F a, F b) { return vcleq_f32(a, b); }
+  static M m_and(M a, M b) { return vandq_u32(a, b); }
+  static M m_or(M a, M b) { return vorrq_u32(a, b); }
+  static M m_andnot(M a, M b) { return vbicq_u32(a, b); }
+  static M m_not(M a) { return vmvnq_u32(a); }
+  static M none() { return vdupq_n_u32(0); }
+  static bool any(M m) { return vmaxvq_u32(m) != 0; }
+  static F select(M m, F a, F b) { return vbslq_f32(m, a, b); }
+  static F round_small(F v) {
+    const F magic = vdupq_n_f32(12582912.0f);
+    return vsubq_f32(vaddq_f32(v, magic), magic);
+  }
+  static F round_even(F v) { return vrndnq_f32(v); }
+  static F round_exact(F v) {
+    const uint32x4_t bits = vreinterpretq_u32_f32(vaddq_f32(v, vdupq_n_f32(12582912.0f)));
+    return vcvtq_f32_s32(vsubq_s32(vreinterpretq_s32_u32(vandq_u32(bits, vdupq_n_u32(0x007fffffu))), vdupq_n_s32(0x00400000)));
+  }
+  static void levels(F v, uint8_t* out) {
+    const uint16x4_t h = vmovn_u32(vreinterpretq_u32_s32(vcvtq_s32_f32(v)));
+    const uint8x8_t b = vmovn_u16(vcombine_u16(h, h));
+    vst1_lane_u32(reinterpret_cast<uint32_t*>(out), vreinterpret_u32_u8(b), 0);
+  }
+};
+
+#include "simd_kquants.h"
+
+// The lanes' register operations (store, set1, add, sub, mul, abs, round_even) come from KNativeNeon.
+struct NeonOps : KNativeNeon {
+  using KL = Lanes<KNativeNeon, 4>;
   using F = float32x4_t;
   using I = int32x4_t;
   static constexpr int N = 4;
@@ -25,14 +76,8 @@ struct NeonOps {
   }
   static uint16_t to_f16(float v) { return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(v))), 0); }
   static float from_f16(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
-  static void store(float* p, F v) { vst1q_f32(p, v); }
-  static F set1(float v) { return vdupq_n_f32(v); }
-  static F add(F a, F b) { return vaddq_f32(a, b); }
-  static F sub(F a, F b) { return vsubq_f32(a, b); }
-  static F mul(F a, F b) { return vmulq_f32(a, b); }
   static F min(F a, F b) { return vminq_f32(a, b); }
   static F max(F a, F b) { return vmaxq_f32(a, b); }
-  static F abs(F a) { return vabsq_f32(a); }
   // The scale search's 8-lane vectors (search.h's Sum8): element j of a group in lane j % 8, lanes
   // 0-3 in `a` and 4-7 in `b`.
   struct L8 {
@@ -105,7 +150,6 @@ struct NeonOps {
     for (int s = 0; s < 15; ++s) n = add_if_gt(n, t, vdupq_n_f32(kIq4nlMids[s]), vdupq_n_f32(1.0f));
     return vcvtq_s32_f32(n);
   }
-  static F round_even(F a) { return vrndnq_f32(a); }
   static F round_away(F a) { return vrndaq_f32(a); }
   static I cvtt(F a) { return vcvtq_s32_f32(a); }  // inputs are finite and in range here
   static F i2f(I a) { return vcvtq_f32_s32(a); }
@@ -122,6 +166,9 @@ struct NeonOps {
     const uint32x4_t w = {1, 2, 4, 8};
     return vaddvq_u32(vandq_u32(m, w));
   }
+  static I iand(I a, I b) { return vandq_s32(a, b); }
+  // bit 4 of each lane, lane k in bit k (Q5_0/Q5_1's fifth bits)
+  static uint32_t bit4_mask(I a) { return bits(vtstq_s32(a, vdupq_n_s32(16))); }
   static uint32_t sign_mask(F a) { return bits(vcltq_s32(vreinterpretq_s32_f32(a), vdupq_n_s32(0))); }
   static uint32_t mask_eq(F a, F b) { return bits(vceqq_f32(a, b)); }
   static uint32_t mask_nonfinite(F a) { return bits(vmvnq_u32(vcltq_f32(vabsq_f32(a), vdupq_n_f32(__builtin_inff())))); }

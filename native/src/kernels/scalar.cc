@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "kquants.h"
 #include "numeric.h"
 #include "search.h"
 
@@ -34,45 +35,6 @@ void q8_0_block(const float* x, uint8_t* out) {
   std::memcpy(out, &dh, 2);
   for (int j = 0; j < kBlock; ++j) {
     out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(round_away_to_i32(x[j] * id)));
-  }
-}
-
-void q4_0_block(const float* x, uint8_t* out) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < kBlock; ++j) {
-    const float v = x[j];
-    if (amax < std::fabs(v)) { amax = std::fabs(v); max = v; }
-  }
-  const float d = max / -8.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const uint16_t dh = f32_to_f16(d);
-  std::memcpy(out, &dh, 2);
-  for (int j = 0; j < kBlock / 2; ++j) {
-    const float x0 = x[j] * id;
-    const float x1 = x[j + kBlock / 2] * id;
-    const int q0 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x0 + 8.5f)));
-    const int q1 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x1 + 8.5f)));
-    out[2 + j] = static_cast<uint8_t>((q0 & 0xf) | ((q1 & 0xf) << 4));
-  }
-}
-
-void q4_1_block(const float* x, uint8_t* out) {
-  float min = FLT_MAX, max = -FLT_MAX;
-  for (int j = 0; j < kBlock; ++j) {
-    if (x[j] < min) min = x[j];
-    if (x[j] > max) max = x[j];
-  }
-  const float d = (max - min) / 15.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const uint16_t dh = f32_to_f16(d), mh = f32_to_f16(min);
-  std::memcpy(out, &dh, 2);
-  std::memcpy(out + 2, &mh, 2);
-  for (int j = 0; j < kBlock / 2; ++j) {
-    const float x0 = (x[j] - min) * id;
-    const float x1 = (x[j + kBlock / 2] - min) * id;
-    const int q0 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x0 + 0.5f)));
-    const int q1 = std::min<int>(15, static_cast<int8_t>(trunc_to_i32(x1 + 0.5f)));
-    out[4 + j] = static_cast<uint8_t>((q0 & 0xf) | ((q1 & 0xf) << 4));
   }
 }
 
@@ -197,8 +159,26 @@ bool int_group(const QuantSpec& spec, const float* x, int64_t n, uint8_t* packed
 
 // --- row drivers --------------------------------------------------------------------------------
 
-QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols,
+// llama.cpp's quantizers (kquants.h), a whole row at a time: Q4_0/Q5_0 and friends with an importance
+// matrix take the mean square of the row.
+QuantStatus llama_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols, int64_t row_begin,
+                       int64_t row_end, QuantParts out) {
+  QuantStatus st;
+  const int64_t data_row = data_bytes_per_row(spec, cols);
+  std::vector<float> x(static_cast<size_t>(cols));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    uint8_t* row_out = out.data + r * data_row;
+    load_row_checked(src, src_type, cols, r, spec.group, x.data(), st);
+    encode_llama_row(spec.scheme, x.data(), cols, spec.weights, row_out);
+    count_scale_overflow(spec.scheme, row_out, cols, r, st);
+  }
+  return st;
+}
+
+QuantStatus quantize_rows(const QuantSpec& requested, const void* src, DType src_type, int64_t cols,
                           int64_t row_begin, int64_t row_end, QuantParts out) {
+  const QuantSpec spec = spec_to_run(requested);
+  if (is_llama_quantizer(spec)) return llama_rows(spec, src, src_type, cols, row_begin, row_end, out);
   QuantStatus st;
   const int64_t g = spec.group;
   const int64_t groups = cols / g;
@@ -228,8 +208,8 @@ QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType src_type
         else if (search && spec.scheme == Scheme::GGML_Q4_1) searched_q4_1_block(x.data(), w, blk);
         else if (search) searched_sym_block(spec, x.data(), w, blk);
         else if (spec.scheme == Scheme::GGML_Q8_0) q8_0_block(x.data(), blk);
-        else if (spec.scheme == Scheme::GGML_Q4_0) q4_0_block(x.data(), blk);
-        else q4_1_block(x.data(), blk);
+        else if (spec.scheme == Scheme::GGML_Q4_0) encode_sym_plain(x.data(), 8, blk);
+        else encode_min_plain(x.data(), 15, blk);
         uint16_t dh;
         std::memcpy(&dh, blk, 2);
         ok = std::isfinite(f16_to_f32(dh));
@@ -260,6 +240,10 @@ void dequantize_group(const QuantSpec& spec, ConstQuantParts in, int64_t cols, i
   if (spec.scheme == Scheme::GGML_Q8_0 || spec.scheme == Scheme::GGML_Q4_0 ||
       spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::GGML_IQ4_NL) {
     dequant_ggml_block(spec.scheme, row_in + gi * (data_row / (cols / g)), y);
+    return;
+  }
+  if (spec.scheme != Scheme::INT_SYM && spec.scheme != Scheme::INT_ASYM) {
+    dequant_llama_block(spec.scheme, row_in + gi * llama_block_bytes(spec.scheme), y);
     return;
   }
   const int64_t groups = cols / g;

@@ -99,20 +99,24 @@ struct SimdKernels {
     return true;
   }
 
-  static bool q4_0_block(const Chunk& c, uint8_t* out) {
+  // Q4_0 / Q5_0 (HALF = 8 / 16): d = the first largest magnitude, signed, / -HALF, level =
+  // min(2 HALF - 1, trunc(x / d + HALF + 0.5)).
+  template <int HALF>
+  static bool sym_block(const Chunk& c, uint8_t* out) {
     float max;  // the reference's first element of largest magnitude, with its sign
     if (!group_abs_max(&c, 1, &max)) return false;
-    const float d = max / -8.0f;
+    const float d = max / -static_cast<float>(HALF);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
     const uint16_t dh = O::to_f16(d);
     if (!f16_finite(dh)) return false;
     __builtin_memcpy(out, &dh, 2);
-    const F vid = O::set1(id), half8 = O::set1(8.5f);
-    const I fifteen = O::iset1(15);
+    const F vid = O::set1(id), offset = O::set1(static_cast<float>(HALF) + 0.5f);
+    const I top = O::iset1(2 * HALF - 1);
     I q[V];
-    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(c.v[k], vid), half8)), fifteen);
-    O::pack_nibbles_halves(q, out + 2);
+    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(c.v[k], vid), offset)), top);
+    if (HALF == 8) O::pack_nibbles_halves(q, out + 2);
+    else put_q5_levels(q, out + 2, out + 6);
     return true;
   }
 
@@ -124,13 +128,16 @@ struct SimdKernels {
     return first_lane_negative(c, [&](F v) { return O::mask_eq(v, z); }) ? -0.0f : 0.0f;
   }
 
-  static bool q4_1_block(const Chunk& c, uint8_t* out) {
+  // Q4_1 / Q5_1 (NMAX = 15 / 31): d = (max - min) / NMAX, m = min, level = trunc((x - min) / d + 0.5)
+  // (Q4_1 also min(15, ...)).
+  template <int NMAX>
+  static bool min_block(const Chunk& c, uint8_t* out) {
     if (nonfinite(c)) return false;
     F lo = c.v[0], hi = c.v[0];
     for (int k = 1; k < V; ++k) { lo = O::min(lo, c.v[k]); hi = O::max(hi, c.v[k]); }
     const float min = first_equal(c, O::hmin(lo));
     const float max = first_equal(c, O::hmax(hi));
-    const float d = (max - min) / 15.0f;
+    const float d = (max - min) / static_cast<float>(NMAX);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     if (!finite_id(id)) return false;
     const uint16_t dh = O::to_f16(d), mh = O::to_f16(min);
@@ -138,11 +145,26 @@ struct SimdKernels {
     __builtin_memcpy(out, &dh, 2);
     __builtin_memcpy(out + 2, &mh, 2);
     const F vid = O::set1(id), vmin = O::set1(min), half = O::set1(0.5f);
-    const I fifteen = O::iset1(15);
     I q[V];
-    for (int k = 0; k < V; ++k) q[k] = O::imin(O::cvtt(O::add(O::mul(O::sub(c.v[k], vmin), vid), half)), fifteen);
-    O::pack_nibbles_halves(q, out + 4);
+    for (int k = 0; k < V; ++k) {
+      q[k] = O::cvtt(O::add(O::mul(O::sub(c.v[k], vmin), vid), half));
+      if (NMAX == 15) q[k] = O::imin(q[k], O::iset1(15));
+    }
+    if (NMAX == 15) O::pack_nibbles_halves(q, out + 4);
+    else put_q5_levels(q, out + 4, out + 8);
     return true;
+  }
+
+  // The fifth bits of 32 levels (0..31) in a 32-bit word before their nibbles (Q5_0, Q5_1).
+  static void put_q5_levels(I* q, uint8_t* qh_at, uint8_t* qs_at) {
+    uint32_t qh = 0;
+    const I low = O::iset1(15);
+    for (int k = 0; k < V; ++k) {
+      qh |= O::bit4_mask(q[k]) << (k * N);
+      q[k] = O::iand(q[k], low);
+    }
+    __builtin_memcpy(qh_at, &qh, 4);
+    O::pack_nibbles_halves(q, qs_at);
   }
 
   // ---- compressed-tensors groups (group size a multiple of 32) ----------------------------------
@@ -219,11 +241,19 @@ struct SimdKernels {
         return true;
       case Scheme::GGML_Q4_0:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q4_0_block(load32<ST>(src, r * cols + b * 32), row_out + b * 18)) return false;
+          if (!sym_block<8>(load32<ST>(src, r * cols + b * 32), row_out + b * 18)) return false;
         return true;
       case Scheme::GGML_Q4_1:
         for (int64_t b = 0; b < groups; ++b)
-          if (!q4_1_block(load32<ST>(src, r * cols + b * 32), row_out + b * 20)) return false;
+          if (!min_block<15>(load32<ST>(src, r * cols + b * 32), row_out + b * 20)) return false;
+        return true;
+      case Scheme::GGML_Q5_0:
+        for (int64_t b = 0; b < groups; ++b)
+          if (!sym_block<16>(load32<ST>(src, r * cols + b * 32), row_out + b * blk::kQ5_0)) return false;
+        return true;
+      case Scheme::GGML_Q5_1:
+        for (int64_t b = 0; b < groups; ++b)
+          if (!min_block<31>(load32<ST>(src, r * cols + b * 32), row_out + b * blk::kQ5_1)) return false;
         return true;
       default: {
         const bool asym = spec.scheme == Scheme::INT_ASYM;
@@ -248,9 +278,15 @@ struct SimdKernels {
     return true;
   }
 
-  static QuantStatus quantize_rows(const QuantSpec& spec, const void* src, DType st, int64_t cols,
+  static QuantStatus quantize_rows(const QuantSpec& requested, const void* src, DType st, int64_t cols,
                                    int64_t row_begin, int64_t row_end, QuantParts out) {
     const KernelTable& ref = scalar_kernels();
+    const QuantSpec spec = spec_to_run(requested);
+    // llama.cpp's quantizers that search (Q5_0/Q5_1 without an importance matrix are block code below)
+    if (is_llama_quantizer(spec) && is_k_quant(spec.scheme))
+      return with_dtype(st, [&](auto t) { return k_quant_rows<decltype(t)::value>(spec, src, cols, row_begin, row_end, out); });
+    if (is_llama_quantizer(spec) && (spec.scheme == Scheme::GGML_IQ4_NL || spec.method == Method::IMATRIX))
+      return with_dtype(st, [&](auto t) { return block32_rows<decltype(t)::value>(spec, src, cols, row_begin, row_end, out); });
     if (spec.group % 32 != 0 || spec.method == Method::HQQ) return ref.quantize_rows(spec, src, st, cols, row_begin, row_end, out);
     if (spec.method != Method::RTN) return search_rows(spec, src, st, cols, row_begin, row_end, out);  // GPTQ without its factor: the search
     QuantStatus status;
@@ -263,6 +299,86 @@ struct SimdKernels {
       case DType::F16: rows([&](int64_t r) { return quantize_row<DType::F16>(spec, src, cols, r, out); }); break;
       case DType::BF16: rows([&](int64_t r) { return quantize_row<DType::BF16>(spec, src, cols, r, out); }); break;
     }
+    return status;
+  }
+
+  // ---- llama.cpp's quantizers that search: through the lanes of simd_kquants.h -----------------
+
+  template <DType T>
+  struct Dt {
+    static constexpr DType value = T;
+  };
+  // fn(Dt<source dtype>{}): the row loops are compiled per source dtype.
+  template <class Fn>
+  static auto with_dtype(DType st, Fn fn) {
+    switch (st) {
+      case DType::F32: return fn(Dt<DType::F32>{});
+      case DType::F16: return fn(Dt<DType::F16>{});
+      default: return fn(Dt<DType::BF16>{});
+    }
+  }
+
+  using KQ = KQuantLanes<typename O::KL>;
+
+  // Row r of the source as floats into x; a block of `block` values holding NaN/Inf is counted and
+  // zeroed, as kquants.h's load_row_checked does.
+  template <DType ST>
+  static void load_row(const void* src, int64_t cols, int64_t r, int64_t block, float* x, QuantStatus& status) {
+    for (int64_t b = 0; b < cols; b += block) {
+      bool bad = false;
+      for (int64_t c = b; c < b + block; c += 32) {
+        const Chunk ch = load32<ST>(src, r * cols + c);
+        bad |= nonfinite(ch);
+        for (int k = 0; k < V; ++k) O::store(x + c + k * N, ch.v[k]);
+      }
+      if (bad) refuse_nonfinite(x + b, block, r * cols + b, status);
+    }
+  }
+
+  // The rows go through in pieces of about 64K weights, converted to f32 first; within a piece the
+  // super-blocks of consecutive rows fill the lanes together.
+  template <DType ST>
+  static QuantStatus k_quant_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
+                                  QuantParts out) {
+    QuantStatus status;
+    const Scheme s = spec.scheme;
+    const int64_t per_row = cols / kSuperBlock, data_row = per_row * llama_block_bytes(s);
+    const int64_t piece = cols >= 65536 ? 1 : 65536 / cols;
+    float* xf = new float[static_cast<size_t>(piece * cols)];
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += piece) {
+      const int64_t r1 = r0 + piece < row_end ? r0 + piece : row_end;
+      for (int64_t r = r0; r < r1; ++r) load_row<ST>(src, cols, r, kSuperBlock, xf + (r - r0) * cols, status);
+      KQ::encode_k_blocks(s, xf, (r1 - r0) * per_row, per_row, spec.weights, out.data + r0 * data_row);
+      for (int64_t r = r0; r < r1; ++r) count_scale_overflow(s, out.data + r * data_row, cols, r, status);
+    }
+    delete[] xf;
+    return status;
+  }
+
+  // llama.cpp's quantizers for blocks of 32 that search: IQ4_NL (rtn, imatrix) and Q4_0/Q4_1/Q5_0/Q5_1
+  // with an importance matrix (whose weights take the row's mean square, a sequential sum as in the
+  // reference), blocks through the lanes.
+  template <DType ST>
+  static QuantStatus block32_rows(const QuantSpec& spec, const void* src, int64_t cols, int64_t row_begin, int64_t row_end,
+                                  QuantParts out) {
+    QuantStatus status;
+    const Scheme s = spec.scheme;
+    const int64_t data_row = cols / 32 * llama_block_bytes(s);
+    float* x = new float[static_cast<size_t>(2 * cols)];
+    float* w = x + cols;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      load_row<ST>(src, cols, r, 32, x, status);
+      uint8_t* row_out = out.data + r * data_row;
+      if (s == Scheme::GGML_IQ4_NL) {
+        KQ::encode_iq4nl_blocks(x, spec.weights, cols / 32, row_out);
+      } else {
+        const float sigma2 = row_sigma2(x, cols);
+        for (int64_t c = 0; c < cols; c += 32) legacy_weights(x + c, spec.weights + c, sigma2, w + c);
+        KQ::encode_weighted_blocks(s, x, w, cols / 32, row_out);
+      }
+      count_scale_overflow(s, row_out, cols, r, status);
+    }
+    delete[] x;
     return status;
   }
 
@@ -292,7 +408,12 @@ struct SimdKernels {
     const uint8_t* row_in = in.data + r * data_row;
     Chunk c;
     I q[V];
-    if constexpr (S == Scheme::GGML_Q8_0) {
+    if constexpr (S == Scheme::GGML_Q5_0 || S == Scheme::GGML_Q5_1 || S == Scheme::GGML_Q2_K || S == Scheme::GGML_Q3_K ||
+                  S == Scheme::GGML_Q4_K || S == Scheme::GGML_Q5_K || S == Scheme::GGML_Q6_K) {
+      (void)spec;
+      (void)cols;
+      return llama_chunk<S>(row_in, ci);
+    } else if constexpr (S == Scheme::GGML_Q8_0) {
       const uint8_t* b = row_in + ci * 34;
       uint16_t dh;
       __builtin_memcpy(&dh, b, 2);
@@ -328,9 +449,48 @@ struct SimdKernels {
     return c;
   }
 
+  // 32 weights of a Q5_0/Q5_1/K-quant row (kquants.h's decode_chunk32): y = a * q (+ b), a and b per 16.
+  template <Scheme S>
+  static Chunk llama_chunk(const uint8_t* row_in, int64_t ci) {
+    constexpr int bw = S == Scheme::GGML_Q5_0 || S == Scheme::GGML_Q5_1 ? 32 : kSuperBlock;
+    Chunk32 d;
+    decode_chunk32(S, row_in + ci * 32 / bw * llama_block_bytes(S), static_cast<int>(ci * 32 % bw / 32), &d);
+    I q[V];
+    O::unpack_i8(reinterpret_cast<const uint8_t*>(d.q), q);
+    Chunk c;
+    for (int k = 0; k < V; ++k) {
+      const int h = k * N / 16;
+      c.v[k] = O::mul(O::set1(d.a[h]), O::i2f(q[k]));
+      if (d.offset) c.v[k] = O::add(c.v[k], O::set1(d.b[h]));
+    }
+    return c;
+  }
+
+  template <Scheme S>
+  static void llama_dequantize_rows(ConstQuantParts in, int64_t cols, int64_t row_begin, int64_t row_end, float* out) {
+    const int64_t data_row = cols / (S == Scheme::GGML_Q5_0 || S == Scheme::GGML_Q5_1 ? 32 : kSuperBlock) * llama_block_bytes(S);
+    for (int64_t r = row_begin; r < row_end; ++r)
+      for (int64_t ci = 0; ci < cols / 32; ++ci) {
+        const Chunk c = llama_chunk<S>(in.data + r * data_row, ci);
+        for (int k = 0; k < V; ++k) O::store(out + r * cols + ci * 32 + k * N, c.v[k]);
+      }
+  }
+
   static void dequantize_rows(const QuantSpec& spec, ConstQuantParts in, int64_t cols, int64_t row_begin,
                               int64_t row_end, float* out) {
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL) return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
+    if (is_llama_type(spec.scheme)) {
+      switch (spec.scheme) {
+        case Scheme::GGML_Q5_0: return llama_dequantize_rows<Scheme::GGML_Q5_0>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q5_1: return llama_dequantize_rows<Scheme::GGML_Q5_1>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q2_K: return llama_dequantize_rows<Scheme::GGML_Q2_K>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q3_K: return llama_dequantize_rows<Scheme::GGML_Q3_K>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q4_K: return llama_dequantize_rows<Scheme::GGML_Q4_K>(in, cols, row_begin, row_end, out);
+        case Scheme::GGML_Q5_K: return llama_dequantize_rows<Scheme::GGML_Q5_K>(in, cols, row_begin, row_end, out);
+        default: return llama_dequantize_rows<Scheme::GGML_Q6_K>(in, cols, row_begin, row_end, out);
+      }
+    }
+    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL)
+      return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
     const int64_t data_row = data_bytes_per_row(spec, cols);
     with_kind(spec, [&](auto kind) {
       dequantize_rows_of(kind, spec, in, cols, data_row, row_begin, row_end, out);
@@ -350,7 +510,26 @@ struct SimdKernels {
 
   static ErrorStats error_rows(const QuantSpec& spec, const void* src, DType st, ConstQuantParts in,
                                int64_t cols, int64_t row_begin, int64_t row_end) {
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL) return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL)
+      return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    if (is_llama_type(spec.scheme)) {
+      auto by_dtype = [&](auto kind) {
+        switch (st) {
+          case DType::F32: return error_rows_of<DType::F32>(kind, spec, src, in, cols, row_begin, row_end);
+          case DType::F16: return error_rows_of<DType::F16>(kind, spec, src, in, cols, row_begin, row_end);
+          default: return error_rows_of<DType::BF16>(kind, spec, src, in, cols, row_begin, row_end);
+        }
+      };
+      switch (spec.scheme) {
+        case Scheme::GGML_Q5_0: return by_dtype(Kind<Scheme::GGML_Q5_0, 5>{});
+        case Scheme::GGML_Q5_1: return by_dtype(Kind<Scheme::GGML_Q5_1, 5>{});
+        case Scheme::GGML_Q2_K: return by_dtype(Kind<Scheme::GGML_Q2_K, 2>{});
+        case Scheme::GGML_Q3_K: return by_dtype(Kind<Scheme::GGML_Q3_K, 3>{});
+        case Scheme::GGML_Q4_K: return by_dtype(Kind<Scheme::GGML_Q4_K, 4>{});
+        case Scheme::GGML_Q5_K: return by_dtype(Kind<Scheme::GGML_Q5_K, 5>{});
+        default: return by_dtype(Kind<Scheme::GGML_Q6_K, 6>{});
+      }
+    }
     return with_kind(spec, [&](auto kind) {
       switch (st) {
         case DType::F32: return error_rows_of<DType::F32>(kind, spec, src, in, cols, row_begin, row_end);
