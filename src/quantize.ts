@@ -4,10 +4,10 @@
  * write quantization-report.json → rename the directory into place. On any error or abort the
  * temporary directory is removed: the output location holds a complete, verified result or nothing.
  */
-import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Checkpoint, modelName, pathExists } from './checkpoint.js';
 import { convertTensor } from './convert.js';
+import { availableCpus } from './cpus.js';
 import { NonFiniteCheck, type NonFiniteCopy } from './finite.js';
 import { transformTensor } from './formats/gguf-arch.js';
 import { QuantkitError } from './errors.js';
@@ -23,6 +23,8 @@ import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFo
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
+import { type VerificationInfo, type VerifyMode, Measurements, checkWritten, checksumList, compareChecksums } from './written-check.js';
+import { takeChecksums } from './atomic-file.js';
 import { estimateColumnImportance } from './quant/importance.js';
 import { type Calibration, calibrate } from './quant/calibration.js';
 import { TensorQuantizer } from './quant/tensor-quantizer.js';
@@ -51,6 +53,12 @@ export interface QuantizeRunOptions extends QuantizeOptions {
   allowNonFinite?: boolean;
   /** Where the output ends up when the caller moves it after this run (a pipeline's component): the report names it. */
   finalOutput?: string;
+  /**
+   * 'fast' (default): errors measured from the buffers before they are written, files hashed as
+   * written and re-opened (written-check.ts); 'full': also re-read and dequantize every tensor from disk
+   * against the source re-read, and compare the files on disk with the hashes (as `quantkit verify`).
+   */
+  verify?: VerifyMode;
 }
 
 export interface QuantizationReport extends VerifyResult {
@@ -70,6 +78,10 @@ export interface QuantizationReport extends VerifyResult {
   plan: { name: string; treatment: string; format: string; reason?: string; note?: string }[];
   /** Kept tensors copied with NaN/Inf values (--allow-non-finite); absent when there were none. */
   non_finite?: NonFiniteCopy[];
+  /** Which verification ran and what it checked; the files' CRC-32 as written. */
+  verification: VerificationInfo;
+  /** Peak resident memory of this process when the report was written (bytes). */
+  peak_rss_bytes: number;
 }
 
 export interface QuantizeResult {
@@ -108,43 +120,55 @@ function planSummary(plan: Plan): QuantizationReport['plan'] {
   });
 }
 
-/** Source bytes read and converted or quantized ahead of the writer (see Prefetcher). */
-const PREFETCH_BUDGET = 256 * 2 ** 20;
+/**
+ * Source bytes read and converted or quantized ahead of the writer (see Prefetcher). A few tensors are
+ * enough to keep the kernels busy while one is written; more only costs memory (and, in fresh buffers,
+ * page faults that cost more than the copies they hold).
+ */
+const PREFETCH_BUDGET = 96 * 2 ** 20;
 
+/** The CPUs this process may use (affinity, capped by a cgroup CPU quota): see cpus.ts. */
 export function defaultThreads(): number {
-  return availableParallelism();
+  return availableCpus();
 }
 
-/** Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. */
-export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer, finite: NonFiniteCheck): Promise<Materialized> {
+/**
+ * Reads one tensor and converts or quantizes it; its buffers come from (and go back to) `pool`. With
+ * `measure`, its error is measured from the in-memory buffers before they go on (written-check.ts).
+ */
+export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer, finite: NonFiniteCheck, measure?: Measurements): Promise<Materialized> {
   let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
   let dtype = e.tensor.dtype;
   const t = e.treatment;
   if (t.kind === 'keep') finite.check(bytes, e.tensor);
   if (t.transform) {
     const read = bytes;
-    ({ bytes, dtype } = transformTensor(read, dtype, e.tensor.shape, t.transform));
+    ({ bytes, dtype } = transformTensor(read, dtype, e.tensor.shape, t.transform, (n) => pool.acquire(n)));
     pool.release(read);
   }
   if (t.kind === 'keep') {
     Atomics.add(control, 0, BigInt(e.tensor.bytes));
     const out = convertTensor(bytes, dtype, t.outDtype, { file: e.tensor.file, tensor: e.tensor.name });
+    measure?.kept(e, bytes, dtype, out, t.outDtype);
     if (out !== bytes) pool.release(bytes);
     return { kind: 'keep', bytes: out };
   }
   const { rows, cols } = t.view;
   const parts = allocateParts(t.spec, rows, cols, (n) => pool.acquire(n));
   const src = bytes;
-  const status = await quantizer
-    .quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control })
-    .finally(() => pool.release(src));
-  const where = { file: e.tensor.file, tensor: e.tensor.name };
-  if (status.nonfinite > 0) {
-    const i = status.firstNonfinite;
-    throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (--keep with --allow-non-finite stores it unquantized as it is)`, where);
+  try {
+    const status = await quantizer.quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control });
+    const where = { file: e.tensor.file, tensor: e.tensor.name };
+    if (status.nonfinite > 0) {
+      const i = status.firstNonfinite;
+      throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (--keep with --allow-non-finite stores it unquantized as it is)`, where);
+    }
+    if (status.scaleOverflow > 0)
+      throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype} (first at row ${status.firstOverflowRow}); use --scale-dtype F32 or --keep`, where);
+    await measure?.quantized(e, t.spec, rows, cols, src, dtype as FloatDtype, parts, threads);
+  } finally {
+    pool.release(src);
   }
-  if (status.scaleOverflow > 0)
-    throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype} (first at row ${status.firstOverflowRow}); use --scale-dtype F32 or --keep`, where);
   return { kind: 'quantize', parts };
 }
 
@@ -193,7 +217,10 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   const unlink = linkCancel(options.signal, control);
   const ticker = progressTicker(options.onProgress, 'quantize', control, plan.sourceBytes, plan.entries.length);
   const pool = new BufferPool();
-  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool, quantizer, finite), PREFETCH_BUDGET);
+  const mode: VerifyMode = options.verify ?? 'fast';
+  // ONNX keeps the full read-back: its writer splits and reorders tensors into initializers (and pads rows).
+  const measure = plan.format === 'onnx' || mode === 'full' ? undefined : new Measurements();
+  const prefetch = new Prefetcher(plan.entries, (e) => e.tensor.bytes, (e) => materialize(ckpt, e, threads, control, pool, quantizer, finite, measure), PREFETCH_BUDGET);
   let written = 0;
   let previous: Materialized | undefined;
   // The writer asks for tensors one after the other: asking for the next means the previous one's
@@ -221,7 +248,17 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     unlink();
   }
 
-  const verified = await verifyOutput(dir, ckpt, { signal: options.signal, threads, onProgress: options.onProgress, pool });
+  const hashes = takeChecksums(dir);
+  const full = mode === 'full' || !measure;
+  if (mode === 'full') await compareChecksums(dir, hashes, pool);
+  const verified = full ? await verifyOutput(dir, ckpt, { signal: options.signal, threads, onProgress: options.onProgress, pool }) : await checkWritten(dir, ckpt, plan, measure);
+  const verification: VerificationInfo = {
+    mode: full ? 'full' : 'fast',
+    checks: full
+      ? ['every tensor re-read from disk, dequantized and compared with the source re-read', ...(mode === 'full' ? ['files on disk equal the bytes written (CRC-32)'] : []), 'file sizes equal the plan', 'files re-opened with quantkit\'s readers']
+      : ['every tensor\'s error measured from the bytes written, before they left memory', 'files hashed (CRC-32) as written', 'file sizes equal the plan', 'files re-opened with quantkit\'s readers: every tensor as planned (name, encoding, bytes)'],
+    checksums: checksumList(dir, hashes),
+  };
   const actual = new Map(verified.files.map((f) => [f.name, f.bytes]));
   const sizes = plan.files.map((f) => ({ name: f.name, predicted: f.bytes, actual: actual.get(f.name) ?? -1 }));
   const wrong = sizes.filter((s) => s.predicted !== s.actual);
@@ -242,6 +279,8 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     ...(calibration ? { calibration: calibration.settings } : {}),
     predicted_memory: predicted && { peak_bytes: predicted.peak_bytes, peak_kind: predicted.peak_kind, components: predicted.components, batch: predicted.batch, seq: predicted.seq, weights_bytes_written: weightsWritten },
     plan: planSummary(plan),
+    verification,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
   };
   await writeFileAtomic(join(dir, REPORT_FILE), JSON.stringify(report, jsonReplacer, 2) + '\n');
   return report;

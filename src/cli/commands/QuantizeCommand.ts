@@ -29,7 +29,7 @@ export const QuantizeCommand: CommandModule<object, Args> = {
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan with predicted sizes (as quantkit plan); write nothing' })
       .option('max-rel-rmse', { type: 'number', describe: 'fail (exit 5, nothing published) if any quantized tensor exceeds this relative RMSE' })
       .option('allow-non-finite', { type: 'boolean', default: false, describe: 'copy NaN/Inf values of tensors kept unquantized as they are (the report lists them) instead of refusing (exit 3)' })
-      .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the number of CPUs)' })
+      .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the CPUs this process may use: its affinity mask, capped by a cgroup CPU quota)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors (and --json)' })
       .group(['output', 'force', 'dry-run', 'max-rel-rmse', 'allow-non-finite', 'threads', 'json', 'quiet'], 'Run and output:')
       .example('quantkit quantize models/stories260k --bits 4 --keep "*norm*" -o out/w4', 'options before or after the model')
