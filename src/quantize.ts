@@ -32,7 +32,7 @@ import { VERSION } from './version.js';
 import { type Estimate, estimateModel } from './estimate/estimate.js';
 import { fromCheckpoint } from './estimate/model.js';
 import { parseRepoId } from './hub/client.js';
-import { type PullOptions, pull } from './hub/pull.js';
+import type { PullOptions } from './hub/pull.js';
 
 export const REPORT_FILE = 'quantization-report.json';
 
@@ -107,6 +107,7 @@ export function defaultOutputName(model: string, o: QuantizeOptions): string {
 export async function localModel(model: string, o: { hub?: PullOptions; onProgress?: (p: Progress) => void; signal?: AbortSignal } = {}): Promise<string> {
   const id = parseRepoId(model);
   if (!id || (await pathExists(model))) return model;
+  const { pull } = await import('./hub/pull.js'); // loaded only when a hub id is given
   const r = await pull(id.repo, { ...o.hub, revision: o.hub?.revision ?? id.revision, onProgress: o.onProgress, signal: o.signal });
   return r.snapshot;
 }
