@@ -82,6 +82,10 @@ export async function fileCrc32(path: string, pool: BufferPool): Promise<{ bytes
   }
 }
 
+function sameLayout(a: KernelSpec, b: KernelSpec): boolean {
+  return a.scheme === b.scheme && a.bits === b.bits && a.group === b.group && a.scaleDtype === b.scaleDtype;
+}
+
 const hex = (n: number) => n.toString(16).padStart(8, '0');
 
 /**
@@ -119,7 +123,8 @@ export async function checkWritten(dir: string, ckpt: Checkpoint, plan: Plan, me
       const tr = e.treatment;
       if (t.kind !== tr.kind) throw fail(`stored ${t.kind === 'keep' ? 'unquantized' : 'quantized'}, planned ${tr.kind === 'keep' ? 'kept' : 'quantized'}`);
       if (t.bytes !== e.outputBytes) throw fail(`holds ${t.bytes} bytes, planned ${e.outputBytes}`);
-      if (t.kind === 'quantize' && tr.kind === 'quantize' && (t.label !== tr.label || t.view.rows !== tr.view.rows || t.view.cols !== tr.view.cols))
+      // The stored encoding (the method that chose the values is not stored, only the layout it fills).
+      if (t.kind === 'quantize' && tr.kind === 'quantize' && (!sameLayout(t.spec, tr.spec) || t.view.rows !== tr.view.rows || t.view.cols !== tr.view.cols))
         throw fail(`stored as ${t.label} ${t.view.rows}x${t.view.cols}, planned ${tr.label} ${tr.view.rows}x${tr.view.cols}`);
       if (t.kind === 'keep' && tr.kind === 'keep' && t.dtype !== tr.outDtype) throw fail(`stored as ${t.dtype}, planned ${tr.outDtype}`);
       const label = t.kind === 'quantize' ? t.label : t.dtype;
