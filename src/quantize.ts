@@ -205,7 +205,8 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   // The search weighs columns by an importance read off the weights: one pass over the norm gains,
   // embedding and projections before writing (src/quant/importance.ts). GPTQ first has the model write
   // text and collects its layers' input statistics (src/quant/calibration.ts).
-  const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal) : new Map<string, Float32Array>();
+  const pool = new BufferPool();
+  const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal, pool) : new Map<string, Float32Array>();
   let calibration: Calibration | undefined;
   if (usesGptq(plan.options.quantMethod)) {
     options.onProgress?.({ phase: 'calibrate', tensor: 'the model writes its calibration text', done: 0, total: 1, bytesDone: 0, bytesTotal: 0 });
@@ -217,7 +218,6 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   const control = newControl();
   const unlink = linkCancel(options.signal, control);
   const ticker = progressTicker(options.onProgress, 'quantize', control, plan.sourceBytes, plan.entries.length);
-  const pool = new BufferPool();
   const mode: VerifyMode = options.verify ?? 'fast';
   // ONNX keeps the full read-back: its writer splits and reorders tensors into initializers (and pads rows).
   const measure = plan.format === 'onnx' || mode === 'full' ? undefined : new Measurements();
