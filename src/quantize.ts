@@ -206,7 +206,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   // embedding and projections before writing (src/quant/importance.ts). GPTQ first has the model write
   // text and collects its layers' input statistics (src/quant/calibration.ts).
   const pool = new BufferPool();
-  const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal, pool) : new Map<string, Float32Array>();
+  const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal, pool, threads) : new Map<string, Float32Array>();
   let calibration: Calibration | undefined;
   if (usesGptq(plan.options.quantMethod)) {
     options.onProgress?.({ phase: 'calibrate', tensor: 'the model writes its calibration text', done: 0, total: 1, bytesDone: 0, bytesTotal: 0 });

@@ -19,6 +19,9 @@
  */
 import type { Checkpoint, CheckpointTensor } from '../checkpoint.js';
 import { BufferPool } from '../buffer-pool.js';
+import { QuantkitError } from '../errors.js';
+import { addon } from '../native.js';
+import { isKernelFloat } from '../safetensors/dtypes.js';
 import { toFloat32 } from '../convert.js';
 
 const ATTN_INPUTS = ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight'];
@@ -52,14 +55,14 @@ function forEachRow(bytes: Uint8Array, dtype: CheckpointTensor['dtype'], rows: n
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** sum_i W[j, i]^2 * a[i] for every row j. */
-function weightedRowSquares(bytes: Uint8Array, dtype: CheckpointTensor['dtype'], rows: number, cols: number, a: Float32Array): Float32Array {
+/**
+ * sum_i W[j, i]^2 * a[i] for every row j, in the addon (threads over rows; each row summed in double in
+ * column order, so the same floats as the JS loop it replaced, for any thread count).
+ */
+async function weightedRowSquares(bytes: Uint8Array, dtype: CheckpointTensor['dtype'], rows: number, cols: number, a: Float32Array, threads?: number): Promise<Float32Array> {
   const out = new Float32Array(rows);
-  forEachRow(bytes, dtype, rows, (w, j) => {
-    let s = 0;
-    for (let i = 0; i < cols; i++) s += w[i]! * w[i]! * a[i]!;
-    out[j] = s;
-  });
+  if (!isKernelFloat(dtype)) throw new QuantkitError('ERR_PLAN', `cannot read ${dtype} weights as floats`);
+  await addon().weightedRowSquares({ src: bytes, srcDtype: dtype, rows, cols, a, out, threads });
   return out;
 }
 
@@ -73,7 +76,7 @@ function normalisedInput(gain: Float32Array, residual: Float32Array): Float32Arr
  * Column importance by tensor name (as stored in the checkpoint; a tied output head shares the
  * embedding's entry). Reads each matrix it needs once, one at a time.
  */
-export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortSignal, pool = new BufferPool()): Promise<Map<string, Float32Array>> {
+export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortSignal, pool = new BufferPool(), threads?: number): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   const byName = new Map(ckpt.tensors.map((t) => [t.name, t]));
   const stored = (name: string): CheckpointTensor | undefined => byName.get(name) ?? byName.get(ckpt.aliases.get(name) ?? '');
@@ -84,11 +87,11 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
   const hidden = embed.shape[1]!;
   const addOne = config.model_type === 'gemma' || config.model_type === 'gemma2';
   // The matrices are read one at a time into reused buffers (fresh ones cost first-touch page faults).
-  const withBytes = async <T>(t: CheckpointTensor, fn: (bytes: Uint8Array) => T): Promise<T> => {
+  const withBytes = async <T>(t: CheckpointTensor, fn: (bytes: Uint8Array) => T | Promise<T>): Promise<T> => {
     signal?.throwIfAborted();
     const bytes = await ckpt.read(t, pool.acquire(t.bytes));
     try {
-      return fn(bytes);
+      return await fn(bytes);
     } finally {
       pool.release(bytes);
     }
@@ -134,12 +137,12 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
     const v = stored(`${p}self_attn.v_proj.weight`), o = stored(`${p}self_attn.o_proj.weight`);
     if (v && o && v.shape[1] === hidden && o.shape[0] === hidden && Number.isSafeInteger(heads) && kvHeads > 0 && heads % kvHeads === 0) {
       const rn = attnIn;  // g^2 * r / mean(r)
-      const sv = await withBytes(v, (b) => weightedRowSquares(b, v.dtype, v.shape[0]!, hidden, rn));
+      const sv = await withBytes(v, (b) => weightedRowSquares(b, v.dtype, v.shape[0]!, hidden, rn, threads));
       const headDim = v.shape[0]! / kvHeads;
       const oCols = o.shape[1]!;
       const so = new Float32Array(oCols);
       for (let c = 0; c < oCols; c++) so[c] = sv[Math.floor(c / headDim / (heads / kvHeads)) * headDim + (c % headDim)] ?? 0;
-      const add = await withBytes(o, (b) => weightedRowSquares(b, o.dtype, hidden, oCols, so));
+      const add = await withBytes(o, (b) => weightedRowSquares(b, o.dtype, hidden, oCols, so, threads));
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + 0.5 * add[i]!;
     }
 
@@ -148,10 +151,10 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
     const up = stored(`${p}mlp.up_proj.weight`), gate = stored(`${p}mlp.gate_proj.weight`), down = stored(`${p}mlp.down_proj.weight`);
     if (up && gate && down && down.shape[0] === hidden) {
       const ffn = up.shape[0]!;
-      const su = await withBytes(up, (b) => weightedRowSquares(b, up.dtype, ffn, hidden, mlpIn));
-      const sg = await withBytes(gate, (b) => weightedRowSquares(b, gate.dtype, ffn, hidden, mlpIn));
+      const su = await withBytes(up, (b) => weightedRowSquares(b, up.dtype, ffn, hidden, mlpIn, threads));
+      const sg = await withBytes(gate, (b) => weightedRowSquares(b, gate.dtype, ffn, hidden, mlpIn, threads));
       const sd = su.map((u, j) => 0.3 * u * sg[j]!);
-      const add = await withBytes(down, (b) => weightedRowSquares(b, down.dtype, hidden, ffn, sd));
+      const add = await withBytes(down, (b) => weightedRowSquares(b, down.dtype, hidden, ffn, sd, threads));
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + add[i]!;
     }
   }
