@@ -227,7 +227,7 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
       const tensors: TensorReport[] = [];
       let sumSqErr = 0, sumSqRef = 0, maxAbsErr = 0, count = 0;
       // Reading the next tensors overlaps the error pass of the current one.
-      const prefetch = new Prefetcher(rb.tensors, (t) => (t.kind === 'keep' ? 0 : t.bytes + (src.tensor(t.source ?? t.name)?.bytes ?? 0)), (t) => load(t, src, outDir, pool, transformOf), 256 * 2 ** 20);
+      const prefetch = new Prefetcher(rb.tensors, (t) => (t.kind === 'keep' ? 0 : t.bytes + (src.tensor(t.source ?? t.name)?.bytes ?? 0)), (t) => load(t, src, outDir, pool, transformOf), 64 * 2 ** 20);
       for (const [i, t] of rb.tensors.entries()) {
         options.signal?.throwIfAborted();
         const { report: r, sums } = await prefetch
