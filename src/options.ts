@@ -83,6 +83,20 @@ export interface QuantizeOptions {
   onnxDtype?: OnnxDtype;
   /** --method gptq / iq4nl-gptq: calibration settings. */
   calibration?: CalibrationOptions;
+  /**
+   * GGUF only: llama.cpp's importance matrix file (GGUF from llama-imatrix or `quantkit imatrix`, or the
+   * legacy .dat), used as llama-quantize --imatrix uses it: every tensor with an entry whose type's
+   * quantizer takes one (Q4_0 ... Q5_1, the K-quants, IQ4_NL) is quantized with it.
+   */
+  imatrix?: string;
+}
+
+/** A loaded --imatrix: the per-column weights llama-quantize would use, by GGUF tensor name. */
+export interface ImportanceMatrix {
+  file: string;
+  values: Map<string, Float32Array>;
+  datasets: string[];
+  chunkCount: number;
 }
 
 export interface ResolvedOptions {
@@ -98,4 +112,7 @@ export interface ResolvedOptions {
   ggufType: GgufFileType | undefined;
   onnxDtype: OnnxDtype | undefined;
   pure: boolean;
+  /** --imatrix: the file; the planner loads it into `importanceMatrix`. */
+  imatrix?: string;
+  importanceMatrix?: ImportanceMatrix;
 }
