@@ -142,7 +142,7 @@ function importanceFor(o: ResolvedOptions, name: string, cols: number, t: Checkp
   if (!v) return null;
   if (v.length === cols) return v;
   if (name === 'token_embd.weight') return null;
-  throw new QuantkitError('ERR_PLAN', `the importance matrix ${im.file} has ${v.length} columns for ${name}, the tensor has ${cols}: it was computed for another model`, { file: im.file, tensor: t.name });
+  throw new QuantkitError('ERR_PLAN', `the importance matrix has ${v.length} columns for ${name}, the tensor has ${cols}: it was computed for another model`, { file: im.file, tensor: t.name });
 }
 
 function makeFormat(runnable: boolean): OutputFormat {
