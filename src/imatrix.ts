@@ -5,23 +5,24 @@
  * imatrix format (src/formats/imatrix-file.ts) under llama.cpp's tensor names, so `quantize --imatrix`
  * and llama-quantize both read it.
  *
- * Text as llama-imatrix takes it: one token stream, cut into chunks of `ctx` tokens, each chunk's first
- * token replaced by BOS; the stream here is the text's documents (split at `<|endoftext|>` lines, as
- * `report` reads them) tokenized one after the other. The forward pass collects every input's full
+ * Text as llama-imatrix takes it: the whole file tokenized as one text (an `<|endoftext|>` line is text
+ * too), cut into chunks of `ctx` tokens, each chunk's first token replaced by BOS. (Tokenizing the
+ * stories one by one instead moves every chunk boundary: the values then differ from llama-imatrix's by
+ * several times more.) The forward pass collects every input's full
  * second-moment matrix (the same statistics GPTQ uses) and the diagonal is kept: memory grows with the
  * square of the layer widths, which is why this runs on small models (it refuses beyond MAX_STATS_BYTES).
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Checkpoint } from './checkpoint.js';
-import { QuantkitError } from './errors.js';
+import { QuantkitError, ioError } from './errors.js';
 import { LlamaModel, llamaConfig } from './eval/llama.js';
-import { readDocuments } from './eval/perplexity.js';
 import { Tokenizer } from './eval/tokenizer.js';
 import { ggufArchitecture } from './formats/gguf-arch.js';
 import type { ImatrixEntry, ImatrixFile } from './formats/imatrix-file.js';
 
 export interface ImatrixOptions {
-  /** The calibration text (documents split at `<|endoftext|>` lines). */
+  /** The calibration text file (read whole, as llama-imatrix reads it). */
   text: string;
   /** Tokens per chunk (llama-imatrix's -c; default 512, at most the model's context). */
   ctx?: number;
@@ -52,7 +53,10 @@ export async function computeImatrix(modelDir: string, o: ImatrixOptions): Promi
 
     const tok = await Tokenizer.fromFile(join(ckpt.dir, 'tokenizer.json'));
     const bos = Number(ckpt.config?.bos_token_id ?? 1);
-    const stream = (await readDocuments(o.text)).flatMap((doc) => tok.encode(doc));
+    const text = await readFile(o.text, 'utf8').catch((e: unknown) => {
+      throw ioError('ERR_USAGE', o.text, e, 'cannot read the calibration text');
+    });
+    const stream = tok.encode(text);
     const available = Math.floor(stream.length / ctx);
     if (available === 0) throw new QuantkitError('ERR_USAGE', `the text holds ${stream.length} tokens, fewer than one chunk of ${ctx}`, { file: o.text });
     const chunks = Math.min(available, o.chunks ?? available);

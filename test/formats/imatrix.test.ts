@@ -161,10 +161,11 @@ describe("llama.cpp's own imatrix files (llama-imatrix on stories260k, test/fixt
       const w = d.get(name)!;
       // .dat stores mean * ncall in f32: the same means to rounding
       for (let i = 0; i < v.length; i++) expect(Math.abs(w[i]! - v[i]!)).toBeLessThanOrEqual(1e-5 * Math.abs(v[i]!) + 1e-12);
-      // another forward pass (ggml's arithmetic, llama.cpp's tokenizer on the raw text): close, not equal
+      // another forward pass (ggml's arithmetic, llama.cpp's tokenizer): close, not equal (measured: worst
+      // tensor's correlation 0.993, median relative difference 0.5%)
       const o = ours.get(name)!;
       expect(o.length, name).toBe(v.length);
-      expect(correlation(o, v), name).toBeGreaterThan(0.95);
+      expect(correlation(o, v), name).toBeGreaterThan(0.98);
     }
   }, 60_000);
 });

@@ -20,7 +20,7 @@ export const ImatrixCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'Llama-family model directory (config.json, tokenizer.json, safetensors)' })
-      .option('text', { type: 'string', demandOption: true, requiresArg: true, describe: 'calibration text (documents split at <|endoftext|> lines)' })
+      .option('text', { type: 'string', demandOption: true, requiresArg: true, describe: 'calibration text file, tokenized whole as llama-imatrix does' })
       .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'imatrix file to write, llama.cpp GGUF format (default: <model>.imatrix.gguf beside the model)' })
       .option('ctx', { type: 'number', describe: 'tokens per chunk, each starting with BOS (llama-imatrix -c; default 512)' })
       .option('chunks', { type: 'number', describe: 'use at most this many chunks of the text' })
