@@ -3,7 +3,7 @@
  * test/helpers/llama-run.mjs compare: every story as BOS + tokens, at most 512), without and with an
  * importance matrix (a benchmark, not a test: the figures in README "Choosing a GGUF type").
  *
- *   npm run build && npx tsx scripts/gguf-types-quality.ts [--types Q4_0,Q4_K_M,...]
+ *   npm run build && npx tsx scripts/gguf-types-quality.ts [--types Q4_0,Q4_K_M,...] [--models stories260k,tinystories-656k]
  *
  * 1. Every type without an importance matrix, on the whole bundled evaluation text (the README column).
  * 2. The importance matrix's effect at equal size: `quantkit imatrix` on the first half of the stories
@@ -22,6 +22,8 @@ const CLI = join(ROOT, 'dist', 'cli', 'quantkit.js');
 const EVAL = join(ROOT, 'data', 'tinystories-valid-excerpt.txt');
 const ti = process.argv.indexOf('--types');
 const TYPES = ti > 0 ? process.argv[ti + 1]!.split(',') : ['Q8_0', 'Q6_K', 'Q5_K_M', 'Q5_K_S', 'Q5_1', 'Q5_0', 'Q4_K_M', 'Q4_K_S', 'IQ4_NL', 'Q4_1', 'Q4_0', 'Q3_K_L', 'Q3_K_M', 'Q3_K_S', 'Q2_K'];
+const mi = process.argv.indexOf('--models');
+const MODELS = mi > 0 ? process.argv[mi + 1]!.split(',') : ['stories260k', 'tinystories-656k'];
 const work = mkdtempSync(join(tmpdir(), 'quantkit-gguf-quality-'));
 
 const run = (args: string[]) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
@@ -44,7 +46,7 @@ try {
   const calib = join(work, 'calibration.txt'), heldOut = join(work, 'held-out.txt');
   writeFileSync(calib, stories.slice(0, half).join('\n<|endoftext|>\n'));
   writeFileSync(heldOut, stories.slice(half).join('\n<|endoftext|>\n'));
-  for (const name of ['stories260k', 'tinystories-656k']) {
+  for (const name of MODELS) {
     const model = join(ROOT, 'models', name);
     const f16 = write(model, 'F16', join(work, `${name}-F16`));
     const imatrix = join(work, `${name}.imatrix.gguf`);
