@@ -18,7 +18,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { GgufReader } from '../../src/formats/gguf-container.js';
 import { LLAMA_CPP_FTYPES, type LlamaCppFileType } from '../../src/formats/gguf-mixes.js';
 
@@ -54,7 +54,9 @@ function timed(cmd: string, argv: string[]): { seconds: number; rss: number } {
 /** The model folder quantkit reads: MODEL_DIR itself, or a linked copy with the bundled tokenizer. */
 function modelWithTokenizer(dir: string): string {
   if (existsSync(join(dir, 'tokenizer.json'))) return dir;
-  const copy = join(work, `${basename(dir)}-tok`);
+  // Not named after the model: llama.cpp gives a model whose general.name says phi3 Phi-3's special-token
+  // attributes, which look up tokens ("<|endoftext|>") the bundled tokenizer does not have.
+  const copy = join(work, 'synthetic-with-bundled-tokenizer');
   rmSync(copy, { recursive: true, force: true });
   mkdirSync(copy, { recursive: true });
   for (const f of readdirSync(dir)) symlinkSync(join(dir, f), join(copy, f));
