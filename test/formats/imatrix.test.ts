@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GgufReader } from '../../src/formats/gguf-container.js';
 import { imatrixValues, readImatrixFile, writeImatrixFile, type ImatrixFile } from '../../src/formats/imatrix-file.js';
+import { fromConfig } from '../../src/estimate/model.js';
 import { computeImatrix } from '../../src/imatrix.js';
+import { planQuantization } from '../../src/plan.js';
 import { addon } from '../../src/native.js';
 import { quantize } from '../../src/quantize.js';
 import { ROOT, STORIES260K, TINYSTORIES656K, tempDir } from '../helpers/models.js';
@@ -141,6 +143,37 @@ describe('quantkit imatrix', () => {
     await expect(readImatrixFile(model)).rejects.toMatchObject({ code: 'ERR_GGUF', file: model });
     const text = join(ROOT, 'README.md');
     await expect(readImatrixFile(text)).rejects.toMatchObject({ code: 'ERR_GGUF', file: text });
+  });
+});
+
+describe("llama.cpp's type rules with an importance matrix", () => {
+  // llama-8l of test/fixtures/llama-quantize-types.json: 8 layers, rows of 256 and 512. With an
+  // importance matrix, llama-quantize 80fb11a wrote blk.0.ffn_down as Q4_1 in a --no-pure Q4_0 file and
+  // kept IQ4_NL's blk.0.ffn_down IQ4_NL (Q5_K without one); both files were byte-identical to quantkit's
+  // (docs/benchmarks.md, 2026-12-06).
+  const config = (JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'llama-quantize-types.json'), 'utf8')) as { models: Record<string, { config: Record<string, unknown> }> }).models['llama-8l']!.config;
+  const typeOf = async (ggufType: 'Q4_0' | 'IQ4_NL', imatrix?: string) => {
+    const { checkpoint } = fromConfig(config, 'llama-8l/config.json', 'llama-8l');
+    const plan = await planQuantization(checkpoint, { bits: 4, format: 'gguf', ggufType, pure: false, ...(imatrix ? { imatrix } : {}) }).finally(() => checkpoint.close());
+    return (name: string) => plan.entries.find((e) => e.treatment.outputName === name)!.treatment;
+  };
+
+  it('Q4_0 --no-pure: the first eighth of ffn_down becomes Q4_1; IQ4_NL: ffn_down keeps IQ4_NL instead of Q5_K', async () => {
+    const dir = tempDir('quantkit-imatrix-rules-');
+    const file = join(dir, 'l8.imatrix.gguf');
+    const entries = new Map<string, { sums: Float32Array; counts: number[] }>();
+    for (let l = 0; l < 8; l++) {
+      for (const t of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up']) entries.set(`blk.${l}.${t}.weight`, { sums: new Float32Array(256).fill(2), counts: [4] });
+      entries.set(`blk.${l}.ffn_down.weight`, { sums: new Float32Array(512).fill(2), counts: [4] });
+    }
+    await writeImatrixFile(file, { entries, datasets: ['x'], chunkCount: 1, chunkSize: 4 });
+    const [q40, q40im, iq, iqim] = await Promise.all([typeOf('Q4_0'), typeOf('Q4_0', file), typeOf('IQ4_NL'), typeOf('IQ4_NL', file)]);
+    expect(q40('blk.0.ffn_down.weight')).toMatchObject({ label: 'Q4_0' });
+    expect(q40im('blk.0.ffn_down.weight')).toMatchObject({ label: 'Q4_1 imatrix' });
+    expect(q40im('blk.1.ffn_down.weight')).toMatchObject({ label: 'Q4_0 imatrix' });
+    expect(q40im('output.weight')).toMatchObject({ label: 'Q6_K', note: expect.stringMatching(/no entry in the importance matrix/) });
+    expect(iq('blk.0.ffn_down.weight')).toMatchObject({ label: 'Q5_K' });
+    expect(iqim('blk.0.ffn_down.weight')).toMatchObject({ label: 'IQ4_NL imatrix' });
   });
 });
 
