@@ -5,6 +5,7 @@
  * agree with quantkit's forward pass; `quantize --imatrix` uses it where llama-quantize does, changes the
  * bytes, lowers the importance-weighted error, and refuses a file made for another model.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { computeImatrix } from '../../src/imatrix.js';
 import { planQuantization } from '../../src/plan.js';
 import { addon } from '../../src/native.js';
 import { quantize } from '../../src/quantize.js';
-import { ROOT, STORIES260K, TINYSTORIES656K, tempDir } from '../helpers/models.js';
+import { CLI, ROOT, STORIES260K, TINYSTORIES656K, tempDir } from '../helpers/models.js';
 
 const TEXT = join(ROOT, 'data', 'tinystories-valid-excerpt.txt');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'imatrix');
@@ -136,6 +137,20 @@ describe('quantkit imatrix', () => {
   it('refuses --imatrix outside GGUF and with another --method', async () => {
     await expect(quantize(STORIES260K, { bits: 4, format: 'safetensors', imatrix: file, output: join(dir, 'st') })).rejects.toMatchObject({ code: 'ERR_USAGE' });
     await expect(quantize(STORIES260K, { bits: 4, format: 'gguf', quantMethod: 'search', imatrix: file, output: join(dir, 'st') })).rejects.toMatchObject({ code: 'ERR_USAGE' });
+  });
+
+  it('the CLI: quantkit imatrix writes the file and says what it holds; a chunk too short is a usage error', async () => {
+    const out = join(dir, 'cli.imatrix.gguf');
+    const r = spawnSync(process.execPath, [CLI, 'imatrix', STORIES260K, '--text', TEXT, '--ctx', '64', '--chunks', '3', '-o', out, '--threads', '1'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`${out}: 35 tensors, 3 chunks of 64 tokens\n`);
+    const f = await readImatrixFile(out);
+    expect(f.chunkCount).toBe(3);
+    expect(f.entries.get('blk.4.ffn_down.weight')!.counts).toEqual([192]);
+    const bad = spawnSync(process.execPath, [CLI, 'imatrix', STORIES260K, '--text', TEXT, '--ctx', '8', '-o', join(dir, 'bad.gguf')], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--ctx must be an integer from 16/);
+    expect(readdirSync(dir)).not.toContain('bad.gguf');
   });
 
   it('refuses a file that is no importance matrix, naming it', async () => {
