@@ -32,8 +32,13 @@ export function usesGptq(m: QuantMethod): boolean {
   return m === 'gptq' || m === 'iq4nl-gptq';
 }
 
-/** The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search. */
-export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme']): KernelMethod {
+/**
+ * The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search.
+ * With --imatrix (`imatrix`: whether the file has an entry for the tensor), llama.cpp's 'imatrix' method,
+ * or 'rtn' for a tensor without an entry, as llama-quantize quantizes it.
+ */
+export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme'], imatrix?: boolean): KernelMethod {
+  if (imatrix !== undefined) return imatrix ? 'imatrix' : 'rtn';
   if (m === 'rtn') return 'rtn';
   if (m === 'hqq') return scheme === 'q4_1' ? 'hqq' : 'search';
   return usesGptq(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';

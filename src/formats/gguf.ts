@@ -237,7 +237,7 @@ function makeFormat(runnable: boolean): OutputFormat {
       // --method iq4nl: IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
       if (gt.name === 'Q4_0' && usesIq4nl(o.quantMethod) && !isLlamaCppFileType(o.ggufType)) gt = ggmlType('IQ4_NL');
       const imatrix = importanceFor(o, placement.outputName ?? t.name, view.cols, t);
-      const wantedMethod = imatrix === undefined ? kernelMethod(o.quantMethod, gt.scheme!) : imatrix ? 'imatrix' : 'rtn';
+      const wantedMethod = kernelMethod(o.quantMethod, gt.scheme!, imatrix === undefined ? undefined : imatrix !== null);
       const method = gt.methods.includes(wantedMethod) ? wantedMethod : 'rtn';
       const notes = [
         why && `${why}: ${gt.name}, as llama.cpp falls back`,
