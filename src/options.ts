@@ -32,8 +32,13 @@ export function usesGptq(m: QuantMethod): boolean {
   return m === 'gptq' || m === 'iq4nl-gptq';
 }
 
-/** The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search. */
-export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme']): KernelMethod {
+/**
+ * The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search.
+ * With --imatrix (`imatrix`: whether the file has an entry for the tensor), llama.cpp's 'imatrix' method,
+ * or 'rtn' for a tensor without an entry, as llama-quantize quantizes it.
+ */
+export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme'], imatrix?: boolean): KernelMethod {
+  if (imatrix !== undefined) return imatrix ? 'imatrix' : 'rtn';
   if (m === 'rtn') return 'rtn';
   if (m === 'hqq') return scheme === 'q4_1' ? 'hqq' : 'search';
   return usesGptq(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';
@@ -83,6 +88,20 @@ export interface QuantizeOptions {
   onnxDtype?: OnnxDtype;
   /** --method gptq / iq4nl-gptq: calibration settings. */
   calibration?: CalibrationOptions;
+  /**
+   * GGUF only: llama.cpp's importance matrix file (GGUF from llama-imatrix or `quantkit imatrix`, or the
+   * legacy .dat), used as llama-quantize --imatrix uses it: every tensor with an entry whose type's
+   * quantizer takes one (Q4_0 ... Q5_1, the K-quants, IQ4_NL) is quantized with it.
+   */
+  imatrix?: string;
+}
+
+/** A loaded --imatrix: the per-column weights llama-quantize would use, by GGUF tensor name. */
+export interface ImportanceMatrix {
+  file: string;
+  values: Map<string, Float32Array>;
+  datasets: string[];
+  chunkCount: number;
 }
 
 export interface ResolvedOptions {
@@ -98,4 +117,7 @@ export interface ResolvedOptions {
   ggufType: GgufFileType | undefined;
   onnxDtype: OnnxDtype | undefined;
   pure: boolean;
+  /** --imatrix: the file; the planner loads it into `importanceMatrix`. */
+  imatrix?: string;
+  importanceMatrix?: ImportanceMatrix;
 }

@@ -19,7 +19,7 @@ import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
 export { publish } from './staged-output.js';
-import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, planResolved, resolveOptions, usesGptq } from './plan.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planResolved, resolveOptions, usesGptq } from './plan.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
@@ -198,7 +198,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
 async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Estimate | null> {
   const model = fromCheckpoint(ckpt, 'safetensors headers');
   if (!model.dims) return null;
-  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, pure: o.pure, onnxDtype: o.onnxDtype, quantMethod: o.quantMethod });
+  return estimateModel(model, { scenario: 'inference', bits: o.bits, groupSize: o.groupSize, mode: o.mode, format: o.format, keep: o.keep, bitsFor: o.bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, pure: o.pure, onnxDtype: o.onnxDtype, quantMethod: o.quantMethod, imatrix: o.imatrix });
 }
 
 /** Writes and verifies into `dir`; the report names `output`, where the files are once published. */
@@ -208,7 +208,8 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   // embedding and projections before writing (src/quant/importance.ts). GPTQ first has the model write
   // text and collects its layers' input statistics (src/quant/calibration.ts).
   const pool = new BufferPool();
-  const importance = plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal, pool, threads) : new Map<string, Float32Array>();
+  // --imatrix: llama.cpp's importance matrix, by checkpoint tensor (plan.ts imatrixWeights).
+  const importance = plan.options.importanceMatrix ? imatrixWeights(plan) : plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal, pool, threads) : new Map<string, Float32Array>();
   let calibration: Calibration | undefined;
   if (usesGptq(plan.options.quantMethod)) {
     options.onProgress?.({ phase: 'calibrate', tensor: 'the model writes its calibration text', done: 0, total: 1, bytesDone: 0, bytesTotal: 0 });
