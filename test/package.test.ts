@@ -1,7 +1,8 @@
 /**
  * The npm package as users get it: `npm pack` with the prebuilt addon, installed into an empty project
  * from the local npm cache (the registry for what is not cached) with no C/C++ compiler, cmake or make
- * on PATH; the CLI quantizes the bundled model and a small TypeScript file type-checks against the published .d.ts (and a wrong one does not).
+ * on PATH; the CLI quantizes the bundled model and a small TypeScript file type-checks against the
+ * published .d.ts (and a wrong one does not).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, realpathSync, statSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
