@@ -12,6 +12,8 @@ import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
 import type { GenericDecision, OutputFormat, Plan, PlanEntry } from './formats/format.js';
 import { encodingOfScheme } from './formats/types/index.js';
 import { addon } from './native.js';
+import { totalmem } from 'node:os';
+import { calibrationBytes } from './eval/llama.js';
 import { type CalibrationOptions, type FormatName, type QuantizeOptions, type ResolvedOptions, QUANT_METHODS, usesGptq } from './options.js';
 
 export * from './options.js';
@@ -92,6 +94,11 @@ export async function planQuantization(ckpt: Checkpoint, options: QuantizeOption
 export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promise<Plan> {
   if (ckpt.config && 'quantization_config' in ckpt.config)
     throw new QuantkitError('ERR_PLAN', 'this checkpoint is already quantized (config.json has quantization_config); start from the original weights', { file: ckpt.dir });
+  // --method auto calibrates where the forward pass covers the model and its f32 copy fits in memory.
+  if (o.quantMethod === 'auto') {
+    const need = calibrationBytes(ckpt);
+    o = { ...o, calibrated: !ckpt.shapesOnly && need !== null && need <= totalmem() };
+  }
   const format = formatFor(o.format);
   const entries: PlanEntry[] = ckpt.tensors.map((tensor) => {
     const treatment = format.decide(tensor, genericDecision(tensor, o), o, ckpt);

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { AtomicFile } from '../atomic-file.js';
 import { type Checkpoint, type CheckpointTensor, type ModelConfig, modelName } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
-import { type ResolvedOptions, kernelMethod, usesIq4nl } from '../options.js';
+import { type ResolvedOptions, kernelMethod, usesIq4nl, writesIq4nl } from '../options.js';
 import { type Dtype, shapeElements } from '../safetensors/dtypes.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
 import { architectureShapes, SUPPORTED_ARCHITECTURES } from '../estimate/architectures.js';
@@ -211,8 +211,8 @@ function makeFormat(runnable: boolean): OutputFormat {
         if (!runnable && !isLlamaCppFileType(o.ggufType)) return keep(`${why}: kept as ${t.dtype}`, t.dtype);
         return keep(`${why}: F16 instead, as llama.cpp falls back`, 'F16');
       }
-      // --method iq4nl: IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
-      if (gt.name === 'Q4_0' && usesIq4nl(o.quantMethod) && !isLlamaCppFileType(o.ggufType)) gt = ggmlType('IQ4_NL');
+      // --method iq4nl (and auto with calibration): IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
+      if (gt.name === 'Q4_0' && writesIq4nl(o) && !isLlamaCppFileType(o.ggufType)) gt = ggmlType('IQ4_NL');
       const wantedMethod = kernelMethod(o.quantMethod, gt.scheme!);
       const method = gt.methods.includes(wantedMethod) ? wantedMethod : 'rtn';
       const notes = [why && `${why}: ${gt.name}, as llama.cpp falls back`, method !== wantedMethod && `--method ${o.quantMethod} does not apply to ${gt.name}: llama.cpp's quantizer`].filter(Boolean);
