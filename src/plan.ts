@@ -9,7 +9,7 @@ import { isKernelFloat, shapeElements } from './safetensors/dtypes.js';
 import { ggufFormat, ggufRawFormat } from './formats/gguf.js';
 import { GGUF_FILE_TYPES, LLAMA_CPP_FTYPES, isLlamaCppFileType } from './formats/gguf-mixes.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
-import type { GenericDecision, OutputFormat, Plan, PlanEntry } from './formats/format.js';
+import type { GenericDecision, OutputFormat, Plan, PlanEntry, Treatment } from './formats/format.js';
 import { encodingOfScheme } from './formats/types/index.js';
 import { addon } from './native.js';
 import { totalmem } from 'node:os';
@@ -101,7 +101,7 @@ export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promis
   }
   const format = formatFor(o.format);
   const entries: PlanEntry[] = ckpt.tensors.map((tensor) => {
-    const treatment = format.decide(tensor, genericDecision(tensor, o), o, ckpt);
+    const treatment = autoLabel(format.decide(tensor, genericDecision(tensor, o), o, ckpt), o);
     return { tensor, treatment, outputBytes: format.tensorBytes(tensor, treatment) };
   });
   const files = await format.layout(entries, ckpt, o);
@@ -122,6 +122,12 @@ export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promis
     quantizedOutputBytes,
     bitsPerQuantizedWeight: quantizedParams ? (quantizedOutputBytes * 8) / quantizedParams : 0,
   };
+}
+
+/** --method auto: the label names auto, not the candidate its kernel spec carries (the rows are chosen by measurement). */
+function autoLabel(t: Treatment, o: ResolvedOptions): Treatment {
+  if (o.quantMethod !== 'auto' || t.kind !== 'quantize' || !t.spec.method || !/ (gptq|search)$/.test(t.label)) return t;
+  return { ...t, label: t.label.replace(/ (gptq|search)$/, ' auto') };
 }
 
 /**

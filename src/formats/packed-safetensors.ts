@@ -157,7 +157,7 @@ async function readTensorI32(ckpt: Checkpoint, t: CheckpointTensor): Promise<Int
 }
 
 function autoScales(o: ResolvedOptions, dtype: FloatDtype): FloatDtype {
-  return o.quantMethod === 'auto' && dtype === 'F32' ? 'F16' : dtype;
+  return o.quantMethod === 'auto' ? 'F16' : dtype;
 }
 
 export const packedSafetensorsFormat: OutputFormat = {
@@ -183,7 +183,8 @@ export const packedSafetensorsFormat: OutputFormat = {
       scheme,
       bits: generic.bits,
       group,
-      // auto keeps an f32 model's file at 4.5 bits/weight: F16 scales (overflow is refused, not clipped).
+      // auto: F16 scales (4.5 bits/weight for an f32 model too, and 3 more mantissa bits than BF16; a scale
+      // beyond F16's range is refused with the tensor's name, not clipped).
       scaleDtype: o.scaleDtype ?? autoScales(o, modelDtype(ckpt) ?? (t.dtype as FloatDtype)),
       ...(method !== 'rtn' ? { method } : {}),
     };
