@@ -54,8 +54,11 @@ export async function prepareQuantizer(
   if (!calibrates(method) || !quantized) return { quantizer: new TensorQuantizer(importance) };
   const wantsGptq = plan.entries.some((e) => e.treatment.kind === 'quantize' && e.treatment.spec.method === 'gptq');
   if (method !== 'auto') {
+    // GPTQ: the tied embedding/output head gets the same measured treatment as under auto (with the
+    // head's statistics alone GPTQ made it worse than RTN); every other tensor is plain GPTQ.
     const calibration = o.calibrated ?? (await runCalibration(ckpt, o));
-    return { quantizer: new TensorQuantizer(importance, calibration), calibration };
+    const decided = await chooseTied(ckpt, plan, importance, calibration, o);
+    return { quantizer: new TensorQuantizer(importance, calibration, { decided, choose: false }), calibration };
   }
   // Without a forward pass for the model (or the memory for its f32 copy) auto is the search, the best
   // calibration-free method, run as it is (measuring RTN beside it would halve its speed).

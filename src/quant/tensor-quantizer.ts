@@ -59,6 +59,8 @@ export interface RowDecision {
 export interface AutoSettings {
   /** Tensors whose rows were chosen beforehand by the model's own output (the tied embedding/output head). */
   decided: Map<string, RowDecision>;
+  /** False for --method gptq: only the decided tensors are measured, the rest use the plan's method. */
+  choose?: boolean;
 }
 
 /** Every candidate's quantization of one tensor, dequantized, with each row's squared error (H-weighted when given). */
@@ -128,6 +130,7 @@ export class TensorQuantizer {
       assembleRows(job, c.parts, decided.rowChoice, job.out);
       return c.status;
     }
+    if (auto.choose === false) return this.quantizeWith(job, { method: job.spec.method ?? 'rtn' });
     // The plan's kernel method says what the scheme takes: 'gptq' (symmetric codes), 'search', or a
     // method only llama.cpp's quantizer covers (K-quants), which is then the only candidate.
     const planned = job.spec.method ?? 'rtn';

@@ -20,7 +20,6 @@ import { type Calibration, calibrate } from '../quant/calibration.js';
 import { estimateColumnImportance } from '../quant/importance.js';
 import { metricsFromSums } from '../verify.js';
 import { onnxRuntimeDivergence } from '../formats/onnx/runtime-eval.js';
-import { TensorQuantizer } from '../quant/tensor-quantizer.js';
 import { prepareQuantizer } from '../quant/auto.js';
 
 export interface SweepAxes {
@@ -218,7 +217,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
               let onnxruntime: Divergence | null | undefined;
               if (reference && format === 'onnx') {
                 progress(`${label}: perplexity through ONNX Runtime`);
-                const quantizer = new TensorQuantizer(importance, cal);
+                // the quantizer prepared above: auto's and GPTQ's measured choices apply to the ONNX files too
                 onnxruntime = await onnxRuntimeDivergence(ckpt, plan, reference, { quantizer, threads, signal: o.signal }).catch((e: unknown) => {
                   if (e instanceof QuantkitError && e.code === 'ERR_USAGE') return null; // onnxruntime-node is not installed
                   throw e;
