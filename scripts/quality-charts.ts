@@ -32,7 +32,7 @@ try {
       bits: [4], groupSizes: [32], modes: ['sym'], methods: QUANT_METHODS.filter((m) => m !== 'hqq'), formats: ['safetensors', 'gguf'],
       bitsFor: ['*embed_tokens*=4', 'lm_head*=4'], threads: 2, onProgress: (m) => console.error(`${model}: ${m}`),
     }, ROOT);
-    const svg = charts(r).find((c) => c.includes('chart-perplexity'))!.replace('Perplexity vs size', `${model}: perplexity vs size, every matrix 4-bit (dashed: the original)`);
+    const svg = charts(r).find((c) => c.includes('chart-perplexity'))!.replaceAll('Perplexity vs size', `${model}: perplexity vs size, every matrix 4-bit (dashed: the original)`);
     const html = join(work, `${model}.html`);
     await writeFile(html, `<!doctype html><html><head><style>body{margin:0;font:12px sans-serif}.title{font-weight:bold;font-size:14px}</style></head><body>${svg}</body></html>`);
     const png = join(ROOT, 'docs', `quality-${model}.png`);
