@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { estimateLocal } from '../../src/estimate/estimate.js';
+import { ORT_RUNTIME_BYTES } from '../../src/estimate/onnxruntime-runtime.js';
 import { quantize } from '../../src/quantize.js';
 import { ROOT, STORIES260K, TINYSTORIES656K, tempDir } from '../helpers/models.js';
 
@@ -34,9 +35,18 @@ describe('ONNX Runtime memory: predicted vs resident', () => {
           const est = await estimateLocal(model, { bits: 4, format: 'onnx', onnxDtype, runtime: 'onnxruntime', seq: tokens });
           expect(est.components.weights).toBe(plan.files.find((f) => f.name.endsWith('.onnx_data'))!.bytes);
           const got = await measure(file, tokens);
-          const err = (est.peak_bytes - got.peak) / got.peak;
+          // The session's fixed cost (graph, kernels, thread pool) is a constant in the estimate, measured
+          // 28-30 MiB on the machine that set it; other hosts' onnxruntime builds pick other kernels and
+          // land a few MiB away, which on these 40-60 MiB processes is most of the error. So the terms
+          // that depend on the model (weights, KV cache, logits, arena) are checked with this host's own
+          // fixed cost (resident after session creation, less the weights), and the constant separately.
+          const hostFixed = got.loaded - est.components.weights!;
+          expect(Math.abs(ORT_RUNTIME_BYTES - hostFixed) / hostFixed).toBeLessThan(0.25);
+          const predicted = est.peak_bytes - ORT_RUNTIME_BYTES + hostFixed;
+          const err = (predicted - got.peak) / got.peak;
           expect(Math.abs(err)).toBeLessThan(0.15);
-          rows.push(`${tokens} tokens: resident ${(got.peak / MiB).toFixed(1)} MiB, predicted ${(est.peak_bytes / MiB).toFixed(1)} MiB (${(100 * err).toFixed(1)} %)`);
+          const raw = (est.peak_bytes - got.peak) / got.peak;
+          rows.push(`${tokens} tokens: resident ${(got.peak / MiB).toFixed(1)} MiB, predicted ${(est.peak_bytes / MiB).toFixed(1)} MiB (${(100 * raw).toFixed(1)} %); session fixed cost here ${(hostFixed / MiB).toFixed(1)} MiB, with it ${(predicted / MiB).toFixed(1)} MiB (${(100 * err).toFixed(1)} %)`);
         }
         console.log(`${name} ${onnxDtype}: ${rows.join('; ')}`);
       }, 60_000);
