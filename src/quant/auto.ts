@@ -50,7 +50,7 @@ export async function prepareQuantizer(
 ): Promise<PreparedQuantizer> {
   const method = plan.options.quantMethod;
   const quantized = plan.entries.some((e) => e.treatment.kind === 'quantize');
-  const importance = o.importance ?? (method !== 'rtn' && quantized ? await estimateColumnImportance(ckpt, o.signal) : new Map<string, Float32Array>());
+  const importance = finiteOnly(o.importance ?? (method !== 'rtn' && quantized ? await estimateColumnImportance(ckpt, o.signal) : new Map<string, Float32Array>()));
   if (!calibrates(method) || !quantized) return { quantizer: new TensorQuantizer(importance) };
   const wantsGptq = plan.entries.some((e) => e.treatment.kind === 'quantize' && e.treatment.spec.method === 'gptq');
   if (method !== 'auto') {
@@ -74,8 +74,16 @@ export async function prepareQuantizer(
       throw e;
     }
   }
+  // NaN/Inf weights make NaN statistics: no measurement is possible, and quantize refuses or copies
+  // those weights by its own rule (--allow-non-finite).
+  if ([...calibration.hessians.values()].some((h) => !h.every(Number.isFinite))) return fallback('its statistics are not finite: the weights hold NaN/Inf');
   const decided = await chooseTied(ckpt, plan, importance, calibration, o);
   return { quantizer: new TensorQuantizer(importance, calibration, { decided }), calibration };
+}
+
+/** The importance estimates without non-finite values (NaN/Inf weights): those tensors are searched unweighted. */
+function finiteOnly(importance: Map<string, Float32Array>): Map<string, Float32Array> {
+  return new Map([...importance].filter(([, v]) => v.every(Number.isFinite)));
 }
 
 async function runCalibration(ckpt: Checkpoint, o: { calibration?: CalibrationOptions; threads?: number; signal?: AbortSignal; onCalibrate?: (done: boolean) => void }): Promise<Calibration> {
