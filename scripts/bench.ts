@@ -3,6 +3,8 @@
  *   npm run bench                      kernels (1 and 2 threads) and the bundled models end to end
  *   npm run bench -- scale DIR         end to end on a large checkpoint (scripts/make-synthetic.ts)
  *   npm run bench -- gptq              GPTQ's factorisation and column loop at Phi-3-mini widths
+ *   npm run bench -- vs-llama [DIR]    end to end against llama.cpp's llama-quantize (scripts/bench/vs-llama.ts)
+ *   npm run bench -- kquants DIR       K-quant GGUF files vs llama-quantize (scripts/bench/kquants-vs-llama.ts)
  * Every figure comes with the ISA, threads, bytes, seconds, GB/s and its ratio to memcpy measured
  * in the same run (this machine is shared and noisy: compare ratios, not absolute numbers).
  */
@@ -166,6 +168,11 @@ function diskWriteRate(): string {
   }
 }
 
+if (mode === 'vs-llama') {
+  const { vsLlama } = await import('./bench/vs-llama.js');
+  await vsLlama();
+  process.exit(0);
+}
 const copy = memcpyRate(256e6);
 if (mode === 'scale') {
   if (!scaleDir) throw new Error('usage: npm run bench -- scale DIR');
@@ -175,6 +182,8 @@ if (mode === 'scale') {
   await kernels(copy, scaleDir ? new RegExp(scaleDir) : undefined);
 } else if (mode === 'gptq') {
   await gptq();
+} else if (mode === 'kquants') {
+  await import('./bench/kquants-vs-llama.js'); // K-quant files vs the real llama-quantize (its own usage line)
 } else {
   await kernels(copy);
   await endToEnd(['models/stories260k', 'models/tinystories-656k'], 3, copy);

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import { QuantkitError, ioError } from './errors.js';
 import { MAX_IO_CHUNK } from './safetensors/reader.js';
 
@@ -11,9 +12,28 @@ export function temporaryName(path: string, tag = 'partial'): string {
   return `${path}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * CRC-32 of every file an AtomicFile committed, by final path, computed from the bytes as they were
+ * handed to write(): quantize takes those of its output directory for the report, and `--verify full`
+ * compares them with the files read back (takeChecksums).
+ */
+const committed = new Map<string, { bytes: number; crc32: number }>();
+
+/** The checksums of the files committed under `dir` (removed from the record). */
+export function takeChecksums(dir: string): Map<string, { bytes: number; crc32: number }> {
+  const out = new Map<string, { bytes: number; crc32: number }>();
+  for (const [path, c] of committed)
+    if (path.startsWith(dir + '/')) {
+      out.set(path, c);
+      committed.delete(path);
+    }
+  return out;
+}
+
 export class AtomicFile {
   private position = 0;
   private closed = false;
+  private crc = 0;
 
   private constructor(
     readonly path: string,
@@ -45,6 +65,7 @@ export class AtomicFile {
       throw ioError('ERR_IO', this.path, e, 'cannot write');
     }
     this.position += data.length;
+    this.crc = crc32(data, this.crc);
   }
 
   /** Flushes, closes and renames; after this the file exists under its final name, complete. */
@@ -58,6 +79,7 @@ export class AtomicFile {
       await this.fh.close();
       this.closed = true;
       await rename(this.tempPath, this.path);
+      committed.set(this.path, { bytes: this.position, crc32: this.crc });
     } catch (e) {
       await this.abort();
       throw ioError('ERR_IO', this.path, e, 'cannot finish writing');

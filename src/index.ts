@@ -7,7 +7,7 @@
  *   await quantize('models/stories260k', { bits: 4, format: 'onnx', onnxDtype: 'q4' });  // transformers.js folder
  */
 export { quantize, localModel, defaultOutputName, REPORT_FILE, type QuantizeRunOptions, type QuantizeResult, type QuantizationReport, type Progress } from './quantize.js';
-export { planQuantization, resolveOptions, checkKernels, matrixView, QUANT_METHODS, type Plan, type PlanEntry, type QuantizeOptions, type CalibrationOptions, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize, type QuantMethod } from './plan.js';
+export { planQuantization, resolveOptions, checkKernels, loadImportanceMatrix, imatrixWeights, matrixView, QUANT_METHODS, type Plan, type PlanEntry, type QuantizeOptions, type CalibrationOptions, type ImportanceMatrix, type ResolvedOptions, type Treatment, type FormatName, type Mode, type GroupSize, type QuantMethod } from './plan.js';
 export { report, DEFAULT_AXES, paretoFront, type ReportRunOptions, type ReportResult, type ReportOptions, type SweepResult, type VariantResult, type SkippedVariant, type SweepAxes, type WeightError } from './report/index.js';
 export { LlamaModel, llamaConfig, EVAL_ARCHITECTURES, type TensorValues } from './eval/llama.js';
 export { Tokenizer } from './eval/tokenizer.js';
@@ -29,6 +29,8 @@ export { DTYPE_SIZES, type Dtype, type FloatDtype } from './safetensors/dtypes.j
 export { GgufReader, encodeGgufHeader, type GgufFile, type GgufKV } from './formats/gguf-container.js';
 export { WEIGHT_ENCODINGS, GGML_TYPE_NAMES, PACKED_INT_ENCODINGS, ggmlType, ggmlTypeById, encodingOfScheme, ggmlTensorBytes, ggmlBitsPerWeight, type WeightEncoding, type GgmlType, type GgmlTypeName, type PackedIntEncoding } from './formats/types/index.js';
 export { GGUF_FILE_TYPES, LLAMA_CPP_FTYPES, llamaCppTypes, type GgufFileType, type LlamaCppFileType } from './formats/gguf-mixes.js';
+export { readImatrixFile, writeImatrixFile, imatrixValues, type ImatrixFile, type ImatrixEntry } from './formats/imatrix-file.js';
+export { computeImatrix, type ImatrixOptions } from './imatrix.js';
 export { ONNX_DTYPES, onnxModelFile, type OnnxDtype } from './formats/onnx/dtypes.js';
 export { OrtDecoder, onnxRuntime } from './formats/onnx/ort-session.js';
 export { writtenValues } from './formats/onnx/written-values.js';

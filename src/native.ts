@@ -99,6 +99,8 @@ export interface Addon {
   quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array }): Promise<QuantizeStatus>;
   dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
   errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;
+  /** out[j] = sum_i W[j, i]^2 * a[i] per row, summed in double in column order (the importance pre-pass). */
+  weightedRowSquares(args: { src: Uint8Array; srcDtype: FloatDtype; rows: number; cols: number; a: Float32Array; out: Float32Array; threads?: number }): Promise<void>;
   layout(args: { spec: KernelSpec; cols: number }): LayoutInfo;
   info(): AddonInfo;
   /** The reference Llama forward pass (native/src/model/llama.h): logits [tokens.length, vocab] into `out`. */

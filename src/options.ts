@@ -45,8 +45,11 @@ export function calibrates(m: QuantMethod): boolean {
  * The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search.
  * For 'auto' it is the most capable candidate the scheme takes (GPTQ, else the search); the quantizer
  * measures it against the simpler ones, RTN included (src/quant/tensor-quantizer.ts).
+ * With --imatrix (`imatrix`: whether the file has an entry for the tensor), llama.cpp's 'imatrix' method,
+ * or 'rtn' for a tensor without an entry, as llama-quantize quantizes it.
  */
-export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme']): KernelMethod {
+export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme'], imatrix?: boolean): KernelMethod {
+  if (imatrix !== undefined) return imatrix ? 'imatrix' : 'rtn';
   if (m === 'rtn') return 'rtn';
   if (m === 'hqq') return scheme === 'q4_1' ? 'hqq' : 'search';
   return calibrates(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';
@@ -96,6 +99,20 @@ export interface QuantizeOptions {
   onnxDtype?: OnnxDtype;
   /** --method auto / gptq / iq4nl-gptq: calibration settings. */
   calibration?: CalibrationOptions;
+  /**
+   * GGUF only: llama.cpp's importance matrix file (GGUF from llama-imatrix or `quantkit imatrix`, or the
+   * legacy .dat), used as llama-quantize --imatrix uses it: every tensor with an entry whose type's
+   * quantizer takes one (Q4_0 ... Q5_1, the K-quants, IQ4_NL) is quantized with it.
+   */
+  imatrix?: string;
+}
+
+/** A loaded --imatrix: the per-column weights llama-quantize would use, by GGUF tensor name. */
+export interface ImportanceMatrix {
+  file: string;
+  values: Map<string, Float32Array>;
+  datasets: string[];
+  chunkCount: number;
 }
 
 export interface ResolvedOptions {
@@ -111,6 +128,9 @@ export interface ResolvedOptions {
   ggufType: GgufFileType | undefined;
   onnxDtype: OnnxDtype | undefined;
   pure: boolean;
+  /** --imatrix: the file; the planner loads it into `importanceMatrix`. */
+  imatrix?: string;
+  importanceMatrix?: ImportanceMatrix;
   /**
    * --method auto only: whether the run calibrates (the forward pass covers the model and it fits in
    * memory). GGUF then writes IQ4_NL in place of Q4_0; without calibration auto stays on Q4_0's fast search.

@@ -168,11 +168,13 @@ export interface PipelineReport {
   output: string;
   options: Record<string, unknown>;
   /** Each component: its folder, format, totals and own report (relative path). */
-  components: { name: string; output: string; format: string; report: string; totals: VerifyTotals; sizes_equal_prediction: boolean; non_finite?: unknown[] }[];
+  components: { name: string; output: string; format: string; report: string; totals: VerifyTotals; sizes_equal_prediction: boolean; verification: 'fast' | 'full'; non_finite?: unknown[] }[];
   copied: { path: string; bytes: number }[];
   not_copied: { path: string; reason: string }[];
   /** Over all components; `outputBytes` counts the components' files and the copied files. */
   totals: { components: number; quantizedTensors: number; keptTensors: number; quantizedParams: number; quantizedBytes: number; outputBytes: number };
+  /** Peak resident memory of this process when the report was written (bytes). */
+  peak_rss_bytes: number;
 }
 
 export interface PipelineResult {
@@ -238,6 +240,7 @@ function pipelineReport(layout: PipelineLayout, out: string, options: QuantizeRu
       report: `${c.name}/${REPORT_FILE}`,
       totals: c.report.totals,
       sizes_equal_prediction: c.report.sizes.every((s) => s.predicted === s.actual),
+      verification: c.report.verification.mode,
       ...(c.report.non_finite ? { non_finite: c.report.non_finite } : {}),
     })),
     copied: layout.copies,
@@ -250,6 +253,7 @@ function pipelineReport(layout: PipelineLayout, out: string, options: QuantizeRu
       quantizedBytes: sum((t) => t.quantizedBytes),
       outputBytes: sum((t) => t.outputBytes) + copiedBytes,
     },
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
   };
 }
 

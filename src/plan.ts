@@ -11,10 +11,11 @@ import { GGUF_FILE_TYPES, LLAMA_CPP_FTYPES, isLlamaCppFileType } from './formats
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
 import type { GenericDecision, OutputFormat, Plan, PlanEntry, Treatment } from './formats/format.js';
 import { encodingOfScheme } from './formats/types/index.js';
+import { imatrixValues, readImatrixFile } from './formats/imatrix-file.js';
 import { addon } from './native.js';
 import { totalmem } from 'node:os';
 import { calibrationBytes } from './eval/llama.js';
-import { type CalibrationOptions, type FormatName, type QuantizeOptions, type ResolvedOptions, QUANT_METHODS, usesGptq } from './options.js';
+import { type CalibrationOptions, type FormatName, type ImportanceMatrix, type QuantizeOptions, type ResolvedOptions, QUANT_METHODS, usesGptq } from './options.js';
 
 export * from './options.js';
 export { matrixView, type MatrixView, type Treatment, type PlanEntry, type Plan, type GenericDecision, type Request } from './formats/format.js';
@@ -55,9 +56,29 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
     throw usage(`--scale-dtype must be F16, BF16 or F32 (got ${String(o.scaleDtype)})`);
   if (o.maxShardSize !== undefined && !(Number.isSafeInteger(o.maxShardSize) && o.maxShardSize > 0))
     throw usage(`--max-shard-size must be a positive number of bytes`);
-  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, onnxDtype: o.onnxDtype, pure: isLlamaCppFileType(o.ggufType) ? (o.pure ?? LLAMA_CPP_FTYPES[o.ggufType].pureByDefault) : false };
+  if (o.imatrix !== undefined && format !== 'gguf') throw usage('--imatrix applies to --format gguf: its entries are named as llama.cpp names the tensors (gguf-raw keeps the checkpoint\'s names)');
+  if (o.imatrix !== undefined && quantMethod !== 'rtn') throw usage(`--imatrix is llama-quantize's own method: leave --method at rtn (got ${quantMethod})`);
+  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, onnxDtype: o.onnxDtype, pure: isLlamaCppFileType(o.ggufType) ? (o.pure ?? LLAMA_CPP_FTYPES[o.ggufType].pureByDefault) : false, ...(o.imatrix !== undefined ? { imatrix: o.imatrix } : {}) };
   formatFor(format).checkOptions(r);
   return r;
+}
+
+/** Reads an --imatrix file into the weights llama-quantize would take from it. */
+export async function loadImportanceMatrix(file: string): Promise<ImportanceMatrix> {
+  const f = await readImatrixFile(file);
+  return { file, values: imatrixValues(f), datasets: f.datasets, chunkCount: f.chunkCount };
+}
+
+/** The --imatrix weights of the plan's 'imatrix' tensors, by checkpoint tensor name (TensorQuantizer's key). */
+export function imatrixWeights(plan: Plan): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  const im = plan.options.importanceMatrix;
+  for (const e of plan.entries) {
+    const t = e.treatment;
+    if (!im || t.kind !== 'quantize' || t.spec.method !== 'imatrix') continue;
+    out.set(e.tensor.name, im.values.get(t.outputName ?? e.tensor.name)!);
+  }
+  return out;
 }
 
 /** Refuses calibration settings out of range (ERR_USAGE). */
@@ -92,6 +113,7 @@ export async function planQuantization(ckpt: Checkpoint, options: QuantizeOption
 }
 
 export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promise<Plan> {
+  if (o.imatrix !== undefined && !o.importanceMatrix) o = { ...o, importanceMatrix: await loadImportanceMatrix(o.imatrix) };
   if (ckpt.config && 'quantization_config' in ckpt.config)
     throw new QuantkitError('ERR_PLAN', 'this checkpoint is already quantized (config.json has quantization_config); start from the original weights', { file: ckpt.dir });
   // --method auto calibrates where the forward pass covers the model and its f32 copy fits in memory.

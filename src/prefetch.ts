@@ -1,7 +1,8 @@
 /**
  * Runs the producer for upcoming entries while the consumer writes the current one, so that reading,
- * quantizing and writing overlap. Entries are consumed strictly in order; production runs ahead only
- * while the source bytes in flight stay within a budget, which bounds memory by a few tensors.
+ * quantizing and writing overlap. Entries are consumed strictly in order; production runs one entry
+ * ahead always, and further only while the source bytes in flight stay within a budget, which bounds
+ * memory by a few tensors.
  */
 export class Prefetcher<E, T> {
   private readonly started: Promise<T>[] = [];
@@ -30,7 +31,10 @@ export class Prefetcher<E, T> {
     while (this.next < this.entries.length) {
       const e = this.entries[this.next]!;
       const mustStart = this.next < this.consumed; // the one being asked for
-      if (!mustStart && this.inflight + this.size(e) > this.budgetBytes) break;
+      // One entry beyond it always starts, whatever its size, so that reading and quantizing the next
+      // tensor overlaps writing this one; further ones only within the budget.
+      const nextOne = this.next === this.consumed;
+      if (!mustStart && !nextOne && this.inflight + this.size(e) > this.budgetBytes) break;
       const p = this.produce(e);
       p.catch(() => undefined); // rejections are seen by the consumer, or by drain()
       this.started.push(p);

@@ -5,6 +5,7 @@
  * tensors converted to a narrower float (F16, BF16) or transformed for llama.cpp are compared value by
  * value after the same transform, their rounding error reported like a quantization error.
  */
+import { availableCpus } from './cpus.js';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { Checkpoint, type CheckpointTensor } from './checkpoint.js';
@@ -18,7 +19,6 @@ import { type TensorTransform, ggufArchitecture, transformTensor } from './forma
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
 import { onnxFormat } from './formats/onnx/onnx-format.js';
 import { addon, newControl, type ErrorSums, type QuantizedParts } from './native.js';
-import { availableParallelism } from 'node:os';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 import { type Dtype, type FloatDtype, dtypeSize, isKernelFloat, shapeElements } from './safetensors/dtypes.js';
 
@@ -79,16 +79,16 @@ export function metricsFromSums(s: Pick<ErrorSums, 'sumSqErr' | 'sumSqRef' | 'ma
   };
 }
 
-const EXACT: ErrorMetrics = { rmse: 0, relRmse: 0, snrDb: Infinity, maxAbsErr: 0 };
+export const EXACT: ErrorMetrics = { rmse: 0, relRmse: 0, snrDb: Infinity, maxAbsErr: 0 };
 
-async function detectFormat(dir: string) {
+export async function detectFormat(dir: string) {
   if (await packedSafetensorsFormat.detect(dir)) return packedSafetensorsFormat;
   if (await ggufFormat.detect(dir)) return ggufFormat; // reads runnable and raw files alike
   if (await onnxFormat.detect(dir)) return onnxFormat;
   throw new QuantkitError('ERR_VERIFY', 'no quantkit output here (no .gguf file, no onnx/*.onnx, no config.json with a pack-quantized quantization_config)', { file: dir });
 }
 
-function sourceOf(src: Checkpoint, name: string, out: string): CheckpointTensor {
+export function sourceOf(src: Checkpoint, name: string, out: string): CheckpointTensor {
   const t = src.tensor(name) ?? src.tensor(src.aliases.get(name) ?? '');
   if (!t) throw new QuantkitError('ERR_VERIFY', 'has no tensor of this name in the source checkpoint', { file: out, tensor: name });
   return t;
@@ -116,13 +116,9 @@ function transformsFor(src: Checkpoint, runnable: boolean | undefined, out: stri
 
 const NARROWER: Partial<Record<Dtype, Dtype[]>> = { F16: ['F32', 'BF16'], BF16: ['F32', 'F16'] };
 
-/** Compares a converted or transformed tensor with its (transformed) source value by value. */
-async function convertedMetrics(rb: Extract<ReadBackTensor, { kind: 'keep' }>, s: CheckpointTensor, src: Checkpoint, transform: TensorTransform | undefined): Promise<{ metrics: ErrorMetrics; exact: boolean }> {
-  let source = await src.read(s);
-  let dtype = s.dtype;
-  if (transform) ({ bytes: source, dtype } = transformTensor(source, dtype, s.shape, transform));
-  const stored = await rb.readRange(0, new Uint8Array(rb.bytes));
-  const x = toFloat32(source, dtype), y = toFloat32(stored, rb.dtype);
+/** Error metrics of `stored` against `source`, value by value (both widened to float32). */
+export function valueMetrics(source: Uint8Array, sourceDtype: Dtype, stored: Uint8Array, storedDtype: Dtype): { metrics: ErrorMetrics; exact: boolean } {
+  const x = toFloat32(source, sourceDtype), y = toFloat32(stored, storedDtype);
   let sumSqErr = 0, sumSqRef = 0, maxAbsErr = 0;
   for (let i = 0; i < x.length; i++) {
     const e = y[i]! - x[i]!;
@@ -131,6 +127,23 @@ async function convertedMetrics(rb: Extract<ReadBackTensor, { kind: 'keep' }>, s
     maxAbsErr = Math.max(maxAbsErr, Math.abs(e));
   }
   return { metrics: metricsFromSums({ sumSqErr, sumSqRef, maxAbsErr, count: x.length }), exact: sumSqErr === 0 };
+}
+
+/**
+ * Whether a kept tensor is compared value by value (stored narrower than its source, or transformed
+ * for llama.cpp) rather than required to be exactly the source's values.
+ */
+export function keptIsConverted(storedDtype: Dtype, sourceDtype: Dtype, transform: TensorTransform | undefined): boolean {
+  return !!transform || !!NARROWER[storedDtype]?.includes(sourceDtype);
+}
+
+/** Compares a converted or transformed tensor with its (transformed) source value by value. */
+async function convertedMetrics(rb: Extract<ReadBackTensor, { kind: 'keep' }>, s: CheckpointTensor, src: Checkpoint, transform: TensorTransform | undefined): Promise<{ metrics: ErrorMetrics; exact: boolean }> {
+  let source = await src.read(s);
+  let dtype = s.dtype;
+  if (transform) ({ bytes: source, dtype } = transformTensor(source, dtype, s.shape, transform));
+  const stored = await rb.readRange(0, new Uint8Array(rb.bytes));
+  return valueMetrics(source, dtype, stored, rb.dtype);
 }
 
 const COMPARE_SLICE_ELEMENTS = 4 << 20;
@@ -171,7 +184,7 @@ async function load(rb: ReadBackTensor, src: Checkpoint, out: string, pool: Buff
 async function check(l: Loaded, src: Checkpoint, out: string, threads: number, control: BigInt64Array, pool: BufferPool): Promise<{ report: TensorReport; sums?: ErrorSums }> {
   const { rb, s } = l;
   const base = { name: rb.name, ...(rb.source ? { source: rb.source } : {}), shape: s.shape, sourceDtype: s.dtype, bytes: rb.bytes, params: shapeElements(s.shape)! };
-  if (l.kind === 'keep' && (l.transform || NARROWER[l.rb.dtype]?.includes(s.dtype))) {
+  if (l.kind === 'keep' && keptIsConverted(l.rb.dtype, s.dtype, l.transform)) {
     const { metrics, exact } = await convertedMetrics(l.rb, s, src, l.transform);
     Atomics.add(control, 0, BigInt(s.bytes));
     return { report: { ...base, treatment: exact ? 'kept' : 'converted', format: l.rb.dtype, ...metrics } };
@@ -203,7 +216,7 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
   try {
     const format = await detectFormat(outDir);
     const rb = await format.readBack(outDir);
-    const threads = options.threads ?? availableParallelism();
+    const threads = options.threads ?? availableCpus();
     const control = newControl();
     const pool = options.pool ?? new BufferPool();
     const unlink = linkCancel(options.signal, control);
@@ -214,7 +227,7 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
       const tensors: TensorReport[] = [];
       let sumSqErr = 0, sumSqRef = 0, maxAbsErr = 0, count = 0;
       // Reading the next tensors overlaps the error pass of the current one.
-      const prefetch = new Prefetcher(rb.tensors, (t) => (t.kind === 'keep' ? 0 : t.bytes + (src.tensor(t.source ?? t.name)?.bytes ?? 0)), (t) => load(t, src, outDir, pool, transformOf), 256 * 2 ** 20);
+      const prefetch = new Prefetcher(rb.tensors, (t) => (t.kind === 'keep' ? 0 : t.bytes + (src.tensor(t.source ?? t.name)?.bytes ?? 0)), (t) => load(t, src, outDir, pool, transformOf), 64 * 2 ** 20);
       for (const [i, t] of rb.tensors.entries()) {
         options.signal?.throwIfAborted();
         const { report: r, sums } = await prefetch
@@ -234,30 +247,7 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
         tensors.push(r);
         ticker.tensorDone(t.name, i + 1);
       }
-      const covered = new Set(tensors.map((t) => sourceOf(src, t.source ?? t.name, outDir).name));
-      for (const t of src.tensors) if (!covered.has(t.name)) throw new QuantkitError('ERR_VERIFY', 'source tensor is missing from the output', { file: outDir, tensor: t.name });
-      const q = tensors.filter((t) => t.treatment === 'quantized');
-      const quantizedParams = q.reduce((s, t) => s + t.params, 0);
-      const quantizedBytes = q.reduce((s, t) => s + t.bytes, 0);
-      const entries = await readdir(outDir, { recursive: true, withFileTypes: true });
-      const names = entries.filter((e) => e.isFile()).map((e) => relative(outDir, join(e.parentPath, e.name)).split(sep).join('/'));
-      const files = await Promise.all(names.sort().map(async (name) => ({ name, bytes: (await stat(join(outDir, name))).size })));
-      return {
-        format: rb.format,
-        output: outDir,
-        source: src.dir,
-        tensors,
-        totals: {
-          ...metricsFromSums({ sumSqErr, sumSqRef, maxAbsErr, count }),
-          quantizedTensors: q.length,
-          keptTensors: tensors.length - q.length,
-          quantizedParams,
-          quantizedBytes,
-          bitsPerQuantizedWeight: quantizedParams ? (quantizedBytes * 8) / quantizedParams : 0,
-          outputBytes: files.reduce((s, f) => s + f.bytes, 0),
-        },
-        files,
-      };
+      return await summarize(tensors, { sumSqErr, sumSqRef, maxAbsErr, count }, src, outDir, rb.format);
     } finally {
       ticker.stop();
       unlink();
@@ -266,4 +256,35 @@ export async function verifyOutput(outDir: string, source: string | Checkpoint, 
   } finally {
     if (typeof source === 'string') await src.close();
   }
+}
+
+/**
+ * The result of a verification from its per-tensor reports and summed error: every source tensor must
+ * be in the output; totals; the files of the output directory and their sizes.
+ */
+export async function summarize(tensors: TensorReport[], sums: Pick<ErrorSums, 'sumSqErr' | 'sumSqRef' | 'maxAbsErr' | 'count'>, src: Checkpoint, outDir: string, format: VerifyResult['format']): Promise<VerifyResult> {
+  const covered = new Set(tensors.map((t) => sourceOf(src, t.source ?? t.name, outDir).name));
+  for (const t of src.tensors) if (!covered.has(t.name)) throw new QuantkitError('ERR_VERIFY', 'source tensor is missing from the output', { file: outDir, tensor: t.name });
+  const q = tensors.filter((t) => t.treatment === 'quantized');
+  const quantizedParams = q.reduce((s, t) => s + t.params, 0);
+  const quantizedBytes = q.reduce((s, t) => s + t.bytes, 0);
+  const entries = await readdir(outDir, { recursive: true, withFileTypes: true });
+  const names = entries.filter((e) => e.isFile()).map((e) => relative(outDir, join(e.parentPath, e.name)).split(sep).join('/'));
+  const files = await Promise.all(names.sort().map(async (name) => ({ name, bytes: (await stat(join(outDir, name))).size })));
+  return {
+    format,
+    output: outDir,
+    source: src.dir,
+    tensors,
+    totals: {
+      ...metricsFromSums(sums),
+      quantizedTensors: q.length,
+      keptTensors: tensors.length - q.length,
+      quantizedParams,
+      quantizedBytes,
+      bitsPerQuantizedWeight: quantizedParams ? (quantizedBytes * 8) / quantizedParams : 0,
+      outputBytes: files.reduce((s, f) => s + f.bytes, 0),
+    },
+    files,
+  };
 }

@@ -14,6 +14,7 @@
 
 #include "gptq/gptq.h"
 #include "kernels/kernels.h"
+#include "kernels/numeric.h"
 #include "model/llama.h"
 #include "parallel.h"
 
@@ -554,6 +555,43 @@ const float* get_f32(const Napi::Object& o, const char* key, int64_t count, std:
   return p;
 }
 
+// weightedRowSquares: out[j] = sum_i W[j, i]^2 * a[i] for every row of a [rows, cols] F32/F16/BF16 matrix
+// (the column importance pre-pass of --method search, src/quant/importance.ts). Each row is summed in
+// double, in column order, as ((w * w) * a) then +=, the very operations of the JS it replaces, so the
+// result is the same float for any thread count; rows run in parallel.
+Napi::Value WeightedRowSquares(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const int64_t rows = get_int(o, "rows", 1, int64_t{1} << 40), cols = get_int(o, "cols", 1, int64_t{1} << 32);
+    const DType st = parse_dtype(get_string(o, "srcDtype"), "srcDtype");
+    Bytes src = get_bytes(o.Get("src"), "src");
+    need_bytes(src, checked_mul(checked_mul(rows, cols, "matrix size"), st == DType::F32 ? 4 : 2, "matrix size"), "src");
+    std::vector<Bytes> keep;
+    const float* a = get_f32(o, "a", cols, keep, "");
+    Napi::Value ov = o.Get("out");
+    if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("out must be a Float32Array");
+    Bytes out = get_bytes(ov, "out");
+    if (static_cast<int64_t>(out.len) != checked_mul(rows, 4, "out size")) fail("out must hold one value per row");
+    const uint8_t* W = src.ptr;
+    float* O = reinterpret_cast<float*>(out.ptr);
+    keep.push_back(std::move(src));
+    keep.push_back(std::move(out));
+    const int threads = get_threads(o);
+    return queued(new TaskWorker(info.Env(), std::move(keep), [W, O, a, rows, cols, st, threads]() {
+      const int64_t size = st == DType::F32 ? 4 : 2;
+      qk::parallel_for(threads, rows, [&](int64_t j) {
+        const void* row = W + j * cols * size;
+        double s = 0;
+        for (int64_t i = 0; i < cols; ++i) {
+          const double w = qk::load_as_f32(row, st, i);
+          s += w * w * static_cast<double>(a[i]);
+        }
+        O[j] = static_cast<float>(s);
+      });
+    }));
+  });
+}
+
 // config and weights of the reference forward pass, every weight checked against the configured shape.
 struct LlamaArgs {
   qk::LlamaConfig cfg;
@@ -752,6 +790,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantize", Napi::Function::New(env, Quantize));
   exports.Set("dequantize", Napi::Function::New(env, Dequantize));
   exports.Set("errorStats", Napi::Function::New(env, ErrorStatsFn));
+  exports.Set("weightedRowSquares", Napi::Function::New(env, WeightedRowSquares));
   exports.Set("layout", Napi::Function::New(env, Layout));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("llamaLogits", Napi::Function::New(env, LlamaLogits));

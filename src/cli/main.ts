@@ -3,6 +3,7 @@ import yargs, { type Argv, type CommandModule } from 'yargs';
 import { EXIT_CODES, QuantkitError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { EstimateCommand } from './commands/EstimateCommand.js';
+import { ImatrixCommand } from './commands/ImatrixCommand.js';
 import { InfoCommand } from './commands/InfoCommand.js';
 import { PlanCommand } from './commands/PlanCommand.js';
 import { PullCommand } from './commands/PullCommand.js';
@@ -11,7 +12,7 @@ import { ReportCommand } from './commands/ReportCommand.js';
 import { VerifyCommand } from './commands/VerifyCommand.js';
 
 // Each command has its own argument type; the list only registers them.
-export const COMMANDS: CommandModule<object, any>[] = [QuantizeCommand, PlanCommand, VerifyCommand, EstimateCommand, ReportCommand, PullCommand, InfoCommand];
+export const COMMANDS: CommandModule<object, any>[] = [QuantizeCommand, PlanCommand, VerifyCommand, EstimateCommand, ReportCommand, ImatrixCommand, PullCommand, InfoCommand];
 
 /**
  * How every command's arguments are parsed. An array option takes one value per occurrence
@@ -37,7 +38,7 @@ export function buildCli(argv: string[], commands = COMMANDS): Argv {
     .example('quantkit quantize models/stories260k --format gguf --gguf-type mobile', 'a GGUF file llama.cpp runs')
     .example('quantkit quantize ./sd-pipeline --bits 8 --keep "vae/*"', 'a diffusers pipeline folder (model_index.json), the VAE kept')
     .example('quantkit estimate config.json --dtype nf4 --gpu RTX4090', 'does it fit? from config.json alone')
-    .demandCommand(1, 'name a command: quantize, plan, verify, estimate, report, pull or info')
+    .demandCommand(1, 'name a command: quantize, plan, verify, estimate, report, imatrix, pull or info')
     .recommendCommands()
     .strict()
     .fail((msg, err) => {

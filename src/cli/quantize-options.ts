@@ -25,12 +25,13 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('method', { type: 'string', choices: QUANT_METHODS, default: DEFAULT_METHOD, describe: 'scale selection: auto (default: per row the best of rtn, search and gptq by measured output error, tied embedding/head chosen by the model\'s own output; IQ4_NL in GGUF; the search where the forward pass does not cover the model), rtn (round to nearest, ggml reference, bit-exact), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
+    .option('imatrix', { type: 'string', requiresArg: true, describe: "GGUF: llama.cpp's importance matrix (from `quantkit imatrix` or llama-imatrix; GGUF or legacy .dat), used as llama-quantize --imatrix uses it" })
     .option('keep', { type: 'string', array: true, requiresArg: true, describe: `keep tensors matching GLOB unquantized; repeatable (${GLOB_HELP})` })
     .option('bits-for', { type: 'string', array: true, requiresArg: true, describe: 'GLOB=BITS: mixed precision, e.g. "*down_proj*=8"; repeatable, first matching rule wins' })
     .option('scale-dtype', { type: 'string', choices: ['F16', 'BF16', 'F32'], describe: "scale dtype of safetensors output (default: the model's torch_dtype)" })
     .option('max-shard-size', { type: 'string', describe: 'split safetensors output into shards of at most SIZE: 500MB, 2GB (10^9 bytes), 1GiB (2^30 bytes)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
-    .group(['bits', 'group-size', 'format', 'onnx-dtype', 'gguf-type', 'pure', 'method', 'sym', 'asym', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size'], 'Quantization:')
+    .group(['bits', 'group-size', 'format', 'onnx-dtype', 'gguf-type', 'pure', 'method', 'imatrix', 'sym', 'asym', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size'], 'Quantization:')
     .group(['calibration-samples', 'calibration-length', 'seed', 'damp'], 'GPTQ calibration (--method auto, gptq, iq4nl-gptq):');
 }
 
@@ -49,6 +50,7 @@ export interface QuantizeArgs extends CalibrationArgs {
   'bits-for'?: string[];
   'scale-dtype'?: string;
   'max-shard-size'?: string;
+  imatrix?: string;
 }
 
 export function checkThreads(t: number | undefined): number | undefined {
@@ -72,7 +74,8 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     bits: a.bits as 4 | 8,
     groupSize,
     mode: a.asym ? 'asym' : 'sym',
-    quantMethod: (a.method ?? DEFAULT_METHOD) as QuantMethod,
+    // --imatrix is llama-quantize's own method: the default is then rtn, as llama-quantize quantizes.
+    quantMethod: (a.method ?? (a.imatrix !== undefined ? 'rtn' : DEFAULT_METHOD)) as QuantMethod,
     format: a.format as FormatName,
     ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),
     ...(a.pure !== undefined ? { pure: a.pure } : {}),
@@ -81,7 +84,8 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     ...(a['bits-for'] ? { bitsFor: a['bits-for'] } : {}),
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),
     ...(maxShardSize !== undefined ? { maxShardSize } : {}),
-    ...calibrationOptions(a, calibrates((a.method ?? DEFAULT_METHOD) as QuantMethod)),
+    ...(a.imatrix !== undefined ? { imatrix: a.imatrix } : {}),
+    ...calibrationOptions(a, calibrates((a.method ?? (a.imatrix !== undefined ? 'rtn' : DEFAULT_METHOD)) as QuantMethod)),
   };
 }
 

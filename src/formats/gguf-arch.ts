@@ -119,12 +119,16 @@ export function ggufArchitecture(config: ModelConfig | null, file: string): Gguf
   return { arch, dims, map, metadata };
 }
 
-/** Applies a transform to row-major tensor bytes (`rows` x `rowBytes`), returning new bytes. */
-export function applyRowTransform(bytes: Uint8Array, rows: number, t: TensorTransform): Uint8Array {
+/**
+ * Applies a transform to row-major tensor bytes (`rows` x `rowBytes`), returning new bytes from `alloc`
+ * (quantize passes its buffer pool: a fresh multi-megabyte buffer costs more in first-touch page faults
+ * than the copy itself).
+ */
+export function applyRowTransform(bytes: Uint8Array, rows: number, t: TensorTransform, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
   if (t.kind !== 'unpermute-rope') throw new Error('applyRowTransform handles row permutations only');
   const rowBytes = bytes.length / rows;
   if (rows !== t.heads * t.headDim || t.headDim % 2) throw new QuantkitError('ERR_PLAN', `cannot reorder ${rows} rows as ${t.heads} rotary heads of ${t.headDim}`);
-  const out = new Uint8Array(bytes.length);
+  const out = alloc(bytes.length);
   const half = t.headDim / 2;
   // convert_hf_to_gguf's permute: view rows as (head, 2, half) and swap the last two axes.
   for (let h = 0; h < t.heads; h++)
@@ -138,9 +142,9 @@ export function applyRowTransform(bytes: Uint8Array, rows: number, t: TensorTran
 }
 
 /** Applies a planned transform to a source tensor's bytes; returns the new bytes and their dtype. */
-export function transformTensor(bytes: Uint8Array, dtype: Dtype, shape: readonly number[], t: TensorTransform): { bytes: Uint8Array; dtype: Dtype } {
-  if (t.kind === 'unpermute-rope') return { bytes: applyRowTransform(bytes, shape[0]!, t), dtype };
-  if (t.kind === 'pad-rows') return { bytes: padRows(bytes, dtype, shape[0]!, t.cols), dtype };
+export function transformTensor(bytes: Uint8Array, dtype: Dtype, shape: readonly number[], t: TensorTransform, alloc?: (n: number) => Uint8Array): { bytes: Uint8Array; dtype: Dtype } {
+  if (t.kind === 'unpermute-rope') return { bytes: applyRowTransform(bytes, shape[0]!, t, alloc), dtype };
+  if (t.kind === 'pad-rows') return { bytes: padRows(bytes, dtype, shape[0]!, t.cols, alloc), dtype };
   const f = toFloat32(bytes, dtype);
   for (let i = 0; i < f.length; i++) f[i] = f[i]! + 1;
   return { bytes: new Uint8Array(f.buffer), dtype: 'F32' };

@@ -145,6 +145,8 @@ interface Walk {
   gqa: number;
   is70B: boolean;
   tied: boolean;
+  /** llama-quantize was given an importance matrix (qs.has_imatrix). */
+  imatrix: boolean;
   nAttnV: number;
   iAttnV: number;
   iFfnDown: number;
@@ -152,7 +154,7 @@ interface Walk {
 
 type T = GgmlTypeName;
 
-/** llama_tensor_get_type_impl for the file types quantkit plans, without an importance matrix. */
+/** llama_tensor_get_type_impl for the file types quantkit plans (the imatrix rules for the types they touch). */
 function ruleType(w: Walk, t: MixTensor, base: T): T {
   const { ft, m } = w;
   const falcon = m.arch === 'falcon';
@@ -197,9 +199,11 @@ function ruleType(w: Walk, t: MixTensor, base: T): T {
     if (ft === 'Q3_K_M') return i < Math.floor(n / 16) ? 'Q5_K' : !falcon || moreBits(i, n) ? 'Q4_K' : 'Q3_K';
     if (ft === 'Q3_K_L') return falcon ? 'Q4_K' : 'Q5_K';
     if (ft === 'Q4_K_M') return falcon ? (i < Math.floor(n / 16) ? 'Q6_K' : moreBits(i, n) ? 'Q5_K' : 'Q4_K') : moreBits(i, n) ? 'Q6_K' : base;
-    if (i < Math.floor(n / 8) && (ft === 'IQ4_NL' || ft === 'IQ4_XS')) return 'Q5_K';
+    if (i < Math.floor(n / 8) && (ft === 'IQ4_NL' || ft === 'IQ4_XS') && !w.imatrix) return 'Q5_K';
     if (ft === 'Q5_K_M' && moreBits(i, n)) return 'Q6_K';
     if (ft === 'Q4_K_S' && !falcon && i < Math.floor(n / 8)) return 'Q5_K';
+    // With an importance matrix llama.cpp guards the first eighth's ffn_down of Q4_0/Q5_0 files with Q4_1/Q5_1.
+    if ((ft === 'Q4_0' || ft === 'Q5_0') && w.imatrix && i < Math.floor(n / 8)) return ft === 'Q4_0' ? 'Q4_1' : 'Q5_1';
     return base;
   }
   if (t.category === 'attn_output') {
@@ -242,7 +246,7 @@ export interface MixChoice {
  * tensors, with their categories); `pure`: llama-quantize --pure (every matrix the file type's own,
  * shape fallbacks still applied). Tensors llama.cpp keeps as they are have no entry.
  */
-export function llamaCppTypes(ft: LlamaCppFileType, tensors: readonly MixTensor[], m: MixModel, pure = false): Map<string, MixChoice> {
+export function llamaCppTypes(ft: LlamaCppFileType, tensors: readonly MixTensor[], m: MixModel, pure = false, imatrix = false): Map<string, MixChoice> {
   const base = LLAMA_CPP_FTYPES[ft].base;
   const out = new Map<string, MixChoice>();
   const w: Walk = {
@@ -251,6 +255,7 @@ export function llamaCppTypes(ft: LlamaCppFileType, tensors: readonly MixTensor[
     gqa: m.kvHeads > 0 ? Math.floor(m.heads / m.kvHeads) : 0,
     is70B: is70B(m),
     tied: !tensors.some((t) => t.category === 'output'),
+    imatrix,
     nAttnV: tensors.filter((t) => t.category === 'attn_v' || t.category === 'attn_qkv' || t.category === 'attn_kv_b').length,
     iAttnV: 0,
     iFfnDown: 0,

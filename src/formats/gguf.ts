@@ -83,6 +83,14 @@ function baseMetadata(entries: PlanEntry[], modelDir: string, architecture: stri
     { key: 'general.alignment', type: U32, value: GGUF_DEFAULT_ALIGNMENT },
   ];
   if (entries.some((e) => e.treatment.kind === 'quantize')) kvs.push({ key: 'general.quantization_version', type: U32, value: 2 });
+  // What llama-quantize --imatrix records (its kv overrides: the path as given, the first dataset, counts).
+  const im = o.importanceMatrix;
+  if (im) {
+    kvs.push({ key: 'quantize.imatrix.file', type: S, value: im.file.slice(0, 127) });
+    if (im.datasets.length) kvs.push({ key: 'quantize.imatrix.dataset', type: S, value: im.datasets[0]!.slice(0, 127) });
+    kvs.push({ key: 'quantize.imatrix.entries_count', type: U32, value: im.values.size });
+    if (im.chunkCount > 0) kvs.push({ key: 'quantize.imatrix.chunks_count', type: U32, value: im.chunkCount });
+  }
   kvs.push({ key: 'quantkit.version', type: S, value: VERSION });
   return kvs;
 }
@@ -122,6 +130,21 @@ function mixModel(ckpt: Checkpoint, arch: GgufArchitecture | null): MixModel {
   return { arch: type === 'mistral' || type === 'mixtral' ? 'llama' : type, layers: d.layers, heads: d.heads, kvHeads: d.kvHeads, experts: d.experts };
 }
 
+/**
+ * The --imatrix weights of a tensor (`name`: its GGUF name): undefined without --imatrix, null when the
+ * file has no entry for it (llama-quantize then quantizes it without one). An entry whose length is not
+ * the row length is refused as llama-quantize refuses it (except for token_embd, which it ignores).
+ */
+function importanceFor(o: ResolvedOptions, name: string, cols: number, t: CheckpointTensor): Float32Array | null | undefined {
+  const im = o.importanceMatrix;
+  if (!im) return undefined;
+  const v = im.values.get(name);
+  if (!v) return null;
+  if (v.length === cols) return v;
+  if (name === 'token_embd.weight') return null;
+  throw new QuantkitError('ERR_PLAN', `the importance matrix has ${v.length} columns for ${name}, the tensor has ${cols}: it was computed for another model`, { file: im.file, tensor: t.name });
+}
+
 function makeFormat(runnable: boolean): OutputFormat {
   const archCache = new WeakMap<Checkpoint, GgufArchitecture>();
   const archOf = (ckpt: Checkpoint) => {
@@ -143,13 +166,13 @@ function makeFormat(runnable: boolean): OutputFormat {
   // checkpoint and file type.
   const mixCache = new WeakMap<Checkpoint, Map<string, Map<string, MixChoice>>>();
   const mixOf = (ckpt: Checkpoint, o: ResolvedOptions): Map<string, MixChoice> => {
-    const key = `${o.ggufType}${o.pure ? ' pure' : ''}`;
+    const key = `${o.ggufType}${o.pure ? ' pure' : ''}${o.importanceMatrix ? ' imatrix' : ''}`;
     let byKey = mixCache.get(ckpt);
     if (!byKey) mixCache.set(ckpt, (byKey = new Map()));
     let mix = byKey.get(key);
     if (!mix) {
       const tensors = ckpt.tensors.map((t) => mixTensor(ckpt, t)).filter((t) => t !== null);
-      byKey.set(key, (mix = llamaCppTypes(o.ggufType as keyof typeof LLAMA_CPP_FTYPES, tensors, mixModel(ckpt, runnable ? archOf(ckpt) : null), o.pure)));
+      byKey.set(key, (mix = llamaCppTypes(o.ggufType as keyof typeof LLAMA_CPP_FTYPES, tensors, mixModel(ckpt, runnable ? archOf(ckpt) : null), o.pure, o.importanceMatrix !== undefined)));
     }
     return mix;
   };
@@ -213,9 +236,14 @@ function makeFormat(runnable: boolean): OutputFormat {
       }
       // --method iq4nl (and auto with calibration): IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
       if (gt.name === 'Q4_0' && writesIq4nl(o) && !isLlamaCppFileType(o.ggufType)) gt = ggmlType('IQ4_NL');
-      const wantedMethod = kernelMethod(o.quantMethod, gt.scheme!);
+      const imatrix = importanceFor(o, placement.outputName ?? t.name, view.cols, t);
+      const wantedMethod = kernelMethod(o.quantMethod, gt.scheme!, imatrix === undefined ? undefined : imatrix !== null);
       const method = gt.methods.includes(wantedMethod) ? wantedMethod : 'rtn';
-      const notes = [why && `${why}: ${gt.name}, as llama.cpp falls back`, method !== wantedMethod && `--method ${o.quantMethod} does not apply to ${gt.name}: llama.cpp's quantizer`].filter(Boolean);
+      const notes = [
+        why && `${why}: ${gt.name}, as llama.cpp falls back`,
+        method !== wantedMethod && (imatrix ? `${gt.name}'s quantizer takes no importance matrix` : `--method ${o.quantMethod} does not apply to ${gt.name}: llama.cpp's quantizer`),
+        imatrix === null && 'no entry in the importance matrix: quantized without it, as llama-quantize does',
+      ].filter(Boolean);
       return { kind: 'quantize', spec: ggmlSpec(gt, method), view, label: ggmlLabel(gt, method), ...(notes.length ? { note: notes.join('; ') } : {}), ...placement };
     },
 

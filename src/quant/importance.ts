@@ -18,6 +18,10 @@
  * the result is empty and the search runs unweighted.
  */
 import type { Checkpoint, CheckpointTensor } from '../checkpoint.js';
+import { BufferPool } from '../buffer-pool.js';
+import { QuantkitError } from '../errors.js';
+import { addon } from '../native.js';
+import { isKernelFloat } from '../safetensors/dtypes.js';
 import { toFloat32 } from '../convert.js';
 
 const ATTN_INPUTS = ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight'];
@@ -29,20 +33,36 @@ function mean(a: Float32Array): number {
   return s / a.length;
 }
 
-/** Calls fn with each row of a stored matrix as f32, one row at a time (no f32 copy of the matrix). */
+/**
+ * Calls fn with each row of a stored matrix as f32, one row at a time (no f32 copy of the matrix). BF16
+ * rows (the common case) are widened into one reused row: a fresh array per row cost more in allocation
+ * and garbage collection than the sums themselves.
+ */
 function forEachRow(bytes: Uint8Array, dtype: CheckpointTensor['dtype'], rows: number, fn: (row: Float32Array, r: number) => void): void {
   const rowBytes = bytes.length / rows;
+  if (dtype === 'BF16' && bytes.byteOffset % 2 === 0 && LITTLE_ENDIAN) {
+    const cols = rowBytes / 2;
+    const h = new Uint16Array(bytes.buffer, bytes.byteOffset, rows * cols);
+    const bits = new Int32Array(cols), row = new Float32Array(bits.buffer);
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0, at = r * cols; i < cols; i++) bits[i] = h[at + i]! << 16;
+      fn(row, r);
+    }
+    return;
+  }
   for (let r = 0; r < rows; r++) fn(toFloat32(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), dtype), r);
 }
 
-/** sum_i W[j, i]^2 * a[i] for every row j. */
-function weightedRowSquares(bytes: Uint8Array, dtype: CheckpointTensor['dtype'], rows: number, cols: number, a: Float32Array): Float32Array {
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * sum_i W[j, i]^2 * a[i] for every row j, in the addon (threads over rows; each row summed in double in
+ * column order, so the same floats as the JS loop it replaced, for any thread count).
+ */
+async function weightedRowSquares(bytes: Uint8Array, dtype: CheckpointTensor['dtype'], rows: number, cols: number, a: Float32Array, threads?: number): Promise<Float32Array> {
   const out = new Float32Array(rows);
-  forEachRow(bytes, dtype, rows, (w, j) => {
-    let s = 0;
-    for (let i = 0; i < cols; i++) s += w[i]! * w[i]! * a[i]!;
-    out[j] = s;
-  });
+  if (!isKernelFloat(dtype)) throw new QuantkitError('ERR_PLAN', `cannot read ${dtype} weights as floats`);
+  await addon().weightedRowSquares({ src: bytes, srcDtype: dtype, rows, cols, a, out, threads });
   return out;
 }
 
@@ -56,7 +76,7 @@ function normalisedInput(gain: Float32Array, residual: Float32Array): Float32Arr
  * Column importance by tensor name (as stored in the checkpoint; a tied output head shares the
  * embedding's entry). Reads each matrix it needs once, one at a time.
  */
-export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortSignal): Promise<Map<string, Float32Array>> {
+export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortSignal, pool = new BufferPool(), threads?: number): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   const byName = new Map(ckpt.tensors.map((t) => [t.name, t]));
   const stored = (name: string): CheckpointTensor | undefined => byName.get(name) ?? byName.get(ckpt.aliases.get(name) ?? '');
@@ -66,11 +86,17 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
   if (!embed || embed.shape.length !== 2 || !Number.isSafeInteger(layers) || layers < 1) return out;
   const hidden = embed.shape[1]!;
   const addOne = config.model_type === 'gemma' || config.model_type === 'gemma2';
-  const bytesOf = async (t: CheckpointTensor) => {
+  // The matrices are read one at a time into reused buffers (fresh ones cost first-touch page faults).
+  const withBytes = async <T>(t: CheckpointTensor, fn: (bytes: Uint8Array) => T | Promise<T>): Promise<T> => {
     signal?.throwIfAborted();
-    return ckpt.read(t);
+    const bytes = await ckpt.read(t, pool.acquire(t.bytes));
+    try {
+      return await fn(bytes);
+    } finally {
+      pool.release(bytes);
+    }
   };
-  const read = async (t: CheckpointTensor) => toFloat32(await bytesOf(t), t.dtype);
+  const read = (t: CheckpointTensor) => withBytes(t, (b) => toFloat32(b, t.dtype));
   const gain = async (name: string): Promise<Float32Array | undefined> => {
     const t = stored(name);
     if (!t || t.shape.length !== 1 || t.shape[0] !== hidden) return undefined;
@@ -82,9 +108,11 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
   const residual = new Float32Array(hidden);
   {
     const rows = embed.shape[0]!;
-    forEachRow(await bytesOf(embed), embed.dtype, rows, (e) => {
-      for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + e[i]! * e[i]!;
-    });
+    await withBytes(embed, (b) =>
+      forEachRow(b, embed.dtype, rows, (e) => {
+        for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + e[i]! * e[i]!;
+      }),
+    );
     for (let i = 0; i < hidden; i++) residual[i] = residual[i]! / rows;
   }
   // Gives the matrices fed by RMSNorm(residual) * g (norm `gainName`) their importance; undefined when
@@ -109,12 +137,12 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
     const v = stored(`${p}self_attn.v_proj.weight`), o = stored(`${p}self_attn.o_proj.weight`);
     if (v && o && v.shape[1] === hidden && o.shape[0] === hidden && Number.isSafeInteger(heads) && kvHeads > 0 && heads % kvHeads === 0) {
       const rn = attnIn;  // g^2 * r / mean(r)
-      const sv = weightedRowSquares(await bytesOf(v), v.dtype, v.shape[0]!, hidden, rn);
+      const sv = await withBytes(v, (b) => weightedRowSquares(b, v.dtype, v.shape[0]!, hidden, rn, threads));
       const headDim = v.shape[0]! / kvHeads;
       const oCols = o.shape[1]!;
       const so = new Float32Array(oCols);
       for (let c = 0; c < oCols; c++) so[c] = sv[Math.floor(c / headDim / (heads / kvHeads)) * headDim + (c % headDim)] ?? 0;
-      const add = weightedRowSquares(await bytesOf(o), o.dtype, hidden, oCols, so);
+      const add = await withBytes(o, (b) => weightedRowSquares(b, o.dtype, hidden, oCols, so, threads));
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + 0.5 * add[i]!;
     }
 
@@ -123,10 +151,10 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
     const up = stored(`${p}mlp.up_proj.weight`), gate = stored(`${p}mlp.gate_proj.weight`), down = stored(`${p}mlp.down_proj.weight`);
     if (up && gate && down && down.shape[0] === hidden) {
       const ffn = up.shape[0]!;
-      const su = weightedRowSquares(await bytesOf(up), up.dtype, ffn, hidden, mlpIn);
-      const sg = weightedRowSquares(await bytesOf(gate), gate.dtype, ffn, hidden, mlpIn);
+      const su = await withBytes(up, (b) => weightedRowSquares(b, up.dtype, ffn, hidden, mlpIn, threads));
+      const sg = await withBytes(gate, (b) => weightedRowSquares(b, gate.dtype, ffn, hidden, mlpIn, threads));
       const sd = su.map((u, j) => 0.3 * u * sg[j]!);
-      const add = weightedRowSquares(await bytesOf(down), down.dtype, hidden, ffn, sd);
+      const add = await withBytes(down, (b) => weightedRowSquares(b, down.dtype, hidden, ffn, sd, threads));
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + add[i]!;
     }
   }

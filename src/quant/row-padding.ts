@@ -10,10 +10,11 @@
 import { dtypeSize, type Dtype } from '../safetensors/dtypes.js';
 
 /** Zero-pads every row of a row-major [rows, cols] tensor to `paddedCols` elements. */
-export function padRows(bytes: Uint8Array, dtype: Dtype, rows: number, paddedCols: number): Uint8Array {
+export function padRows(bytes: Uint8Array, dtype: Dtype, rows: number, paddedCols: number, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
   const size = dtypeSize(dtype);
   const rowBytes = bytes.length / rows;
-  const out = new Uint8Array(rows * paddedCols * size);
+  const out = alloc(rows * paddedCols * size);
+  if (paddedCols * size !== rowBytes) out.fill(0); // the padding (a reused buffer holds old bytes)
   for (let r = 0; r < rows; r++) out.set(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), r * paddedCols * size);
   return out;
 }

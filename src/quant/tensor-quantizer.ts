@@ -107,7 +107,8 @@ export class TensorQuantizer {
       return f.factor.then((factor) => addon().gptqQuantize({ ...rest, spec, factor, weights: f.diagonal }));
     }
     const method = c.method === 'gptq' ? 'search' : c.method;
-    const importance = method === 'search' ? this.importance.get(name) : undefined;
+    // 'imatrix': the --imatrix weights by tensor (plan.ts imatrixWeights), as llama-quantize passes them.
+    const importance = method === 'search' || method === 'imatrix' ? this.importance.get(name) : undefined;
     const weights = importance && padColumns(importance, job.cols);
     const { method: _m, ...base } = planned;
     const spec: KernelSpec = method === 'rtn' ? base : { ...base, method };

@@ -5,7 +5,7 @@
  * and overall, predicted inference memory (the estimator), and, where the reference forward pass covers
  * the architecture, perplexity, KL divergence and top-1 agreement against the original.
  */
-import { availableParallelism } from 'node:os';
+import { availableCpus } from '../cpus.js';
 import { join } from 'node:path';
 import { Checkpoint, pathExists } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
@@ -121,7 +121,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
     formats: o.formats ?? DEFAULT_AXES.formats,
   };
   for (const [k, v] of Object.entries(axes)) if ((v as unknown[]).length === 0) throw new QuantkitError('ERR_USAGE', `report: the ${k} list is empty`);
-  const threads = o.threads ?? availableParallelism();
+  const threads = o.threads ?? availableCpus();
   const progress = o.onProgress ?? (() => undefined);
   const ckpt = await Checkpoint.open(model);
   try {

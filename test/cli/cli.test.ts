@@ -238,7 +238,8 @@ describe('quantkit CLI', () => {
   it('draws a progress bar on stderr only when it is a terminal', () => {
     const out = join(dir, 'tty');
     // script(1) gives the CLI a pseudo-terminal; the bar redraws one line with \r and an erase sequence.
-    const cmd = [process.execPath, CLI, 'quantize', TINYSTORIES656K, '-o', out, '--threads', '1'].map((a) => `'${a}'`).join(' ');
+    // --verify full: its re-read is the second phase the bar draws (the default measures while writing).
+    const cmd = [process.execPath, CLI, 'quantize', TINYSTORIES656K, '-o', out, '--threads', '1', '--verify', 'full'].map((a) => `'${a}'`).join(' ');
     const tty = spawnSync('script', ['-qfec', cmd, '/dev/null'], { encoding: 'utf8' });
     expect(tty.status).toBe(0);
     expect(tty.stdout).toMatch(/\r\x1b\[2Kquantize +\[#*\.*\] \d+\/20 /);

@@ -94,7 +94,8 @@ describe('progress and cancellation', () => {
   it('reports monotonic progress in bytes through both phases', async () => {
     const model = bigModel('progress', 4, 2048, 4096);
     const events: Progress[] = [];
-    const { report } = await quantize(model, { bits: 4, output: join(dir, 'progress-out'), onProgress: (p) => events.push(p) });
+    // --verify full: the second phase re-reads every tensor (the default measures while writing).
+    const { report } = await quantize(model, { bits: 4, output: join(dir, 'progress-out'), verify: 'full', onProgress: (p) => events.push(p) });
     expect(report.totals.quantizedTensors).toBe(4);
     const q = events.filter((e) => e.phase === 'quantize'), v = events.filter((e) => e.phase === 'verify');
     expect(q.length).toBeGreaterThanOrEqual(4);

@@ -1,7 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { QuantkitError } from '../../errors.js';
 import { parseRepoId } from '../../hub/client.js';
-import { pull } from '../../hub/pull.js';
 import { progressBar } from '../progress-bar.js';
 import { abortOnSigint } from '../signals.js';
 import { formatBytes } from '../../units.js';
@@ -40,6 +39,7 @@ export const PullCommand: CommandModule<object, Args> = {
     const bar = args.quiet || args.json ? { update() {}, done() {} } : progressBar();
     const { signal, dispose } = abortOnSigint();
     try {
+      const { pull } = await import('../../hub/pull.js'); // only this command downloads
       const r = await pull(id.repo, {
         revision: args.revision ?? id.revision,
         include: args.include,

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
-import { type Progress, REPORT_FILE, jsonReplacer, localModel, quantize } from '../../quantize.js';
+import { type Progress, type QuantizationReport, REPORT_FILE, jsonReplacer, localModel, quantize } from '../../quantize.js';
 import { isDiffusersPipeline } from '../../checkpoint.js';
-import { quantizePipeline } from '../../pipeline.js';
+import { type PipelineReport, quantizePipeline } from '../../pipeline.js';
 import { pipelineReportText, reportText } from '../print.js';
 import { progressBar } from '../progress-bar.js';
 import { type QuantizeArgs, checkThreads, toQuantizeOptions, withQuantizeOptions } from '../quantize-options.js';
@@ -15,6 +15,7 @@ interface Args extends QuantizeArgs {
   'max-rel-rmse'?: number;
   'allow-non-finite': boolean;
   threads?: number;
+  verify: 'fast' | 'full';
   json: boolean;
   quiet: boolean;
 }
@@ -29,9 +30,10 @@ export const QuantizeCommand: CommandModule<object, Args> = {
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan with predicted sizes (as quantkit plan); write nothing' })
       .option('max-rel-rmse', { type: 'number', describe: 'fail (exit 5, nothing published) if any quantized tensor exceeds this relative RMSE' })
       .option('allow-non-finite', { type: 'boolean', default: false, describe: 'copy NaN/Inf values of tensors kept unquantized as they are (the report lists them) instead of refusing (exit 3)' })
-      .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the number of CPUs)' })
+      .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the CPUs this process may use: its affinity mask, capped by a cgroup CPU quota)' })
+      .option('verify', { choices: ['fast', 'full'] as const, default: 'fast' as const, describe: "fast: every tensor's error measured before it is written, files hashed as written and re-opened; full: also re-read and dequantize everything from disk against the source (as quantkit verify)" })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors (and --json)' })
-      .group(['output', 'force', 'dry-run', 'max-rel-rmse', 'allow-non-finite', 'threads', 'json', 'quiet'], 'Run and output:')
+      .group(['output', 'force', 'dry-run', 'max-rel-rmse', 'allow-non-finite', 'threads', 'verify', 'json', 'quiet'], 'Run and output:')
       .example('quantkit quantize models/stories260k --bits 4 --keep "*norm*" -o out/w4', 'options before or after the model')
       .example('quantkit quantize --format gguf --gguf-type mobile models/stories260k', 'a GGUF file llama.cpp runs')
       .example('quantkit quantize ./sd-pipeline --bits 8 --keep "vae/*" --keep "*norm*"', 'a diffusers pipeline folder: every component, the VAE kept whole')
@@ -49,6 +51,7 @@ export const QuantizeCommand: CommandModule<object, Args> = {
         ...(checkThreads(args.threads) !== undefined ? { threads: args.threads } : {}),
         ...(args['max-rel-rmse'] !== undefined ? { maxRelRmse: args['max-rel-rmse'] } : {}),
         ...(args['allow-non-finite'] ? { allowNonFinite: true } : {}),
+        verify: args.verify,
         onProgress: (p: Progress) => bar.update(p),
         signal,
       };
@@ -58,7 +61,7 @@ export const QuantizeCommand: CommandModule<object, Args> = {
       if (args.json) process.stdout.write(JSON.stringify(result.report, jsonReplacer, 2) + '\n');
       else if (!args.quiet) {
         const text = 'components' in result ? pipelineReportText(result.report, result.components) : reportText(result.report);
-        process.stdout.write(`${text}\n  report: ${result.output}/${REPORT_FILE}\n`);
+        process.stdout.write(`${text}\n${runSummary(result.report)}  report: ${result.output}/${REPORT_FILE}\n`);
       }
     } finally {
       bar.done();
@@ -66,3 +69,9 @@ export const QuantizeCommand: CommandModule<object, Args> = {
     }
   },
 };
+
+/** Which verification ran and this process's peak resident memory (a pipeline: its components'). */
+function runSummary(report: QuantizationReport | PipelineReport): string {
+  const modes = 'components' in report ? [...new Set(report.components.map((c) => c.verification))] : [report.verification.mode];
+  return `  verification: ${modes.join(', ')}${modes.includes('fast') ? ' (errors measured before writing, files hashed and re-opened; --verify full re-reads everything)' : ''}\n  peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB\n`;
+}

@@ -63,6 +63,8 @@ export const ReportCommand: CommandModule<object, Args> = {
     const methods = list<QuantMethod>('method', args.method, (s) => ((QUANT_METHODS as string[]).includes(s) ? (s as QuantMethod) : undefined));
     const calibration = calibrationOptions(args, methods.some(calibrates));
     const { signal, dispose } = abortOnSigint();
+    // Loaded here, not with the CLI: the report pulls in the evaluation code that other commands never use.
+    const { report } = await import('../../report/index.js');
     const r = await report(args.model, {
       bits: list('bits', args.bits, (s) => (s === '4' || s === '8' ? (Number(s) as 4 | 8) : undefined)),
       groupSizes: list<GroupSize>('group-size', args['group-size'], (s) => (s === 'row' ? 'row' : /^\d+$/.test(s) && Number(s) > 0 ? Number(s) : undefined)),

@@ -23,7 +23,7 @@ export const VerifyCommand: CommandModule<object, Args> = {
       .positional('output', { type: 'string', demandOption: true, describe: 'output directory written by quantize (a whole pipeline folder when --against is one)' })
       .option('against', { type: 'string', demandOption: true, requiresArg: true, describe: 'the source: model directory, .safetensors file or diffusers pipeline folder it was made from' })
       .option('max-rel-rmse', { type: 'number', describe: 'fail (exit 5) if any quantized tensor exceeds this relative RMSE' })
-      .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the number of CPUs)' })
+      .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the CPUs this process may use: its affinity mask, capped by a cgroup CPU quota)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
       .example('quantkit verify out/stories-w4 --against models/stories260k --max-rel-rmse 0.1', 'exit 6 if a file differs, 5 if a tensor is worse than 0.1') as never,
   handler: async (args) => {

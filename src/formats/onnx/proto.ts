@@ -4,7 +4,8 @@
  * schema's; the messages are declared through protobufjs's reflection API, which encodes and decodes
  * them (no generated code, no .proto file to ship).
  */
-import protobuf from 'protobufjs/light.js';
+import { createRequire } from 'node:module';
+import type * as Protobuf from 'protobufjs/light.js';
 
 /** TensorProto.DataType values quantkit uses. */
 export const OnnxType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, FLOAT16: 10, BFLOAT16: 16 } as const;
@@ -77,7 +78,8 @@ export interface ModelMessage {
 
 const f = (id: number, type: string, rule?: 'repeated') => ({ id, type, ...(rule ? { rule } : {}) });
 
-const root = protobuf.Root.fromJSON({
+// protobufjs loads on the first ONNX encode or decode, not with the CLI: most runs write no ONNX.
+const schema = {
   nested: {
     onnx: {
       nested: {
@@ -155,17 +157,26 @@ const root = protobuf.Root.fromJSON({
       },
     },
   },
-});
+};
 
-const ModelProto = root.lookupType('onnx.ModelProto');
+let modelProto: Protobuf.Type | undefined;
+function ModelProtoType(): Protobuf.Type {
+  if (!modelProto) {
+    const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof Protobuf;
+    modelProto = protobuf.Root.fromJSON(schema).lookupType('onnx.ModelProto');
+  }
+  return modelProto;
+}
 
 /** Serializes a model (deterministically: the same message gives the same bytes). */
 export function encodeModel(m: ModelMessage): Uint8Array {
+  const ModelProto = ModelProtoType();
   return ModelProto.encode(ModelProto.fromObject(m)).finish();
 }
 
 /** Parses a serialized model; throws a protobufjs error on malformed bytes. */
 export function decodeModel(bytes: Uint8Array): ModelMessage {
+  const ModelProto = ModelProtoType();
   return ModelProto.toObject(ModelProto.decode(bytes), { longs: Number, defaults: false, arrays: true }) as ModelMessage;
 }
 

@@ -6,6 +6,6 @@
 import { ggmlBlockType } from './encoding.js';
 
 export const IQ4_NL = ggmlBlockType({
-  name: 'IQ4_NL', ggufId: 20, blockWeights: 32, blockBytes: 18, bits: 4, scheme: 'iq4_nl', methods: ['search', 'gptq', 'rtn'],
+  name: 'IQ4_NL', ggufId: 20, blockWeights: 32, blockBytes: 18, bits: 4, scheme: 'iq4_nl', methods: ['search', 'gptq', 'rtn', 'imatrix'],
   summary: '32-weight blocks: f16 scale + 32 4-bit indices into a non-linear table; 4.5 bits/weight',
 });

@@ -6,6 +6,6 @@
 import { ggmlBlockType } from './encoding.js';
 
 export const Q2_K = ggmlBlockType({
-  name: 'Q2_K', ggufId: 10, blockWeights: 256, blockBytes: 84, bits: 2, scheme: 'q2_k', fallback: 'Q4_0',
+  name: 'Q2_K', ggufId: 10, blockWeights: 256, blockBytes: 84, bits: 2, scheme: 'q2_k', methods: ['rtn', 'imatrix'], fallback: 'Q4_0',
   summary: '256-weight super-blocks: 2-bit codes, 4-bit sub-block scales and minimums; 2.625 bits/weight',
 });

@@ -5,6 +5,6 @@
 import { ggmlBlockType } from './encoding.js';
 
 export const Q3_K = ggmlBlockType({
-  name: 'Q3_K', ggufId: 11, blockWeights: 256, blockBytes: 110, bits: 3, scheme: 'q3_k', fallback: 'Q4_0',
+  name: 'Q3_K', ggufId: 11, blockWeights: 256, blockBytes: 110, bits: 3, scheme: 'q3_k', methods: ['rtn', 'imatrix'], fallback: 'Q4_0',
   summary: '256-weight super-blocks: 3-bit codes, 6-bit sub-block scales; 3.4375 bits/weight',
 });

@@ -2,6 +2,6 @@
 import { ggmlBlockType } from './encoding.js';
 
 export const Q4_1 = ggmlBlockType({
-  name: 'Q4_1', ggufId: 3, blockWeights: 32, blockBytes: 20, bits: 4, scheme: 'q4_1', methods: ['rtn', 'search', 'hqq'],
+  name: 'Q4_1', ggufId: 3, blockWeights: 32, blockBytes: 20, bits: 4, scheme: 'q4_1', methods: ['rtn', 'search', 'hqq', 'imatrix'],
   summary: '32-weight blocks: f16 scale and minimum + 32 4-bit codes; 5 bits/weight',
 });

@@ -2,6 +2,6 @@
 import { ggmlBlockType } from './encoding.js';
 
 export const Q5_0 = ggmlBlockType({
-  name: 'Q5_0', ggufId: 6, blockWeights: 32, blockBytes: 22, bits: 5, scheme: 'q5_0',
+  name: 'Q5_0', ggufId: 6, blockWeights: 32, blockBytes: 22, bits: 5, scheme: 'q5_0', methods: ['rtn', 'imatrix'],
   summary: '32-weight blocks: f16 scale + 32 5-bit codes; 5.5 bits/weight',
 });

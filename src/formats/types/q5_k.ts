@@ -5,6 +5,6 @@
 import { ggmlBlockType } from './encoding.js';
 
 export const Q5_K = ggmlBlockType({
-  name: 'Q5_K', ggufId: 13, blockWeights: 256, blockBytes: 176, bits: 5, scheme: 'q5_k', fallback: 'Q5_1',
+  name: 'Q5_K', ggufId: 13, blockWeights: 256, blockBytes: 176, bits: 5, scheme: 'q5_k', methods: ['rtn', 'imatrix'], fallback: 'Q5_1',
   summary: '256-weight super-blocks: 5-bit codes, 6-bit sub-block scales and minimums; 5.5 bits/weight',
 });

@@ -5,6 +5,6 @@
 import { ggmlBlockType } from './encoding.js';
 
 export const Q6_K = ggmlBlockType({
-  name: 'Q6_K', ggufId: 14, blockWeights: 256, blockBytes: 210, bits: 6, scheme: 'q6_k', fallback: 'Q8_0',
+  name: 'Q6_K', ggufId: 14, blockWeights: 256, blockBytes: 210, bits: 6, scheme: 'q6_k', methods: ['rtn', 'imatrix'], fallback: 'Q8_0',
   summary: '256-weight super-blocks: 6-bit codes, 8-bit sub-block scales; 6.5625 bits/weight',
 });
