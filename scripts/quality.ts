@@ -22,6 +22,7 @@ import { addon, allocateParts, type KernelSpec } from '../src/native.js';
 import { type QuantizeOptions, planQuantization } from '../src/plan.js';
 import { estimateColumnImportance } from '../src/quant/importance.js';
 import { calibrate } from '../src/quant/calibration.js';
+import { prepareQuantizer } from '../src/quant/auto.js';
 import { metricsFromSums } from '../src/verify.js';
 import { randomBf16 } from './random-bf16.js';
 
@@ -64,8 +65,8 @@ async function model(name: string): Promise<Row[]> {
     const importance = await estimateColumnImportance(ckpt);
     const calibration = await calibrate(ckpt, { threads: 2 }); // GPTQ: the model's own text, default settings
     const layouts: [string, Partial<QuantizeOptions>, string[]][] = [
-      ['GGUF (ggml-blockable matrices)', { format: 'gguf-raw' }, ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq']],
-      [ALL_MATRICES, ALL_MATRICES_OPTIONS, ['rtn', 'search', 'gptq']],
+      ['GGUF (ggml-blockable matrices)', { format: 'gguf-raw' }, ['auto', 'rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq']],
+      [ALL_MATRICES, ALL_MATRICES_OPTIONS, ['auto', 'rtn', 'search', 'gptq']],
       ['GGUF Q4_1 (asymmetric, 5 bits/weight)', { format: 'gguf-raw', mode: 'asym' }, ['rtn', 'search', 'hqq']],
     ];
     const rows: Row[] = [];
@@ -73,7 +74,9 @@ async function model(name: string): Promise<Row[]> {
     for (const [layout, o, methods] of layouts)
       for (const method of methods) {
         const plan = await planQuantization(ckpt, { bits: 4, groupSize: 32, mode: 'sym', ...o, quantMethod: method as 'rtn' });
-        const q = await quantizeInMemory(ckpt, plan, { importance, calibration, keepValues: true, threads: 2 });
+        // auto (the default) measures its candidates as quantize does (src/quant/auto.ts)
+        const { quantizer } = await prepareQuantizer(ckpt, plan, { importance, calibrated: calibration, threads: 2 });
+        const q = await quantizeInMemory(ckpt, plan, { quantizer, keepValues: true, threads: 2 });
         const d = await ref.compare(await LlamaModel.load(ckpt, async (t, v) => q.values.get(t.name) ?? v), 2);
         const s = q.errors.reduce((a, e) => ({ sumSqErr: a.sumSqErr + e.sums.sumSqErr, sumSqRef: a.sumSqRef + e.sums.sumSqRef, maxAbsErr: 0, count: a.count + e.sums.count }), { sumSqErr: 0, sumSqRef: 0, maxAbsErr: 0, count: 0 });
         const row = { layout, method, bpw: plan.bitsPerQuantizedWeight, rel: metricsFromSums(s).relRmse, ppl: d.perplexity, kl: d.kl_mean, top1: d.top1_agreement };
@@ -117,6 +120,11 @@ const stories = await model('stories260k');
 const tiny = await model('tinystories-656k');
 
 console.log('\nTargets');
+for (const [name, rows, target] of [['stories260k', stories, 3.6], ['tinystories-656k', tiny, 15.9]] as const)
+  for (const layout of ['GGUF (', 'safetensors']) {
+    const r = rows.find((x) => x.layout.startsWith(layout) && x.method === 'auto')!;
+    console.log(`default (auto) ${name} ${layout.replace(' (', '')}: perplexity ${r.ppl.toFixed(4)} at ${r.bpw.toFixed(3)} bits/weight (target <= ${target}) ${verdict(r.ppl <= target)}`);
+  }
 const best = (rows: Row[], layout: string) => rows.filter((r) => r.layout.startsWith(layout) && r.method !== 'rtn').sort((a, b) => a.ppl - b.ppl)[0]!;
 const allMat = best(stories, 'safetensors');
 const gguf = best(stories, 'GGUF (');

@@ -16,11 +16,15 @@ export type Mode = 'sym' | 'asym';
  * from the weights (src/quant/importance.ts); 'iq4nl' the same search over llama.cpp's non-linear
  * IQ4_NL code (GGUF, 4-bit symmetric tensors); 'gptq' and 'iq4nl-gptq' add GPTQ's error feedback,
  * with input statistics from text the model generates itself (src/quant/calibration.ts; symmetric
- * codes); 'hqq' fits Q4_1's minimum by HQQ's half-quadratic solver (GGUF --asym). Every method writes
- * standard layouts.
+ * codes); 'hqq' fits Q4_1's minimum by HQQ's half-quadratic solver (GGUF --asym). 'auto' (the
+ * default) quantizes each tensor with RTN, the search and GPTQ and keeps the one with the lowest
+ * measured error (src/quant/auto.ts); where the reference forward pass does not cover the model it is
+ * the search, and says so. Every method writes standard layouts.
  */
-export type QuantMethod = 'rtn' | 'search' | 'iq4nl' | 'gptq' | 'iq4nl-gptq' | 'hqq';
-export const QUANT_METHODS: QuantMethod[] = ['rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq', 'hqq'];
+export type QuantMethod = 'auto' | 'rtn' | 'search' | 'iq4nl' | 'gptq' | 'iq4nl-gptq' | 'hqq';
+export const QUANT_METHODS: QuantMethod[] = ['auto', 'rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq', 'hqq'];
+/** The method a run gets when it names none. */
+export const DEFAULT_METHOD: QuantMethod = 'auto';
 
 /** True for the methods that write llama.cpp's IQ4_NL code in place of Q4_0. */
 export function usesIq4nl(m: QuantMethod): boolean {
@@ -32,8 +36,15 @@ export function usesGptq(m: QuantMethod): boolean {
   return m === 'gptq' || m === 'iq4nl-gptq';
 }
 
+/** True for the methods that calibrate on the model's own text where the forward pass covers it (auto falls back without). */
+export function calibrates(m: QuantMethod): boolean {
+  return usesGptq(m) || m === 'auto';
+}
+
 /**
  * The kernel method a tensor gets: GPTQ covers the symmetric schemes; asymmetric ones keep the search.
+ * For 'auto' it is the most capable candidate the scheme takes (GPTQ, else the search); the quantizer
+ * measures it against the simpler ones, RTN included (src/quant/tensor-quantizer.ts).
  * With --imatrix (`imatrix`: whether the file has an entry for the tensor), llama.cpp's 'imatrix' method,
  * or 'rtn' for a tensor without an entry, as llama-quantize quantizes it.
  */
@@ -41,7 +52,7 @@ export function kernelMethod(m: QuantMethod, scheme: KernelSpec['scheme'], imatr
   if (imatrix !== undefined) return imatrix ? 'imatrix' : 'rtn';
   if (m === 'rtn') return 'rtn';
   if (m === 'hqq') return scheme === 'q4_1' ? 'hqq' : 'search';
-  return usesGptq(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';
+  return calibrates(m) && scheme !== 'q4_1' && scheme !== 'int_asym' ? 'gptq' : 'search';
 }
 
 /** GPTQ's knobs: the self-generated calibration text and the Hessian damping (src/quant/calibration.ts). */
@@ -63,7 +74,7 @@ export interface QuantizeOptions {
   /** Weights per scale: 32 (default), 64, 128, any other divisor of the row, or 'row' (per channel). */
   groupSize?: GroupSize;
   mode?: Mode;
-  /** Scale selection (default 'rtn'). */
+  /** Scale selection (default 'auto'). */
   quantMethod?: QuantMethod;
   format?: FormatName;
   /** Globs (`*` any run of characters, `?` one) of tensors kept in their dtype. */
@@ -86,7 +97,7 @@ export interface QuantizeOptions {
   pure?: boolean;
   /** ONNX only: transformers.js's dtype (fp32, fp16, q8, q4, q4f16), overriding bits (default q4/q8 from --bits). */
   onnxDtype?: OnnxDtype;
-  /** --method gptq / iq4nl-gptq: calibration settings. */
+  /** --method auto / gptq / iq4nl-gptq: calibration settings. */
   calibration?: CalibrationOptions;
   /**
    * GGUF only: llama.cpp's importance matrix file (GGUF from llama-imatrix or `quantkit imatrix`, or the
@@ -120,4 +131,14 @@ export interface ResolvedOptions {
   /** --imatrix: the file; the planner loads it into `importanceMatrix`. */
   imatrix?: string;
   importanceMatrix?: ImportanceMatrix;
+  /**
+   * --method auto only: whether the run calibrates (the forward pass covers the model and it fits in
+   * memory). GGUF then writes IQ4_NL in place of Q4_0; without calibration auto stays on Q4_0's fast search.
+   */
+  calibrated?: boolean;
+}
+
+/** True where a plan writes llama.cpp's IQ4_NL code in place of Q4_0 (the IQ4_NL methods, and auto with calibration). */
+export function writesIq4nl(o: Pick<ResolvedOptions, 'quantMethod' | 'calibrated'>): boolean {
+  return usesIq4nl(o.quantMethod) || (o.quantMethod === 'auto' && o.calibrated === true);
 }

@@ -9,10 +9,12 @@ import { isKernelFloat, shapeElements } from './safetensors/dtypes.js';
 import { ggufFormat, ggufRawFormat } from './formats/gguf.js';
 import { GGUF_FILE_TYPES, LLAMA_CPP_FTYPES, isLlamaCppFileType } from './formats/gguf-mixes.js';
 import { packedSafetensorsFormat } from './formats/packed-safetensors.js';
-import type { GenericDecision, OutputFormat, Plan, PlanEntry } from './formats/format.js';
+import type { GenericDecision, OutputFormat, Plan, PlanEntry, Treatment } from './formats/format.js';
 import { encodingOfScheme } from './formats/types/index.js';
 import { imatrixValues, readImatrixFile } from './formats/imatrix-file.js';
 import { addon } from './native.js';
+import { totalmem } from 'node:os';
+import { calibrationBytes } from './eval/llama.js';
 import { type CalibrationOptions, type FormatName, type ImportanceMatrix, type QuantizeOptions, type ResolvedOptions, QUANT_METHODS, usesGptq } from './options.js';
 
 export * from './options.js';
@@ -114,9 +116,14 @@ export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promis
   if (o.imatrix !== undefined && !o.importanceMatrix) o = { ...o, importanceMatrix: await loadImportanceMatrix(o.imatrix) };
   if (ckpt.config && 'quantization_config' in ckpt.config)
     throw new QuantkitError('ERR_PLAN', 'this checkpoint is already quantized (config.json has quantization_config); start from the original weights', { file: ckpt.dir });
+  // --method auto calibrates where the forward pass covers the model and its f32 copy fits in memory.
+  if (o.quantMethod === 'auto') {
+    const need = calibrationBytes(ckpt);
+    o = { ...o, calibrated: !ckpt.shapesOnly && need !== null && need <= totalmem() };
+  }
   const format = formatFor(o.format);
   const entries: PlanEntry[] = ckpt.tensors.map((tensor) => {
-    const treatment = format.decide(tensor, genericDecision(tensor, o), o, ckpt);
+    const treatment = autoLabel(format.decide(tensor, genericDecision(tensor, o), o, ckpt), o);
     return { tensor, treatment, outputBytes: format.tensorBytes(tensor, treatment) };
   });
   const files = await format.layout(entries, ckpt, o);
@@ -137,6 +144,12 @@ export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promis
     quantizedOutputBytes,
     bitsPerQuantizedWeight: quantizedParams ? (quantizedOutputBytes * 8) / quantizedParams : 0,
   };
+}
+
+/** --method auto: the label names auto, not the candidate its kernel spec carries (the rows are chosen by measurement). */
+function autoLabel(t: Treatment, o: ResolvedOptions): Treatment {
+  if (o.quantMethod !== 'auto' || t.kind !== 'quantize' || !t.spec.method || !/ (gptq|search)$/.test(t.label)) return t;
+  return { ...t, label: t.label.replace(/ (gptq|search)$/, ' auto') };
 }
 
 /**

@@ -19,15 +19,15 @@ import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
 export { publish } from './staged-output.js';
-import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planResolved, resolveOptions, usesGptq } from './plan.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planResolved, resolveOptions } from './plan.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { type VerificationInfo, type VerifyMode, Measurements, checkWritten, checksumList, compareChecksums } from './written-check.js';
 import { takeChecksums } from './atomic-file.js';
+import { type AutoSummary, autoSummary, prepareQuantizer } from './quant/auto.js';
 import { estimateColumnImportance } from './quant/importance.js';
-import { type Calibration, calibrate } from './quant/calibration.js';
-import { TensorQuantizer } from './quant/tensor-quantizer.js';
+import type { TensorQuantizer } from './quant/tensor-quantizer.js';
 import { VERSION } from './version.js';
 import { type Estimate, estimateModel } from './estimate/estimate.js';
 import { fromCheckpoint } from './estimate/model.js';
@@ -73,6 +73,8 @@ export interface QuantizationReport extends VerifyResult {
    * not name an architecture with formulas.
    */
   predicted_memory: { peak_bytes: number; peak_kind: string; components: Record<string, number>; batch: number | null; seq: number | null; weights_bytes_written: number } | null;
+  /** --method auto: rows written from each candidate, and why there was no calibration if there was none. */
+  auto?: AutoSummary;
   /** GPTQ methods: the calibration that ran (the model's own text: sequences, tokens each, seed; damping). */
   calibration?: { samples: number; length: number; seed: number; damp: number };
   plan: { name: string; treatment: string; format: string; reason?: string; note?: string }[];
@@ -94,7 +96,7 @@ export function defaultOutputName(model: string, o: QuantizeOptions): string {
   const g = o.groupSize ?? 32;
   const dir = resolve(model);
   const name = modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir);
-  const method = o.quantMethod && o.quantMethod !== 'rtn' ? `-${o.quantMethod}` : '';
+  const method = o.quantMethod && o.quantMethod !== 'rtn' && o.quantMethod !== 'auto' ? `-${o.quantMethod}` : '';
   if (o.ggufType) return `${name}-${o.ggufType}${method}-gguf`;
   if (o.onnxDtype) return `${name}-${o.onnxDtype}${method}-onnx`;
   return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}${method}-${o.format ?? 'safetensors'}`;
@@ -204,19 +206,13 @@ async function predictMemory(ckpt: Checkpoint, o: QuantizeOptions): Promise<Esti
 /** Writes and verifies into `dir`; the report names `output`, where the files are once published. */
 async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options: QuantizeRunOptions, predicted: Estimate | null, output: string): Promise<QuantizationReport> {
   const threads = options.threads ?? defaultThreads();
-  // The search weighs columns by an importance read off the weights: one pass over the norm gains,
-  // embedding and projections before writing (src/quant/importance.ts). GPTQ first has the model write
-  // text and collects its layers' input statistics (src/quant/calibration.ts).
+  // The search weighs columns by an importance read off the weights; GPTQ and auto first have the model
+  // write text and collect its layers' input statistics (src/quant/auto.ts).
   const pool = new BufferPool();
   // --imatrix: llama.cpp's importance matrix, by checkpoint tensor (plan.ts imatrixWeights).
   const importance = plan.options.importanceMatrix ? imatrixWeights(plan) : plan.options.quantMethod !== 'rtn' ? await estimateColumnImportance(ckpt, options.signal, pool, threads) : new Map<string, Float32Array>();
-  let calibration: Calibration | undefined;
-  if (usesGptq(plan.options.quantMethod)) {
-    options.onProgress?.({ phase: 'calibrate', tensor: 'the model writes its calibration text', done: 0, total: 1, bytesDone: 0, bytesTotal: 0 });
-    calibration = await calibrate(ckpt, { ...options.calibration, threads, signal: options.signal });
-    options.onProgress?.({ phase: 'calibrate', tensor: '', done: 1, total: 1, bytesDone: 0, bytesTotal: 0 });
-  }
-  const quantizer = new TensorQuantizer(importance, calibration);
+  const calibrateProgress = (done: boolean) => options.onProgress?.({ phase: 'calibrate', tensor: done ? '' : 'the model writes its calibration text', done: done ? 1 : 0, total: 1, bytesDone: 0, bytesTotal: 0 });
+  const { quantizer, calibration, fallback } = await prepareQuantizer(ckpt, plan, { importance, calibration: options.calibration, threads, signal: options.signal, onCalibrate: calibrateProgress });
   const finite = new NonFiniteCheck(options.allowNonFinite ?? false);
   const control = newControl();
   const unlink = linkCancel(options.signal, control);
@@ -281,6 +277,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     options: { ...plainOptions, output, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode, threads },
     sizes,
     ...(calibration ? { calibration: calibration.settings } : {}),
+    ...(plan.options.quantMethod === 'auto' ? { auto: autoSummary(quantizer.choices, fallback) } : {}),
     predicted_memory: predicted && { peak_bytes: predicted.peak_bytes, peak_kind: predicted.peak_kind, components: predicted.components, batch: predicted.batch, seq: predicted.seq, weights_bytes_written: weightsWritten },
     plan: planSummary(plan),
     verification,

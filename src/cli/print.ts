@@ -2,6 +2,7 @@
 import type { Plan } from '../plan.js';
 import type { PipelinePlan, PipelineReport, PipelineResult, PipelineVerifyResult } from '../pipeline.js';
 import type { QuantizationReport } from '../quantize.js';
+import type { AutoSummary } from '../quant/auto.js';
 import type { VerifyResult } from '../verify.js';
 import { formatBytes } from '../units.js';
 
@@ -39,6 +40,8 @@ export function reportText(r: VerifyResult | QuantizationReport): string {
     `  ${t.quantizedTensors} tensors quantized (${t.quantizedParams} weights, ${t.bitsPerQuantizedWeight.toFixed(3)} bits/weight), ${t.keptTensors} kept${converted(r)}`,
     `  quantized weights: relative RMSE ${t.relRmse.toFixed(5)}, RMSE ${t.rmse.toExponential(3)}, SNR ${t.snrDb.toFixed(2)} dB, max abs error ${t.maxAbsErr.toExponential(3)}`,
   ];
+  lines.splice(1, 0, `  ${wholeFileLine(r)}`);
+  if ('auto' in r && r.auto) lines.push(`  ${autoLine(r.auto)}`);
   const worst = [...r.tensors].filter((x) => x.treatment === 'quantized').sort((a, b) => b.relRmse - a.relRmse).slice(0, 3);
   if (worst.length) lines.push(`  worst: ${worst.map((x) => `${x.name} ${x.relRmse.toFixed(4)}`).join(', ')}`);
   if ('sizes' in r) {
@@ -46,6 +49,33 @@ export function reportText(r: VerifyResult | QuantizationReport): string {
     lines.push(`  files: ${r.sizes.length}, ${formatBytes(t.outputBytes)} written; sizes ${ok ? 'equal the prediction, byte for byte' : 'DIFFER from the prediction'}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * The whole file's bits per weight and the share of weights quantized, and the matrices left
+ * unquantized with why: a "4-bit" file whose rows could not use blocks (6.94 bits/weight) must not
+ * pass unnoticed.
+ */
+export function wholeFileLine(r: VerifyResult | QuantizationReport): string {
+  const params = r.tensors.reduce((n, x) => n + x.params, 0);
+  const t = r.totals;
+  // Tensor data only: a file's metadata (tokenizer, headers) is not part of what the weights cost.
+  const bpw = params ? (r.tensors.reduce((n, x) => n + x.bytes, 0) * 8) / params : 0;
+  const keptMatrices = r.tensors.filter((x) => x.treatment !== 'quantized' && x.shape.length >= 2);
+  const keptParams = keptMatrices.reduce((n, x) => n + x.params, 0);
+  const reasons = 'plan' in r ? new Map(r.plan.filter((p) => p.treatment === 'kept').map((p) => [p.name, (p as { reason?: string }).reason ?? ''])) : new Map<string, string>();
+  const why = [...new Set(keptMatrices.map((x) => reasons.get(x.source ?? x.name) ?? reasons.get(x.name) ?? x.format))].filter(Boolean);
+  const head = `whole file: ${bpw.toFixed(2)} bits/weight over all ${params} weights (tensor data); ${params ? ((100 * t.quantizedParams) / params).toFixed(1) : '0.0'}% of weights quantized`;
+  if (!keptMatrices.length) return `${head}; every matrix quantized`;
+  return `${head}; ${keptMatrices.length} ${keptMatrices.length === 1 ? 'matrix' : 'matrices'} (${((100 * keptParams) / params).toFixed(1)}% of weights) NOT quantized: ${keptMatrices.slice(0, 3).map((x) => `${x.name} ${x.format}`).join(', ')}${keptMatrices.length > 3 ? ', ...' : ''}${why.length ? ` (${why.slice(0, 2).join('; ')})` : ''}`;
+}
+
+function autoLine(a: AutoSummary): string {
+  if (a.fallback) return a.fallback;
+  const total = Object.values(a.rows).reduce((x, y) => x + y, 0);
+  const rows = Object.entries(a.rows).sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} ${((100 * n) / total).toFixed(0)}%`).join(', ');
+  const tied = a.tied ? `; tied ${a.tied.name}: KL ${a.tied.kl.toFixed(4)} against RTN's ${a.tied.rtn_kl.toFixed(4)} on the model's own text` : '';
+  return `method auto: rows by lowest measured error: ${rows}${tied}`;
 }
 
 export function planJson(plan: Plan) {

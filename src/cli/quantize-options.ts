@@ -1,6 +1,6 @@
 /** The yargs options shared by `quantize` and `plan`, and their conversion into library options. */
 import type { Argv } from 'yargs';
-import { type CalibrationOptions, type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod, usesGptq } from '../plan.js';
+import { type CalibrationOptions, type FormatName, type GgufFileType, GGUF_FILE_TYPES, type QuantizeOptions, QUANT_METHODS, type QuantMethod, DEFAULT_METHOD, calibrates } from '../plan.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import { QuantkitError } from '../errors.js';
 import { ONNX_DTYPES, type OnnxDtype } from '../formats/onnx/dtypes.js';
@@ -22,7 +22,7 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('onnx-dtype', { type: 'string', choices: ONNX_DTYPES, describe: 'ONNX variant, as transformers.js names it: fp32, fp16, q8, q4, q4f16 (default: q4 or q8 from --bits)' })
     .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: "GGUF file type: llama-quantize's (Q4_K_M, Q5_K_M, Q6_K, ... with its per-tensor mix; F16, Q8_0, Q4_0, ... uniform) or mobile (default: every matrix Q4_0/Q8_0/Q4_1 from --bits/--asym)" })
     .option('pure', { type: 'boolean', describe: "with --gguf-type: every matrix in the file type's own type, as llama-quantize --pure (default for F32..Q5_1; --no-pure: llama-quantize's output tensor rule for those)" })
-    .option('method', { type: 'string', choices: QUANT_METHODS, default: 'rtn', describe: 'scale selection: rtn (round to nearest, ggml reference), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
+    .option('method', { type: 'string', choices: QUANT_METHODS, default: DEFAULT_METHOD, describe: 'scale selection: auto (default: per row the best of rtn, search and gptq by measured output error, tied embedding/head chosen by the model\'s own output; IQ4_NL in GGUF; the search where the forward pass does not cover the model), rtn (round to nearest, ggml reference, bit-exact), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
     .option('imatrix', { type: 'string', requiresArg: true, describe: "GGUF: llama.cpp's importance matrix (from `quantkit imatrix` or llama-imatrix; GGUF or legacy .dat), used as llama-quantize --imatrix uses it" })
@@ -32,7 +32,7 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('max-shard-size', { type: 'string', describe: 'split safetensors output into shards of at most SIZE: 500MB, 2GB (10^9 bytes), 1GiB (2^30 bytes)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
     .group(['bits', 'group-size', 'format', 'onnx-dtype', 'gguf-type', 'pure', 'method', 'imatrix', 'sym', 'asym', 'keep', 'bits-for', 'scale-dtype', 'max-shard-size'], 'Quantization:')
-    .group(['calibration-samples', 'calibration-length', 'seed', 'damp'], 'GPTQ calibration (--method gptq, iq4nl-gptq):');
+    .group(['calibration-samples', 'calibration-length', 'seed', 'damp'], 'GPTQ calibration (--method auto, gptq, iq4nl-gptq):');
 }
 
 export interface QuantizeArgs extends CalibrationArgs {
@@ -74,7 +74,8 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     bits: a.bits as 4 | 8,
     groupSize,
     mode: a.asym ? 'asym' : 'sym',
-    ...(a.method !== undefined && a.method !== 'rtn' ? { quantMethod: a.method as QuantMethod } : {}),
+    // --imatrix is llama-quantize's own method: the default is then rtn, as llama-quantize quantizes.
+    quantMethod: (a.method ?? (a.imatrix !== undefined ? 'rtn' : DEFAULT_METHOD)) as QuantMethod,
     format: a.format as FormatName,
     ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),
     ...(a.pure !== undefined ? { pure: a.pure } : {}),
@@ -84,7 +85,7 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),
     ...(maxShardSize !== undefined ? { maxShardSize } : {}),
     ...(a.imatrix !== undefined ? { imatrix: a.imatrix } : {}),
-    ...calibrationOptions(a, a.method !== undefined && usesGptq(a.method as QuantMethod)),
+    ...calibrationOptions(a, calibrates((a.method ?? (a.imatrix !== undefined ? 'rtn' : DEFAULT_METHOD)) as QuantMethod)),
   };
 }
 
@@ -112,6 +113,6 @@ export function calibrationOptions(a: CalibrationArgs, gptq: boolean): { calibra
   if (a.seed !== undefined) c.seed = a.seed;
   if (a.damp !== undefined) c.damp = a.damp;
   if (Object.keys(c).length === 0) return {};
-  if (!gptq) throw new QuantkitError('ERR_USAGE', '--calibration-samples, --calibration-length, --seed and --damp apply to --method gptq or iq4nl-gptq');
+  if (!gptq) throw new QuantkitError('ERR_USAGE', '--calibration-samples, --calibration-length, --seed and --damp apply to --method auto, gptq or iq4nl-gptq');
   return { calibration: c };
 }

@@ -135,8 +135,8 @@ function positive(name: string, v: number | undefined, fallback: number): number
 function weightFormat(o: EstimateOptions, fallback: WeightDtype): WeightFormat {
   if (o.bits !== undefined) {
     if (o.dtype !== undefined && o.dtype !== 'quantkit') throw new QuantkitError('ERR_USAGE', '--bits selects quantkit\'s own format: do not combine it with --dtype');
-    const { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure, onnxDtype, imatrix } = o;
-    return { dtype: 'quantkit', quantkit: { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure, onnxDtype, imatrix } };
+    const { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure, onnxDtype, imatrix, quantMethod } = o;
+    return { dtype: 'quantkit', quantkit: { bits, groupSize, mode, format, keep, bitsFor, scaleDtype, maxShardSize, ggufType, pure, onnxDtype, imatrix, ...(quantMethod ? { quantMethod } : {}) } };
   }
   return { dtype: o.dtype ?? fallback, doubleQuant: o.doubleQuant };
 }

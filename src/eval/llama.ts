@@ -6,6 +6,7 @@
 import type { Checkpoint, CheckpointTensor, ModelConfig } from '../checkpoint.js';
 import { toFloat32 } from '../convert.js';
 import { QuantkitError } from '../errors.js';
+import { shapeElements } from '../safetensors/dtypes.js';
 import { addon, type LlamaForwardConfig, type LlamaForwardWeights, type LlamaInputStats } from '../native.js';
 
 /** Architectures the forward pass computes exactly (no attention biases, no sliding window in play). */
@@ -35,6 +36,23 @@ export function llamaConfig(config: ModelConfig | null, file: string): LlamaForw
     normEps: num('rms_norm_eps', 1e-6),
     ropeTheta: num('rope_theta', 10000),
   };
+}
+
+/**
+ * Bytes a calibration on this checkpoint holds at its peak: every weight in f32 and each linear layer's
+ * input statistics (null: the forward pass does not cover the model).
+ */
+export function calibrationBytes(ckpt: Checkpoint): number | null {
+  let cfg;
+  try {
+    cfg = llamaConfig(ckpt.config, ckpt.dir);
+  } catch {
+    return null;
+  }
+  const weights = ckpt.tensors.reduce((n, t) => n + (shapeElements(t.shape) ?? 0), 0) * 4;
+  const nq = cfg.heads * cfg.headDim;
+  const stats = (cfg.layers * (2 * cfg.hidden ** 2 + nq ** 2 + cfg.ffn ** 2) + cfg.hidden ** 2) * 4;
+  return weights + stats;
 }
 
 /** Replaces a tensor's values (f32, Hugging Face orientation) with what a plan stores for it. */

@@ -34,9 +34,9 @@ export interface QuantizedModel {
 export async function quantizeInMemory(
   ckpt: Checkpoint,
   plan: Plan,
-  o: { importance?: Map<string, Float32Array>; calibration?: Calibration; threads?: number; keepValues?: boolean; signal?: AbortSignal } = {},
+  o: { importance?: Map<string, Float32Array>; calibration?: Calibration; quantizer?: TensorQuantizer; threads?: number; keepValues?: boolean; signal?: AbortSignal } = {},
 ): Promise<QuantizedModel> {
-  const quantizer = new TensorQuantizer(o.importance ?? new Map(), o.calibration);
+  const quantizer = o.quantizer ?? new TensorQuantizer(o.importance ?? new Map(), o.calibration);
   const values = new Map<string, Float32Array>();
   const errors: TensorError[] = [];
   for (const e of plan.entries) {

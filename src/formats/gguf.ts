@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { AtomicFile } from '../atomic-file.js';
 import { type Checkpoint, type CheckpointTensor, type ModelConfig, modelName } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
-import { type ResolvedOptions, kernelMethod, usesIq4nl } from '../options.js';
+import { type ResolvedOptions, kernelMethod, usesIq4nl, writesIq4nl } from '../options.js';
 import { type Dtype, shapeElements } from '../safetensors/dtypes.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
 import { architectureShapes, SUPPORTED_ARCHITECTURES } from '../estimate/architectures.js';
@@ -234,8 +234,8 @@ function makeFormat(runnable: boolean): OutputFormat {
         if (!runnable && !isLlamaCppFileType(o.ggufType)) return keep(`${why}: kept as ${t.dtype}`, t.dtype);
         return keep(`${why}: F16 instead, as llama.cpp falls back`, 'F16');
       }
-      // --method iq4nl: IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
-      if (gt.name === 'Q4_0' && usesIq4nl(o.quantMethod) && !isLlamaCppFileType(o.ggufType)) gt = ggmlType('IQ4_NL');
+      // --method iq4nl (and auto with calibration): IQ4_NL takes the place of Q4_0 (same size, a non-linear code).
+      if (gt.name === 'Q4_0' && writesIq4nl(o) && !isLlamaCppFileType(o.ggufType)) gt = ggmlType('IQ4_NL');
       const imatrix = importanceFor(o, placement.outputName ?? t.name, view.cols, t);
       const wantedMethod = kernelMethod(o.quantMethod, gt.scheme!, imatrix === undefined ? undefined : imatrix !== null);
       const method = gt.methods.includes(wantedMethod) ? wantedMethod : 'rtn';

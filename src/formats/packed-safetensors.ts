@@ -156,6 +156,10 @@ async function readTensorI32(ckpt: Checkpoint, t: CheckpointTensor): Promise<Int
   return new Int32Array(b.buffer, b.byteOffset, b.length / 4);
 }
 
+function autoScales(o: ResolvedOptions, dtype: FloatDtype): FloatDtype {
+  return o.quantMethod === 'auto' ? 'F16' : dtype;
+}
+
 export const packedSafetensorsFormat: OutputFormat = {
   name: 'safetensors',
 
@@ -167,7 +171,8 @@ export const packedSafetensorsFormat: OutputFormat = {
   decide(t, generic: GenericDecision, o: ResolvedOptions, ckpt): Treatment {
     if ('keep' in generic) return { kind: 'keep', outDtype: t.dtype, reason: generic.keep };
     if (!t.name.endsWith('.weight')) return { kind: 'keep', outDtype: t.dtype, reason: 'not a module .weight (compressed-tensors quantizes module weights)' };
-    if (!generic.explicit && EMBEDDING_OR_HEAD.test(t.name))
+    // --method auto quantizes every matrix, the embedding and output head included (issue 18's default).
+    if (!generic.explicit && o.quantMethod !== 'auto' && EMBEDDING_OR_HEAD.test(t.name))
       return { kind: 'keep', outDtype: t.dtype, reason: 'embedding or output head: compressed-tensors loaders quantize Linear layers and ignore lm_head (name it in --bits-for to quantize it)' };
     const view = matrixView(t.shape);
     const want = o.groupSize === 'row' ? view.cols : o.groupSize;
@@ -178,7 +183,9 @@ export const packedSafetensorsFormat: OutputFormat = {
       scheme,
       bits: generic.bits,
       group,
-      scaleDtype: o.scaleDtype ?? modelDtype(ckpt) ?? (t.dtype as FloatDtype),
+      // auto: F16 scales (4.5 bits/weight for an f32 model too, and 3 more mantissa bits than BF16; a scale
+      // beyond F16's range is refused with the tensor's name, not clipped).
+      scaleDtype: o.scaleDtype ?? autoScales(o, modelDtype(ckpt) ?? (t.dtype as FloatDtype)),
       ...(method !== 'rtn' ? { method } : {}),
     };
     const note = group !== want

@@ -11,9 +11,10 @@
 import type { Checkpoint } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
 import { totalmem } from 'node:os';
-import { LlamaModel, llamaConfig } from '../eval/llama.js';
-import { shapeElements } from '../safetensors/dtypes.js';
+import { LlamaModel, calibrationBytes } from '../eval/llama.js';
 import { formatBytes } from '../units.js';
+
+export { calibrationBytes };
 import { type CalibrationOptions, checkCalibration } from '../plan.js';
 
 // 64 x 256 tokens: on stories260k with every matrix quantized, four seeds all gave perplexity 3.56-3.60
@@ -27,20 +28,6 @@ export interface Calibration {
   tokens: Int32Array;
   /** The settings used, defaults filled in. */
   settings: Required<CalibrationOptions>;
-}
-
-/** Bytes the calibration holds at its peak: every weight in f32 and the statistics (null: not a model it covers). */
-export function calibrationBytes(ckpt: Checkpoint): number | null {
-  let cfg;
-  try {
-    cfg = llamaConfig(ckpt.config, ckpt.dir);
-  } catch {
-    return null;
-  }
-  const weights = ckpt.tensors.reduce((n, t) => n + (shapeElements(t.shape) ?? 0), 0) * 4;
-  const nq = cfg.heads * cfg.headDim;
-  const stats = (cfg.layers * (2 * cfg.hidden ** 2 + nq ** 2 + cfg.ffn ** 2) + cfg.hidden ** 2) * 4;
-  return weights + stats;
 }
 
 /** Runs the model on text it writes itself and returns each linear layer's input statistics. */

@@ -6,7 +6,7 @@
 import { escapeXml, scatterChart, type ChartPoint } from './svg-chart.js';
 import type { SweepResult, VariantResult } from './sweep.js';
 
-const METHOD_COLORS: Record<string, string> = { rtn: '#7f7f7f', search: '#1f77b4', iq4nl: '#2ca02c', gptq: '#d62728', 'iq4nl-gptq': '#9467bd', hqq: '#ff7f0e' };
+const METHOD_COLORS: Record<string, string> = { auto: '#000000', rtn: '#7f7f7f', search: '#1f77b4', iq4nl: '#2ca02c', gptq: '#d62728', 'iq4nl-gptq': '#9467bd', hqq: '#ff7f0e' };
 const MiB = 2 ** 20, GiB = 2 ** 30;
 
 const mib = (n: number) => `${(n / MiB).toFixed(3)} MiB`;
@@ -105,7 +105,7 @@ const NOTES = [
   'bits/weight: stored bits per quantized weight, scales and zero points included; packed size: the exact bytes quantize writes (headers and kept tensors included).',
   'predicted inference peak: quantkit estimate for one GPU, batch 1, 2,048 tokens (weights + KV cache + activations + CUDA context).',
   'perplexity (ONNX Runtime): ONNX variants only, the written model_<dtype>.onnx run by onnxruntime-node on the same text; perplexity is quantkit\'s reference forward pass on the same weights.',
-  'Methods: rtn = round to nearest (ggml reference rules); search = least-squares scale search weighted by a weight-only importance estimate; iq4nl = the same search over llama.cpp\'s IQ4_NL code (GGUF); gptq / iq4nl-gptq = the same with GPTQ error feedback, calibrated on text the model writes itself (no calibration data); hqq = Q4_1 minimum fitted by HQQ\'s half-quadratic solver.',
+  'Methods: auto (the default) = per row the lowest measured output error of rtn, search and gptq, the tied embedding/head chosen by KL on the model\'s own text, IQ4_NL in GGUF (the search where the forward pass does not cover the model); rtn = round to nearest (ggml reference rules); search = least-squares scale search weighted by a weight-only importance estimate; iq4nl = the same search over llama.cpp\'s IQ4_NL code (GGUF); gptq / iq4nl-gptq = the same with GPTQ error feedback, calibrated on text the model writes itself (no calibration data); hqq = Q4_1 minimum fitted by HQQ\'s half-quadratic solver.',
 ];
 
 export function renderMarkdown(r: SweepResult): string {

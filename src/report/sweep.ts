@@ -15,12 +15,12 @@ import { quantizeInMemory } from '../eval/quantized-values.js';
 import { Tokenizer } from '../eval/tokenizer.js';
 import { estimateModel } from '../estimate/estimate.js';
 import { fromCheckpoint } from '../estimate/model.js';
-import { type CalibrationOptions, type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, planQuantization, usesGptq, usesIq4nl } from '../plan.js';
+import { type CalibrationOptions, type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, planQuantization, calibrates, usesIq4nl } from '../plan.js';
 import { type Calibration, calibrate } from '../quant/calibration.js';
 import { estimateColumnImportance } from '../quant/importance.js';
 import { metricsFromSums } from '../verify.js';
 import { onnxRuntimeDivergence } from '../formats/onnx/runtime-eval.js';
-import { TensorQuantizer } from '../quant/tensor-quantizer.js';
+import { prepareQuantizer } from '../quant/auto.js';
 
 export interface SweepAxes {
   bits: (4 | 8)[];
@@ -192,13 +192,15 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
                 skipped.push({ label, reason: 'no tensor is quantized' });
                 continue;
               }
-              const cal = usesGptq(method) ? await calibrationFor() : undefined;
+              const cal = calibrates(method) && (method !== 'auto' || plan.options.calibrated) ? await calibrationFor() : undefined;
               if (typeof cal === 'string') {
                 skipped.push({ label, reason: cal });
                 continue;
               }
               progress(`${label}: quantizing`);
-              const q = await quantizeInMemory(ckpt, plan, { importance, calibration: cal, threads, keepValues: reference !== null, signal: o.signal });
+              // auto measures its candidates tensor by tensor (src/quant/auto.ts), as quantize does.
+              const { quantizer } = await prepareQuantizer(ckpt, plan, { importance, calibrated: cal, threads, signal: o.signal });
+              const q = await quantizeInMemory(ckpt, plan, { quantizer, threads, keepValues: reference !== null, signal: o.signal });
               const total = { sumSqErr: 0, sumSqRef: 0, maxAbsErr: 0, count: 0 };
               for (const t of q.errors) {
                 total.sumSqErr += t.sums.sumSqErr;
@@ -215,7 +217,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
               let onnxruntime: Divergence | null | undefined;
               if (reference && format === 'onnx') {
                 progress(`${label}: perplexity through ONNX Runtime`);
-                const quantizer = new TensorQuantizer(importance, cal);
+                // the quantizer prepared above: auto's and GPTQ's measured choices apply to the ONNX files too
                 onnxruntime = await onnxRuntimeDivergence(ckpt, plan, reference, { quantizer, threads, signal: o.signal }).catch((e: unknown) => {
                   if (e instanceof QuantkitError && e.code === 'ERR_USAGE') return null; // onnxruntime-node is not installed
                   throw e;

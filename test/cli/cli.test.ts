@@ -53,7 +53,7 @@ describe('quantkit CLI', () => {
     const r = cli('quantize', '--bits', '4', STORIES260K, '-o', out);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/35 tensors quantized/);
+    expect(r.stdout).toMatch(/36 tensors quantized/); // the default (auto) quantizes every matrix, the tied embedding too
     expect(r.stdout).toMatch(/sizes equal the prediction, byte for byte/);
     const report = JSON.parse(readFileSync(join(out, 'quantization-report.json'), 'utf8'));
     expect(report.tensors).toHaveLength(47);
@@ -88,7 +88,7 @@ describe('quantkit CLI', () => {
     expect(cli('quantize', STORIES260K, '-o', out).code).toBe(0);
     const v = cli('verify', out, '--against', STORIES260K, '--json');
     expect(v.code).toBe(0);
-    expect(JSON.parse(v.stdout).totals.quantizedTensors).toBe(35);
+    expect(JSON.parse(v.stdout).totals.quantizedTensors).toBe(36);
     const strict = cli('verify', out, '--against', STORIES260K, '--max-rel-rmse', '0.05');
     expect(strict.code).toBe(5);
     expect(strict.stderr).toMatch(/exceed --max-rel-rmse 0.05/);
@@ -157,7 +157,7 @@ describe('quantkit CLI', () => {
   });
 
   it('usage errors exit 2 with a clear message', () => {
-    expect(cli('quantize', STORIES260K, '--method', 'search', '--seed', '1').stderr).toMatch(/apply to --method gptq or iq4nl-gptq/);
+    expect(cli('quantize', STORIES260K, '--method', 'search', '--seed', '1').stderr).toMatch(/apply to --method auto, gptq or iq4nl-gptq/);
     expect(cli('quantize', STORIES260K, '--method', 'gptq', '--asym').stderr).toMatch(/--method gptq covers symmetric codes: use --sym/);
     expect(cli('quantize', STORIES260K, '--method', 'gptq', '--calibration-length', '1').code).toBe(2);
     expect(cli('quantize', STORIES260K, '--method', 'gptq', '--calibration-length', '4096').stderr).toMatch(/exceeds the model's context \(512\)/);
@@ -244,7 +244,7 @@ describe('quantkit CLI', () => {
     expect(tty.status).toBe(0);
     expect(tty.stdout).toMatch(/\r\x1b\[2Kquantize +\[#*\.*\] \d+\/20 /);
     expect(tty.stdout).toMatch(/\r\x1b\[2Kverify +\[/);
-    expect(tty.stdout).toMatch(/14 tensors quantized/);
+    expect(tty.stdout).toMatch(/15 tensors quantized/);
     const plain = cli('quantize', TINYSTORIES656K, '-o', out, '--force');
     expect(plain.stderr).toBe('');
   });

@@ -238,7 +238,7 @@ describe('CLI: pull, quantize org/name, estimate org/name', () => {
     const j = JSON.parse(r.stdout);
     expect(j.snapshot).toBe(resolve(home, 'hub', 'models--org--stories260k', 'snapshots', hub.commitOf('org/stories260k')));
     hub.reset();
-    const q = await run(['quantize', 'org/stories260k', '--bits', '4', '--format', 'gguf', '-o', join(dir, 'cli-q4'), '-q'], env(home));
+    const q = await run(['quantize', 'org/stories260k', '--bits', '4', '--format', 'gguf', '--method', 'rtn', '-o', join(dir, 'cli-q4'), '-q'], env(home));
     expect(q.status, q.stderr).toBe(0);
     expect(readdirSync(join(dir, 'cli-q4'))).toContain('stories260k-Q4_0.gguf');
     expect(hub.served.get('org/stories260k/model.safetensors') ?? 0).toBe(0); // reused, not fetched again

@@ -95,7 +95,7 @@ describe('quantkit report', () => {
     r = cli('report', STORIES260K, '--method', 'best', '-o', join(dir, 'x'));
     expect(r.status).toBe(2);
     r = cli('report', STORIES260K, '--method', 'search', '--seed', '3', '-o', join(dir, 'x'));
-    expect(r.stderr).toMatch(/apply to --method gptq or iq4nl-gptq/);
+    expect(r.stderr).toMatch(/apply to --method auto, gptq or iq4nl-gptq/);
     r = cli('report', STORIES260K, '--bits', '4', '-o', out);
     expect(r.status).toBe(4);
     expect(r.stderr).toMatch(/already exists/);

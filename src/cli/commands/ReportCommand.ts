@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { QuantkitError } from '../../errors.js';
-import { type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, usesGptq } from '../../plan.js';
+import { type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, calibrates } from '../../plan.js';
+import { report } from '../../report/index.js';
 import { type CalibrationArgs, GLOB_HELP, calibrationOptions, checkThreads, withCalibrationOptions } from '../quantize-options.js';
 import { abortOnSigint } from '../signals.js';
 
@@ -60,7 +61,7 @@ export const ReportCommand: CommandModule<object, Args> = {
   handler: async (args) => {
     const threads = checkThreads(args.threads);
     const methods = list<QuantMethod>('method', args.method, (s) => ((QUANT_METHODS as string[]).includes(s) ? (s as QuantMethod) : undefined));
-    const calibration = calibrationOptions(args, methods.some(usesGptq));
+    const calibration = calibrationOptions(args, methods.some(calibrates));
     const { signal, dispose } = abortOnSigint();
     // Loaded here, not with the CLI: the report pulls in the evaluation code that other commands never use.
     const { report } = await import('../../report/index.js');
