@@ -4,6 +4,7 @@ import { QuantkitError } from '../../errors.js';
 import { type Estimate, type EstimateOptions, DEVICES, FRAMEWORKS, estimate } from '../../estimate/index.js';
 import { LOSSES, OPTIMIZERS, WRAP_UNITS } from '../../estimate/frameworks.js';
 import { WEIGHT_DTYPES, type WeightDtype } from '../../estimate/weights.js';
+import { DEFAULT_METHOD } from '../../options.js';
 import { GGUF_FILE_TYPES, type GgufFileType, type GroupSize } from '../../plan.js';
 import { formatBytes, parseSize } from '../../units.js';
 
@@ -136,6 +137,9 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       format: args.format as 'safetensors' | 'gguf' | 'gguf-raw' | 'onnx',
       ggufType: args['gguf-type'] as GgufFileType | undefined,
       onnxDtype: args['onnx-dtype'] as OnnxDtype | undefined,
+      // The plan `quantize --bits` makes with its default method (auto quantizes the embedding and head
+      // too, with F16 scales), so that "the exact bytes quantize would write" holds for the CLI.
+      ...(args.bits !== undefined ? { quantMethod: DEFAULT_METHOD } : {}),
       keep: args.keep,
       bitsFor: args['bits-for'],
       scaleDtype: args['scale-dtype'] as EstimateOptions['scaleDtype'],
