@@ -14,7 +14,7 @@ import { encodingOfScheme } from './formats/types/index.js';
 import { imatrixValues, readImatrixFile } from './formats/imatrix-file.js';
 import { addon } from './native.js';
 import { totalmem } from 'node:os';
-import { calibrationBytes } from './eval/llama.js';
+import { autoCalibrationRefusal } from './eval/llama.js';
 import { type CalibrationOptions, type FormatName, type ImportanceMatrix, type QuantizeOptions, type ResolvedOptions, QUANT_METHODS, usesGptq } from './options.js';
 
 export * from './options.js';
@@ -116,11 +116,9 @@ export async function planResolved(ckpt: Checkpoint, o: ResolvedOptions): Promis
   if (o.imatrix !== undefined && !o.importanceMatrix) o = { ...o, importanceMatrix: await loadImportanceMatrix(o.imatrix) };
   if (ckpt.config && 'quantization_config' in ckpt.config)
     throw new QuantkitError('ERR_PLAN', 'this checkpoint is already quantized (config.json has quantization_config); start from the original weights', { file: ckpt.dir });
-  // --method auto calibrates where the forward pass covers the model and its f32 copy fits in memory.
-  if (o.quantMethod === 'auto') {
-    const need = calibrationBytes(ckpt);
-    o = { ...o, calibrated: !ckpt.shapesOnly && need !== null && need <= totalmem() };
-  }
+  // --method auto calibrates where the forward pass covers the model, its f32 copy fits in memory and
+  // the model is small enough for calibration to take seconds (src/eval/llama.ts).
+  if (o.quantMethod === 'auto') o = { ...o, calibrated: !ckpt.shapesOnly && autoCalibrationRefusal(ckpt, totalmem()) === undefined };
   const format = formatFor(o.format);
   const entries: PlanEntry[] = ckpt.tensors.map((tensor) => {
     const treatment = autoLabel(format.decide(tensor, genericDecision(tensor, o), o, ckpt), o);

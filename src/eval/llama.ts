@@ -55,6 +55,26 @@ export function calibrationBytes(ckpt: Checkpoint): number | null {
   return weights + stats;
 }
 
+/**
+ * The largest model `--method auto` calibrates, in parameters. Calibration has the model write its
+ * 64 x 256-token text and collects every layer's input statistics, so its time grows with the
+ * parameter count (the bundled 0.66 M-parameter model: 8-15 s on 2 cores); above this the default
+ * would stall a build pipeline for minutes to hours (a 0.49 B-parameter checkpoint ran over 10 minutes
+ * and 2 GB), so auto takes the calibration-free search there. `--method gptq` calibrates any size.
+ */
+export const AUTO_CALIBRATION_MAX_PARAMS = 4_000_000;
+
+/** Why `--method auto` does not calibrate this checkpoint, or undefined where it does. */
+export function autoCalibrationRefusal(ckpt: Checkpoint, memory: number): string | undefined {
+  const need = calibrationBytes(ckpt);
+  if (need === null) return `the reference forward pass covers model_type ${EVAL_ARCHITECTURES.join(', ')}`;
+  if (need > memory) return 'the f32 model and its statistics do not fit in memory';
+  const params = ckpt.tensors.reduce((n, t) => n + (shapeElements(t.shape) ?? 0), 0);
+  if (params > AUTO_CALIBRATION_MAX_PARAMS)
+    return `${(params / 1e6).toFixed(1)} M parameters: auto calibrates models up to ${AUTO_CALIBRATION_MAX_PARAMS / 1e6} M, where it takes seconds; --method gptq calibrates any size`;
+  return undefined;
+}
+
 /** Replaces a tensor's values (f32, Hugging Face orientation) with what a plan stores for it. */
 export type TensorValues = (tensor: CheckpointTensor, values: Float32Array) => Promise<Float32Array>;
 

@@ -17,7 +17,8 @@
  */
 import type { Checkpoint } from '../checkpoint.js';
 import { QuantkitError } from '../errors.js';
-import { EVAL_ARCHITECTURES, LlamaModel, calibrationBytes } from '../eval/llama.js';
+import { LlamaModel, autoCalibrationRefusal } from '../eval/llama.js';
+import { totalmem } from 'node:os';
 import { Reference } from '../eval/perplexity.js';
 import { allocateParts } from '../native.js';
 import type { Plan } from '../plan.js';
@@ -63,7 +64,7 @@ export async function prepareQuantizer(
   // Without a forward pass for the model (or the memory for its f32 copy) auto is the search, the best
   // calibration-free method, run as it is (measuring RTN beside it would halve its speed).
   const fallback = (why: string): PreparedQuantizer => ({ quantizer: new TensorQuantizer(importance), fallback: `--method auto without calibration (${why}): the search, the best calibration-free method` });
-  if (!plan.options.calibrated) return fallback(calibrationBytes(ckpt) === null ? `the reference forward pass covers model_type ${EVAL_ARCHITECTURES.join(', ')}` : 'the f32 model and its statistics do not fit in memory');
+  if (!plan.options.calibrated) return fallback(autoCalibrationRefusal(ckpt, totalmem()) ?? 'the checkpoint was planned from its shapes alone');
   if (!wantsGptq) return { quantizer: new TensorQuantizer(importance, undefined, { decided: new Map() }) };
   let calibration = o.calibrated;
   if (!calibration) {
