@@ -123,7 +123,7 @@ for (const ft of types) {
     for (const tool of order) {
       const r = tool === 'llama'
         ? timed(lq, [bf16, llamaOut, ft, String(threads)])
-        : timed(process.execPath, [CLI, 'quantize', src, '--format', 'gguf', '--gguf-type', ft, '-o', oursDir, '--force', '--threads', String(threads)]);
+        : timed(process.execPath, [CLI, 'quantize', src, '--format', 'gguf', '--gguf-type', ft, '--method', 'rtn', '-o', oursDir, '--force', '--threads', String(threads)]); // llama.cpp's own quantizer, as llama-quantize without an imatrix
       t[tool].push(r);
       console.log(`${ft.padEnd(8)} ${(tool === 'llama' ? 'llama-quantize' : 'quantkit').padEnd(15)} ${String(i + 1).padStart(3)}  ${r.seconds.toFixed(1).padStart(7)}  ${(sourceBytes / r.seconds / 1e9).toFixed(3).padStart(5)}  ${(r.rss / 2 ** 30).toFixed(2)} GiB`);
     }
