@@ -22,7 +22,8 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('onnx-dtype', { type: 'string', choices: ONNX_DTYPES, describe: 'ONNX variant, as transformers.js names it: fp32, fp16, q8, q4, q4f16 (default: q4 or q8 from --bits)' })
     .option('gguf-type', { type: 'string', choices: GGUF_FILE_TYPES, describe: "GGUF file type: llama-quantize's (Q4_K_M, Q5_K_M, Q6_K, ... with its per-tensor mix; F16, Q8_0, Q4_0, ... uniform) or mobile (default: every matrix Q4_0/Q8_0/Q4_1 from --bits/--asym)" })
     .option('pure', { type: 'boolean', describe: "with --gguf-type: every matrix in the file type's own type, as llama-quantize --pure (default for F32..Q5_1; --no-pure: llama-quantize's output tensor rule for those)" })
-    .option('method', { type: 'string', choices: QUANT_METHODS, default: DEFAULT_METHOD, describe: 'scale selection: auto (default: per row the best of rtn, search and gptq by measured output error, tied embedding/head chosen by the model\'s own output; IQ4_NL in GGUF; the search where the forward pass does not cover the model), rtn (round to nearest, ggml reference, bit-exact), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
+    // No yargs default: the default depends on --imatrix (toQuantizeOptions), which a default value would hide.
+    .option('method', { type: 'string', choices: QUANT_METHODS, defaultDescription: `${DEFAULT_METHOD} (rtn with --imatrix)`, describe: 'scale selection: auto (default: per row the best of rtn, search and gptq by measured output error, tied embedding/head chosen by the model\'s own output; IQ4_NL in GGUF; the search where the forward pass does not cover the model), rtn (round to nearest, ggml reference, bit-exact), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
     .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
     .option('imatrix', { type: 'string', requiresArg: true, describe: "GGUF: llama.cpp's importance matrix (from `quantkit imatrix` or llama-imatrix; GGUF or legacy .dat), used as llama-quantize --imatrix uses it" })
@@ -70,12 +71,13 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
       throw new QuantkitError('ERR_USAGE', `--max-shard-size: ${(e as Error).message}`);
     }
   }
+  // --imatrix is llama-quantize's own method: the default is then rtn, as llama-quantize quantizes.
+  const quantMethod = (a.method ?? (a.imatrix !== undefined ? 'rtn' : DEFAULT_METHOD)) as QuantMethod;
   return {
     bits: a.bits as 4 | 8,
     groupSize,
     mode: a.asym ? 'asym' : 'sym',
-    // --imatrix is llama-quantize's own method: the default is then rtn, as llama-quantize quantizes.
-    quantMethod: (a.method ?? (a.imatrix !== undefined ? 'rtn' : DEFAULT_METHOD)) as QuantMethod,
+    quantMethod,
     format: a.format as FormatName,
     ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),
     ...(a.pure !== undefined ? { pure: a.pure } : {}),
@@ -85,7 +87,7 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
     ...(a['scale-dtype'] ? { scaleDtype: a['scale-dtype'] as FloatDtype } : {}),
     ...(maxShardSize !== undefined ? { maxShardSize } : {}),
     ...(a.imatrix !== undefined ? { imatrix: a.imatrix } : {}),
-    ...calibrationOptions(a, calibrates((a.method ?? (a.imatrix !== undefined ? 'rtn' : DEFAULT_METHOD)) as QuantMethod)),
+    ...calibrationOptions(a, calibrates(quantMethod)),
   };
 }
 

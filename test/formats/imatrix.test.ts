@@ -153,6 +153,16 @@ describe('quantkit imatrix', () => {
     expect(readdirSync(dir)).not.toContain('bad.gguf');
   });
 
+  it('the CLI: quantize --imatrix without --method runs llama-quantize\'s method (rtn with the matrix); an explicit other --method is refused', () => {
+    const out = join(dir, 'cli-q4km');
+    const r = spawnSync(process.execPath, [CLI, 'quantize', '--format', 'gguf', '--gguf-type', 'Q4_K_M', '--imatrix', file, STORIES260K, '-o', out, '--json'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).options.quantMethod).toBe('rtn');
+    const bad = spawnSync(process.execPath, [CLI, 'quantize', '--format', 'gguf', '--gguf-type', 'Q4_K_M', '--imatrix', file, '--method', 'auto', STORIES260K, '-o', join(dir, 'cli-bad')], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--imatrix is llama-quantize's own method: leave --method at rtn \(got auto\)/);
+  });
+
   it('refuses a file that is no importance matrix, naming it', async () => {
     const model = ggufIn(join(dir, 'rtn'));
     await expect(readImatrixFile(model)).rejects.toMatchObject({ code: 'ERR_GGUF', file: model });
