@@ -23,7 +23,7 @@ export type Mode = 'sym' | 'asym';
  */
 export type QuantMethod = 'auto' | 'rtn' | 'search' | 'iq4nl' | 'gptq' | 'iq4nl-gptq' | 'hqq';
 export const QUANT_METHODS: QuantMethod[] = ['auto', 'rtn', 'search', 'iq4nl', 'gptq', 'iq4nl-gptq', 'hqq'];
-/** The method a run gets when it names none. */
+/** The CLI's method when none is named (the library's `quantMethod` defaults to 'rtn': bit-exact ggml output). */
 export const DEFAULT_METHOD: QuantMethod = 'auto';
 
 /** True for the methods that write llama.cpp's IQ4_NL code in place of Q4_0. */
@@ -74,7 +74,7 @@ export interface QuantizeOptions {
   /** Weights per scale: 32 (default), 64, 128, any other divisor of the row, or 'row' (per channel). */
   groupSize?: GroupSize;
   mode?: Mode;
-  /** Scale selection (default 'auto'). */
+  /** Scale selection (default 'rtn'; the CLI's default is DEFAULT_METHOD, 'auto'). */
   quantMethod?: QuantMethod;
   format?: FormatName;
   /** Globs (`*` any run of characters, `?` one) of tensors kept in their dtype. */
@@ -132,8 +132,8 @@ export interface ResolvedOptions {
   imatrix?: string;
   importanceMatrix?: ImportanceMatrix;
   /**
-   * --method auto only: whether the run calibrates (the forward pass covers the model and it fits in
-   * memory). GGUF then writes IQ4_NL in place of Q4_0; without calibration auto stays on Q4_0's fast search.
+   * --method auto only: whether the run calibrates (the forward pass covers the model, it fits in memory
+   * and has at most AUTO_CALIBRATION_MAX_PARAMS parameters: src/eval/llama.ts). GGUF then writes IQ4_NL in place of Q4_0; without calibration auto stays on Q4_0's fast search.
    */
   calibrated?: boolean;
 }

@@ -20,11 +20,10 @@ import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './r
 export type { Progress } from './run-control.js';
 export { publish } from './staged-output.js';
 import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planResolved, resolveOptions } from './plan.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { takeChecksums, writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { type VerificationInfo, type VerifyMode, Measurements, checkWritten, checksumList, compareChecksums } from './written-check.js';
-import { takeChecksums } from './atomic-file.js';
 import { type AutoSummary, autoSummary, prepareQuantizer } from './quant/auto.js';
 import { estimateColumnImportance } from './quant/importance.js';
 import type { TensorQuantizer } from './quant/tensor-quantizer.js';
@@ -250,7 +249,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
 
   const hashes = takeChecksums(dir);
   const full = mode === 'full' || !measure;
-  if (mode === 'full') await compareChecksums(dir, hashes, pool);
+  if (mode === 'full') await compareChecksums(hashes, pool);
   const verified = full ? await verifyOutput(dir, ckpt, { signal: options.signal, threads, onProgress: options.onProgress, pool }) : await checkWritten(dir, ckpt, plan, measure);
   const verification: VerificationInfo = {
     mode: full ? 'full' : 'fast',

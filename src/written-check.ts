@@ -14,8 +14,7 @@ import { crc32 } from 'node:zlib';
 import type { Checkpoint } from './checkpoint.js';
 import { QuantkitError } from './errors.js';
 import type { PlanEntry } from './formats/format.js';
-import type { Plan } from './plan.js';
-import { formatFor } from './plan.js';
+import { type Plan, formatFor } from './plan.js';
 import { addon, newControl, type ErrorSums, type KernelSpec, type QuantizedParts } from './native.js';
 import { type Dtype, type FloatDtype, shapeElements } from './safetensors/dtypes.js';
 import type { BufferPool } from './buffer-pool.js';
@@ -92,7 +91,7 @@ const hex = (n: number) => n.toString(16).padStart(8, '0');
  * Compares the files on disk with the checksums taken while writing them (`--verify full`); throws
  * ERR_VERIFY naming the first file that differs.
  */
-export async function compareChecksums(dir: string, written: Map<string, { bytes: number; crc32: number }>, pool: BufferPool): Promise<void> {
+export async function compareChecksums(written: Map<string, { bytes: number; crc32: number }>, pool: BufferPool): Promise<void> {
   for (const [path, w] of written) {
     const r = await fileCrc32(path, pool);
     if (r.bytes !== w.bytes || r.crc32 !== w.crc32)

@@ -13,8 +13,6 @@ import { QuantkitError } from '../errors.js';
 import { totalmem } from 'node:os';
 import { LlamaModel, calibrationBytes } from '../eval/llama.js';
 import { formatBytes } from '../units.js';
-
-export { calibrationBytes };
 import { type CalibrationOptions, checkCalibration } from '../plan.js';
 
 // 64 x 256 tokens: on stories260k with every matrix quantized, four seeds all gave perplexity 3.56-3.60
