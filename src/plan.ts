@@ -58,7 +58,7 @@ export function resolveOptions(o: QuantizeOptions): ResolvedOptions {
     throw usage(`--max-shard-size must be a positive number of bytes`);
   if (o.imatrix !== undefined && format !== 'gguf') throw usage('--imatrix applies to --format gguf: its entries are named as llama.cpp names the tensors (gguf-raw keeps the checkpoint\'s names)');
   if (o.imatrix !== undefined && quantMethod !== 'rtn') throw usage(`--imatrix is llama-quantize's own method: leave --method at rtn (got ${quantMethod})`);
-  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, onnxDtype: o.onnxDtype, pure: isLlamaCppFileType(o.ggufType) ? (o.pure ?? LLAMA_CPP_FTYPES[o.ggufType].pureByDefault) : false, ...(o.imatrix !== undefined ? { imatrix: o.imatrix } : {}) };
+  const r: ResolvedOptions = { bits: o.bits, groupSize, mode, ...(o.mode === undefined && quantMethod === 'auto' ? { autoMode: true } : {}), quantMethod, format, keep: o.keep ?? [], bitsFor, scaleDtype: o.scaleDtype, maxShardSize: o.maxShardSize, ggufType: o.ggufType, onnxDtype: o.onnxDtype, pure: isLlamaCppFileType(o.ggufType) ? (o.pure ?? LLAMA_CPP_FTYPES[o.ggufType].pureByDefault) : false, ...(o.imatrix !== undefined ? { imatrix: o.imatrix } : {}) };
   formatFor(format).checkOptions(r);
   return r;
 }

@@ -24,7 +24,7 @@ export function withQuantizeOptions<T>(y: Argv<T>) {
     .option('pure', { type: 'boolean', describe: "with --gguf-type: every matrix in the file type's own type, as llama-quantize --pure (default for F32..Q5_1; --no-pure: llama-quantize's output tensor rule for those)" })
     // No yargs default: the default depends on --imatrix (toQuantizeOptions), which a default value would hide.
     .option('method', { type: 'string', choices: QUANT_METHODS, defaultDescription: `${DEFAULT_METHOD} (rtn with --imatrix)`, describe: 'scale selection: auto (default: per row the best of rtn, search and gptq by measured output error, tied embedding/head chosen by the model\'s own output; IQ4_NL in GGUF; the search where the forward pass does not cover the model), rtn (round to nearest, ggml reference, bit-exact), search (weighted least-squares scale search), iq4nl (GGUF IQ4_NL non-linear 4-bit code), gptq / iq4nl-gptq (the same with GPTQ error feedback, calibrated on text the model writes itself; Llama family), hqq (GGUF --asym: Q4_1 minimum by HQQ)' })
-    .option('sym', { type: 'boolean', describe: 'symmetric quantization (default)' })
+    .option('sym', { type: 'boolean', describe: 'symmetric quantization (default; --method auto in packed safetensors without --sym adds zero points to every matrix but the MLP gate/up projections)' })
     .option('asym', { type: 'boolean', describe: 'asymmetric quantization with a zero point (GGUF: Q4_1)' })
     .option('imatrix', { type: 'string', requiresArg: true, describe: "GGUF: llama.cpp's importance matrix (from `quantkit imatrix` or llama-imatrix; GGUF or legacy .dat), used as llama-quantize --imatrix uses it" })
     .option('keep', { type: 'string', array: true, requiresArg: true, describe: `keep tensors matching GLOB unquantized; repeatable (${GLOB_HELP})` })
@@ -76,7 +76,8 @@ export function toQuantizeOptions(a: QuantizeArgs): QuantizeOptions {
   return {
     bits: a.bits as 4 | 8,
     groupSize,
-    mode: a.asym ? 'asym' : 'sym',
+    // Without --sym/--asym the library decides (symmetric, but auto's zero points where they pay: options.ts autoZeroPoint).
+    ...(a.asym ? { mode: 'asym' as const } : a.sym ? { mode: 'sym' as const } : {}),
     quantMethod,
     format: a.format as FormatName,
     ...(a['gguf-type'] !== undefined ? { ggufType: a['gguf-type'] as GgufFileType } : {}),

@@ -14,7 +14,7 @@ import { writeFileAtomic, temporaryName } from '../atomic-file.js';
 import { rename } from 'node:fs/promises';
 import { QuantkitError, ioError } from '../errors.js';
 import type { KernelSpec } from '../native.js';
-import { type ResolvedOptions, kernelMethod, usesIq4nl } from '../options.js';
+import { type ResolvedOptions, autoZeroPoint, kernelMethod, usesIq4nl } from '../options.js';
 import { type FloatDtype, dtypeSize, shapeElements } from '../safetensors/dtypes.js';
 import { SafetensorsWriter, type TensorEntry, predictSafetensorsSize } from '../safetensors/writer.js';
 import { isJsonObject, parseStrictJson } from '../safetensors/strict-json.js';
@@ -177,7 +177,7 @@ export const packedSafetensorsFormat: OutputFormat = {
     const view = matrixView(t.shape);
     const want = o.groupSize === 'row' ? view.cols : o.groupSize;
     const group = packedGroup(view.cols, want);
-    const scheme = o.mode === 'asym' ? 'int_asym' : 'int_sym';
+    const scheme = o.mode === 'asym' || autoZeroPoint(t.name, o) ? 'int_asym' : 'int_sym';
     const method = kernelMethod(o.quantMethod, scheme);
     const spec: KernelSpec = {
       scheme,

@@ -135,6 +135,7 @@ describe('native GPTQ', () => {
     { scheme: 'q8_0', bits: 8, group: 32, scaleDtype: 'F16' },
     { scheme: 'int_sym', bits: 4, group: 32, scaleDtype: 'BF16' },
     { scheme: 'int_sym', bits: 8, group: 64, scaleDtype: 'F32' },
+    { scheme: 'int_asym', bits: 4, group: 32, scaleDtype: 'F16' },
   ];
 
   it('with an identity Hessian there is no error to feed back: the bytes of the plain search', async () => {
@@ -150,6 +151,7 @@ describe('native GPTQ', () => {
       await addon().gptqQuantize({ spec: { ...base, method: 'gptq' }, rows: t.rows, cols: t.cols, src: t.raw, srcDtype: t.dtype, out: gptq, factor });
       expect(Buffer.from(gptq.data).equals(Buffer.from(search.data)), base.scheme).toBe(true);
       if (search.scales) expect(Buffer.from(gptq.scales!).equals(Buffer.from(search.scales))).toBe(true);
+      if (search.zeros) expect(Buffer.from(gptq.zeros!).equals(Buffer.from(search.zeros))).toBe(true);
     }
   });
 
@@ -165,18 +167,21 @@ describe('native GPTQ', () => {
       await addon().gptqFactor({ hessian: H, cols: t.cols, damp: 0.1, out: factor });
       const diag = Float32Array.from({ length: t.cols }, (_, j) => H[j * t.cols + j]!);
       const group = t.cols % 32 === 0 ? 32 : 43;
-      const base: KernelSpec = { scheme: 'int_sym', bits: 4, group, scaleDtype: 'F16' };
-      const search = allocateParts(base, t.rows, t.cols);
-      await addon().quantize({ spec: { ...base, method: 'search' }, rows: t.rows, cols: t.cols, src: t.raw, srcDtype: t.dtype, out: search, weights: diag });
-      const one = allocateParts(base, t.rows, t.cols);
-      const two = allocateParts(base, t.rows, t.cols);
-      await addon().gptqQuantize({ spec: { ...base, method: 'gptq' }, rows: t.rows, cols: t.cols, src: t.raw, srcDtype: t.dtype, out: one, factor, weights: diag, threads: 1 });
-      await addon().gptqQuantize({ spec: { ...base, method: 'gptq' }, rows: t.rows, cols: t.cols, src: t.raw, srcDtype: t.dtype, out: two, factor, weights: diag, threads: 2 });
-      expect(Buffer.from(one.data).equals(Buffer.from(two.data))).toBe(true);
-      const eSearch = outputError(await dequantized(base, search, t.rows, t.cols), t.values, H, t.rows, t.cols);
-      const eGptq = outputError(await dequantized(base, one, t.rows, t.cols), t.values, H, t.rows, t.cols);
-      console.log(`${name}: output error GPTQ / search = ${(eGptq / eSearch).toFixed(3)}`);
-      expect(eGptq).toBeLessThan(0.8 * eSearch);
+      // compressed-tensors' symmetric groups, and its asymmetric ones (zero points: auto's default there)
+      for (const scheme of ['int_sym', 'int_asym'] as const) {
+        const base: KernelSpec = { scheme, bits: 4, group, scaleDtype: 'F16' };
+        const search = allocateParts(base, t.rows, t.cols);
+        await addon().quantize({ spec: { ...base, method: 'search' }, rows: t.rows, cols: t.cols, src: t.raw, srcDtype: t.dtype, out: search, weights: diag });
+        const one = allocateParts(base, t.rows, t.cols);
+        const two = allocateParts(base, t.rows, t.cols);
+        await addon().gptqQuantize({ spec: { ...base, method: 'gptq' }, rows: t.rows, cols: t.cols, src: t.raw, srcDtype: t.dtype, out: one, factor, weights: diag, threads: 1 });
+        await addon().gptqQuantize({ spec: { ...base, method: 'gptq' }, rows: t.rows, cols: t.cols, src: t.raw, srcDtype: t.dtype, out: two, factor, weights: diag, threads: 2 });
+        expect(Buffer.from(one.data).equals(Buffer.from(two.data))).toBe(true);
+        const eSearch = outputError(await dequantized(base, search, t.rows, t.cols), t.values, H, t.rows, t.cols);
+        const eGptq = outputError(await dequantized(base, one, t.rows, t.cols), t.values, H, t.rows, t.cols);
+        console.log(`${name} ${scheme}: output error GPTQ / search = ${(eGptq / eSearch).toFixed(3)}`);
+        expect(eGptq).toBeLessThan(0.8 * eSearch);
+      }
     }
   });
 
@@ -226,7 +231,7 @@ describe('native GPTQ', () => {
     zero[0] = 0;
     expect(() => addon().gptqQuantize({ spec, rows: 1, cols, src, srcDtype: 'F32', out, factor: zero })).toThrow(/factor\[0, 0\] must be positive/);
     expect(() => addon().gptqQuantize({ spec: { ...spec, method: 'search' }, rows: 1, cols, src, srcDtype: 'F32', out, factor: good })).toThrow(/needs spec.method 'gptq'/);
-    expect(() => addon().gptqQuantize({ spec: { ...spec, scheme: 'q4_1' }, rows: 1, cols, src, srcDtype: 'F32', out, factor: good })).toThrow(/symmetric schemes/);
+    expect(() => addon().gptqQuantize({ spec: { ...spec, scheme: 'q4_1' }, rows: 1, cols, src, srcDtype: 'F32', out, factor: good })).toThrow(/not q4_1/);
     expect(() => addon().quantize({ spec, rows: 1, cols, src, srcDtype: 'F32', out })).toThrow(/runs through gptqQuantize/);
     const H = new Float32Array(cols * cols);
     expect(() => addon().gptqFactor({ hessian: H, cols: 63, damp: 0.1, out: good })).toThrow(/cols \* cols values/);

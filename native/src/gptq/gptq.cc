@@ -99,8 +99,86 @@ const char* gptq_factor(const float* H, int64_t n, double damp, double* U, int t
   return nullptr;
 }
 
+namespace {
+
+// Loads rows [r0, r0 + nb) into w as doubles, counting NaN/Inf (replaced by 0 so the run stays defined).
+void load_rows(const void* src, DType src_type, int64_t cols, int64_t r0, int64_t nb, double* w, QuantStatus& st) {
+  for (int64_t r = 0; r < nb; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = load_as_f32(src, src_type, (r0 + r) * cols + j);
+      if (!std::isfinite(v)) {
+        if (st.nonfinite == 0) st.first_nonfinite = (r0 + r) * cols + j;
+        st.nonfinite++;
+      }
+      w[r * cols + j] = std::isfinite(v) ? v : 0.0;
+    }
+}
+
+// compressed-tensors' asymmetric groups (x ~ s * (q - zp), q and the integer zp in [-2^(b-1), 2^(b-1))):
+// at a group's first column its scale and zero point come from the search over the corrected weights
+// (search_asym_int, weighted by diag(H)); each column is then rounded on that grid and written as it is
+// rounded, and its error fed forward exactly as in the symmetric loop.
+QuantStatus gptq_asym_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols, const double* U,
+                           int64_t row_begin, int64_t row_end, QuantParts out) {
+  QuantStatus st;
+  const int64_t g = spec.group, groups = cols / g;
+  const int64_t data_row = data_bytes_per_row(spec, cols);
+  const float qmin = -static_cast<float>(1 << (spec.bits - 1)), qmax = -qmin - 1.0f;
+  const int32_t offset = 1 << (spec.bits - 1);
+  constexpr int64_t kRows = 8;
+  std::vector<double> w(static_cast<size_t>(kRows * cols));
+  std::vector<float> x(static_cast<size_t>(g));
+  float ds[kRows], inv[kRows], zp[kRows];
+  double e[kRows];
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRows) {
+    const int64_t nb = std::min(kRows, row_end - r0);
+    load_rows(src, src_type, cols, r0, nb, w.data(), st);
+    for (int64_t r = 0; r < nb; ++r) std::memset(out.data + (r0 + r) * data_row, 0, static_cast<size_t>(data_row));
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t g0 = gi * g;
+      const float* imp = spec.weights ? spec.weights + g0 : nullptr;
+      for (int64_t r = 0; r < nb; ++r) {
+        const int64_t row = r0 + r;
+        for (int64_t j = 0; j < g; ++j) x[j] = finite_float(w[r * cols + g0 + j]);
+        const IntAsymFit f = search_asym_int(x.data(), imp, g, qmin, qmax);
+        const float stored = store_scale(out.scales, spec.scale_dtype, row * groups + gi, f.s);
+        out.zeros[row * groups + gi] = static_cast<int8_t>(f.zp);
+        zp[r] = f.zp;
+        if (!std::isfinite(stored)) {
+          if (st.scale_overflow == 0) st.first_overflow_row = row;
+          st.scale_overflow++;
+          ds[r] = inv[r] = 0.0f;
+          continue;
+        }
+        ds[r] = stored;
+        inv[r] = stored_scale_inverse(stored);
+      }
+      for (int64_t j = g0; j < g0 + g; ++j) {
+        const double* Uj = U + j * cols;
+        for (int64_t r = 0; r < nb; ++r) {
+          const double wj = w[r * cols + j];
+          const float q = std::min(qmax, std::max(qmin, round_even(finite_float(wj) * inv[r]) + zp[r]));
+          put_code(out.data + (r0 + r) * data_row, spec.bits, j, static_cast<uint32_t>(static_cast<int32_t>(q) + offset));
+          const float qv = (q - zp[r]) * ds[r];
+          const double err = (wj - static_cast<double>(qv)) / Uj[j];
+          e[r] = std::isfinite(err) ? err : 0.0;
+        }
+        for (int64_t r = 0; r < nb; ++r) {
+          double* wr = w.data() + r * cols;
+          const double er = e[r];
+          for (int64_t k = j + 1; k < cols; ++k) wr[k] -= er * Uj[k];
+        }
+      }
+    }
+  }
+  return st;
+}
+
+}  // namespace
+
 QuantStatus gptq_quantize_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols, const double* U,
                                int64_t row_begin, int64_t row_end, QuantParts out) {
+  if (spec.scheme == Scheme::INT_ASYM) return gptq_asym_rows(spec, src, src_type, cols, U, row_begin, row_end, out);
   QuantStatus st;
   const SymCode c = sym_code_for(spec);
   const bool ggml = spec.scheme != Scheme::INT_SYM;
@@ -115,15 +193,7 @@ QuantStatus gptq_quantize_rows(const QuantSpec& spec, const void* src, DType src
   double e[kRows];
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kRows) {
     const int64_t nb = std::min(kRows, row_end - r0);
-    for (int64_t r = 0; r < nb; ++r)
-      for (int64_t j = 0; j < cols; ++j) {
-        const float v = load_as_f32(src, src_type, (r0 + r) * cols + j);
-        if (!std::isfinite(v)) {
-          if (st.nonfinite == 0) st.first_nonfinite = (r0 + r) * cols + j;
-          st.nonfinite++;
-        }
-        w[r * cols + j] = std::isfinite(v) ? v : 0.0;  // keep going with defined values; the caller discards
-      }
+    load_rows(src, src_type, cols, r0, nb, w.data(), st);
     for (int64_t gi = 0; gi < groups; ++gi) {
       const int64_t g0 = gi * g;
       const float* imp = spec.weights ? spec.weights + g0 : nullptr;

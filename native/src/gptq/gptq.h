@@ -22,7 +22,7 @@ namespace qk {
 const char* gptq_factor(const float* H, int64_t n, double damp, double* U, int threads);
 
 // Quantizes rows [row_begin, row_end) of the rows x cols matrix src with U from gptq_factor, for a spec
-// check_spec accepts with Method::GPTQ (the symmetric schemes: Q8_0, Q4_0, IQ4_NL, INT_SYM); spec.weights
+// check_spec accepts with Method::GPTQ (Q8_0, Q4_0, IQ4_NL, INT_SYM, INT_ASYM); spec.weights
 // (diag H, or nullptr) weights the scale search. Rows are independent, so any split over threads gives
 // the same bytes. Status as KernelTable::quantize_rows.
 QuantStatus gptq_quantize_rows(const QuantSpec& spec, const void* src, DType src_type, int64_t cols, const double* U,

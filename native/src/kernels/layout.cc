@@ -28,8 +28,8 @@ const char* check_spec(const QuantSpec& spec, int64_t cols) {
     return "unknown scheme";
   if (spec.method == Method::HQQ && spec.scheme != Scheme::GGML_Q4_1)
     return "HQQ fits a fractional minimum, which only Q4_1 blocks store (compressed-tensors zero points are integers)";
-  if (spec.method == Method::GPTQ && (spec.scheme == Scheme::GGML_Q4_1 || spec.scheme == Scheme::INT_ASYM))
-    return "GPTQ covers the symmetric schemes (q8_0, q4_0, iq4_nl, int_sym)";
+  if (spec.method == Method::GPTQ && spec.scheme == Scheme::GGML_Q4_1)
+    return "GPTQ covers q8_0, q4_0, iq4_nl, int_sym and int_asym (not q4_1)";
   if (is_ggml(spec.scheme)) {
     const int64_t block = llama_block_weights(spec.scheme);
     if (spec.group != block) return block == 32 ? "ggml block types use groups of 32" : "K-quant types use super-blocks (groups) of 256";
