@@ -28,6 +28,7 @@ import { type AutoSummary, autoSummary, prepareQuantizer } from './quant/auto.js
 import { estimateColumnImportance } from './quant/importance.js';
 import type { TensorQuantizer } from './quant/tensor-quantizer.js';
 import { VERSION } from './version.js';
+import { type EvaluationOutcome, evaluateWritten } from './eval/written-eval.js';
 import { type Estimate, estimateModel } from './estimate/estimate.js';
 import { fromCheckpoint } from './estimate/model.js';
 import { parseRepoId } from './hub/client.js';
@@ -58,6 +59,12 @@ export interface QuantizeRunOptions extends QuantizeOptions {
    * against the source re-read, and compare the files on disk with the hashes (as `quantkit verify`).
    */
   verify?: VerifyMode;
+  /**
+   * The evaluation text for the written file's perplexity (default: the bundled TinyStories excerpt);
+   * false skips it. Measured where the reference forward pass covers the model and it is small
+   * (src/eval/written-eval.ts); the report says why not elsewhere.
+   */
+  evalFile?: string | false;
 }
 
 export interface QuantizationReport extends VerifyResult {
@@ -81,6 +88,8 @@ export interface QuantizationReport extends VerifyResult {
   non_finite?: NonFiniteCopy[];
   /** Which verification ran and what it checked; the files' CRC-32 as written. */
   verification: VerificationInfo;
+  /** Perplexity of the written file (read back from disk) and of the original on the evaluation text, or why it was not measured. */
+  evaluation: EvaluationOutcome;
   /** Peak resident memory of this process when the report was written (bytes). */
   peak_rss_bytes: number;
 }
@@ -267,6 +276,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
   const weightsWritten = verified.tensors.reduce((n, t) => n + t.bytes, 0);
   if (predicted && predicted.components.weights !== weightsWritten)
     throw new QuantkitError('ERR_VERIFY', `tensor bytes written (${weightsWritten}) differ from the memory prediction's weights (${predicted.components.weights})`, { file: dir });
+  const evaluation = await evaluate(dir, ckpt, plan, options, threads);
   const { signal: _s, onProgress: _p, finalOutput: _f, ...plainOptions } = options;
   const report: QuantizationReport = {
     quantkit: VERSION,
@@ -280,10 +290,18 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     predicted_memory: predicted && { peak_bytes: predicted.peak_bytes, peak_kind: predicted.peak_kind, components: predicted.components, batch: predicted.batch, seq: predicted.seq, weights_bytes_written: weightsWritten },
     plan: planSummary(plan),
     verification,
+    evaluation,
     peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
   };
   await writeFileAtomic(join(dir, REPORT_FILE), JSON.stringify(report, jsonReplacer, 2) + '\n');
   return report;
+}
+
+/** The written file's perplexity beside the original's (src/eval/written-eval.ts), unless --no-eval. */
+async function evaluate(dir: string, ckpt: Checkpoint, plan: Plan, options: QuantizeRunOptions, threads: number): Promise<EvaluationOutcome> {
+  if (options.evalFile === false) return { skipped: '--no-eval' };
+  options.onProgress?.({ phase: 'evaluate', tensor: 'perplexity of the written file and the original', done: 0, total: 1, bytesDone: 0, bytesTotal: 0 });
+  return evaluateWritten(dir, ckpt, { format: plan.format, ...(options.evalFile !== undefined ? { file: options.evalFile } : {}), threads, signal: options.signal });
 }
 
 /** JSON has no Infinity: an exact round trip's SNR is written as null. */

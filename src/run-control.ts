@@ -6,7 +6,7 @@
 import { QuantkitError } from './errors.js';
 
 export interface Progress {
-  phase: 'calibrate' | 'quantize' | 'verify' | 'download';
+  phase: 'calibrate' | 'quantize' | 'verify' | 'evaluate' | 'download';
   tensor: string;
   done: number;
   total: number;

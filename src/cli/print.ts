@@ -3,6 +3,8 @@ import type { Plan } from '../plan.js';
 import type { PipelinePlan, PipelineReport, PipelineResult, PipelineVerifyResult } from '../pipeline.js';
 import type { QuantizationReport } from '../quantize.js';
 import type { AutoSummary } from '../quant/auto.js';
+import type { EvaluationOutcome } from '../eval/written-eval.js';
+import { basename } from 'node:path';
 import type { VerifyResult } from '../verify.js';
 import { formatBytes } from '../units.js';
 
@@ -42,6 +44,7 @@ export function reportText(r: VerifyResult | QuantizationReport): string {
   ];
   lines.splice(1, 0, `  ${wholeFileLine(r)}`);
   if ('auto' in r && r.auto) lines.push(`  ${autoLine(r.auto)}`);
+  if ('evaluation' in r && r.evaluation) lines.push(`  ${evaluationLine(r.evaluation)}`);
   const worst = [...r.tensors].filter((x) => x.treatment === 'quantized').sort((a, b) => b.relRmse - a.relRmse).slice(0, 3);
   if (worst.length) lines.push(`  worst: ${worst.map((x) => `${x.name} ${x.relRmse.toFixed(4)}`).join(', ')}`);
   if ('sizes' in r) {
@@ -68,6 +71,12 @@ export function wholeFileLine(r: VerifyResult | QuantizationReport): string {
   const head = `whole file: ${bpw.toFixed(2)} bits/weight over all ${params} weights (tensor data); ${params ? ((100 * t.quantizedParams) / params).toFixed(1) : '0.0'}% of weights quantized`;
   if (!keptMatrices.length) return `${head}; every matrix quantized`;
   return `${head}; ${keptMatrices.length} ${keptMatrices.length === 1 ? 'matrix' : 'matrices'} (${((100 * keptParams) / params).toFixed(1)}% of weights) NOT quantized: ${keptMatrices.slice(0, 3).map((x) => `${x.name} ${x.format}`).join(', ')}${keptMatrices.length > 3 ? ', ...' : ''}${why.length ? ` (${why.slice(0, 2).join('; ')})` : ''}`;
+}
+
+/** The written file's perplexity beside the original's, or why it was not measured. */
+export function evaluationLine(e: EvaluationOutcome): string {
+  if ('skipped' in e) return `perplexity: not measured (${e.skipped})`;
+  return `perplexity ${e.perplexity.toFixed(4)} (original ${e.original_perplexity.toFixed(4)}; KL ${e.kl_mean.toFixed(4)}, top-1 agreement ${(100 * e.top1_agreement).toFixed(1)}%) on ${basename(e.file)}, ${e.tokens} tokens, read back from the written file (${e.seconds.toFixed(1)} s)`;
 }
 
 function autoLine(a: AutoSummary): string {

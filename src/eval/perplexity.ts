@@ -7,9 +7,11 @@
  * BOS + its tokens, cut at `maxTokens`; every token after BOS is predicted from the ones before it.
  */
 import { readFile } from 'node:fs/promises';
-import { ioError } from '../errors.js';
+import { join } from 'node:path';
+import type { Checkpoint } from '../checkpoint.js';
+import { QuantkitError, ioError } from '../errors.js';
 import type { LlamaModel } from './llama.js';
-import type { Tokenizer } from './tokenizer.js';
+import { Tokenizer } from './tokenizer.js';
 
 export const DOCUMENT_SEPARATOR = /^<\|endoftext\|>$/m;
 
@@ -23,6 +25,15 @@ export async function readDocuments(file: string): Promise<string[]> {
 /** Token sequences: BOS + tokens, at most maxTokens long. */
 export function tokenSequences(docs: readonly string[], tok: Tokenizer, bos: number, maxTokens: number): number[][] {
   return docs.map((d) => [bos, ...tok.encode(d)].slice(0, maxTokens)).filter((s) => s.length >= 2);
+}
+
+/** The token sequences of an evaluation text for a checkpoint (its tokenizer.json and BOS), as report and quantize evaluate. */
+export async function evaluationSequences(ckpt: Checkpoint, file: string, maxTokens: number): Promise<number[][]> {
+  const tok = await Tokenizer.fromFile(join(ckpt.dir, 'tokenizer.json'));
+  const bos = Number(ckpt.config?.bos_token_id ?? 1);
+  const seqs = tokenSequences(await readDocuments(file), tok, bos, maxTokens);
+  if (seqs.length === 0) throw new QuantkitError('ERR_EVAL', 'the evaluation text has no document of two or more tokens', { file });
+  return seqs;
 }
 
 /** log-softmax of one row of logits, in double. */

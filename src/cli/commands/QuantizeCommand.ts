@@ -7,6 +7,7 @@ import { progressBar } from '../progress-bar.js';
 import { type QuantizeArgs, checkThreads, toQuantizeOptions, withQuantizeOptions } from '../quantize-options.js';
 import { printPlan } from './PlanCommand.js';
 import { abortOnSigint } from '../signals.js';
+import { QuantkitError } from '../../errors.js';
 
 interface Args extends QuantizeArgs {
   output?: string;
@@ -18,6 +19,7 @@ interface Args extends QuantizeArgs {
   verify: 'fast' | 'full';
   json: boolean;
   quiet: boolean;
+  eval?: string | false;
 }
 
 export const QuantizeCommand: CommandModule<object, Args> = {
@@ -33,7 +35,8 @@ export const QuantizeCommand: CommandModule<object, Args> = {
       .option('threads', { type: 'number', describe: 'kernel threads, 1 to 256 (default: the CPUs this process may use: its affinity mask, capped by a cgroup CPU quota)' })
       .option('verify', { choices: ['fast', 'full'] as const, default: 'fast' as const, describe: "fast: every tensor's error measured before it is written, files hashed as written and re-opened; full: also re-read and dequantize everything from disk against the source (as quantkit verify)" })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing but errors (and --json)' })
-      .group(['output', 'force', 'dry-run', 'max-rel-rmse', 'allow-non-finite', 'threads', 'verify', 'json', 'quiet'], 'Run and output:')
+      .option('eval', { type: 'string', describe: "evaluation text for the written file's perplexity, printed beside the original's (default: the bundled TinyStories excerpt, as quantkit report; Llama-family models up to 4 M parameters); --no-eval skips it" })
+      .group(['output', 'force', 'dry-run', 'max-rel-rmse', 'allow-non-finite', 'threads', 'verify', 'eval', 'json', 'quiet'], 'Run and output:')
       .example('quantkit quantize models/stories260k --bits 4 --keep "*norm*" -o out/w4', 'options before or after the model')
       .example('quantkit quantize --format gguf --gguf-type mobile models/stories260k', 'a GGUF file llama.cpp runs')
       .example('quantkit quantize ./sd-pipeline --bits 8 --keep "vae/*" --keep "*norm*"', 'a diffusers pipeline folder: every component, the VAE kept whole')
@@ -52,6 +55,7 @@ export const QuantizeCommand: CommandModule<object, Args> = {
         ...(args['max-rel-rmse'] !== undefined ? { maxRelRmse: args['max-rel-rmse'] } : {}),
         ...(args['allow-non-finite'] ? { allowNonFinite: true } : {}),
         verify: args.verify,
+        ...evalOption(args.eval),
         onProgress: (p: Progress) => bar.update(p),
         signal,
       };
@@ -69,6 +73,13 @@ export const QuantizeCommand: CommandModule<object, Args> = {
     }
   },
 };
+
+/** --eval FILE, --no-eval (yargs gives false), or neither. */
+function evalOption(e: string | false | undefined): { evalFile?: string | false } {
+  if (e === undefined) return {};
+  if (e === '') throw new QuantkitError('ERR_USAGE', '--eval takes a text file (or --no-eval to skip the perplexity)');
+  return { evalFile: e };
+}
 
 /** Which verification ran and this process's peak resident memory (a pipeline: its components'). */
 function runSummary(report: QuantizationReport | PipelineReport): string {
