@@ -2,8 +2,8 @@
  * Issue 18's quality targets for the default method (auto), on both bundled models, through the same
  * planner and quantizer `quantize` uses and the reference forward pass on the bundled evaluation text:
  * every matrix quantized (the tied embedding/output head included) at <= 4.6 bits/weight, perplexity
- * <= 3.60 (stories260k, packed safetensors) and <= 15.90 (tinystories-656k, GGUF; its packed safetensors
- * file gives 16.27, reported as not met in docs/quality.md),
+ * <= 3.60 (stories260k, packed safetensors; its GGUF file, with the 172-wide down_proj rows in F16,
+ * gives 3.47) and <= 15.90 (tinystories-656k, packed safetensors with auto's zero points, and GGUF),
  * and no tensor worse than round-to-nearest by its measure (the tied one by the model's own KL). A
  * quality test, not a timed one (scripts/quality.ts has RTN's perplexities beside these).
  */
@@ -21,17 +21,17 @@ import { ROOT, STORIES260K, TINYSTORIES656K } from '../helpers/models.js';
 
 const EVAL = join(ROOT, 'data', 'tinystories-valid-excerpt.txt');
 
-// [model, dir, perplexity target, the layout evaluated here: the harder one where the target is met
-// (docs/quality.md has both layouts of both models; stories260k GGUF 3.474, tinystories-656k packed
-// safetensors 16.27, not met)]. The other layout is checked by its plan (every matrix, bits/weight).
+// [model, dir, perplexity target, the layouts evaluated here (docs/quality.md has both layouts of both
+// models; stories260k GGUF, 3.47, is the easier one and is checked by its plan: every matrix ggml
+// blocks can hold, bits/weight)].
 const MODELS = [
-  ['stories260k', STORIES260K, 3.6, 'safetensors'],
-  ['tinystories-656k', TINYSTORIES656K, 15.9, 'gguf-raw'],
+  ['stories260k', STORIES260K, 3.6, ['safetensors']],
+  ['tinystories-656k', TINYSTORIES656K, 15.9, ['safetensors', 'gguf-raw']],
 ] as const;
 
 describe('the default method (auto) meets the perplexity targets with every matrix quantized', () => {
   for (const [name, dir, target, evaluated] of MODELS)
-    it(`${name}: every matrix, tied embedding included, <= 4.6 bits/weight; perplexity <= ${target} in ${evaluated}`, async () => {
+    it(`${name}: every matrix, tied embedding included, <= 4.6 bits/weight; perplexity <= ${target} in ${evaluated.join(' and ')}`, async () => {
       const ckpt = await Checkpoint.open(dir);
       try {
         const tok = await Tokenizer.fromFile(join(dir, 'tokenizer.json'));
@@ -47,7 +47,13 @@ describe('the default method (auto) meets the perplexity targets with every matr
           if (format === 'safetensors') expect(quantized.length).toBe(matrices.length);
           expect(quantized.map((e) => e.tensor.name)).toContain(tied);
           expect(plan.bitsPerQuantizedWeight).toBeLessThanOrEqual(4.6);
-          if (format !== evaluated) continue;
+          if (format === 'safetensors') {
+            // auto's zero points (compressed-tensors asymmetric groups) on every matrix but gate/up.
+            const asym = quantized.filter((e) => e.treatment.kind === 'quantize' && e.treatment.spec.scheme === 'int_asym').map((e) => e.tensor.name);
+            expect(asym).toContain(tied);
+            expect(asym.some((n) => /gate_proj|up_proj/.test(n))).toBe(false);
+          }
+          if (!(evaluated as readonly string[]).includes(format)) continue;
           const perplexity = async (o: Pick<QuantizeOptions, 'quantMethod'>) => {
             const plan = await planQuantization(ckpt, { bits: 4, format, ...o });
             const { quantizer } = await prepareQuantizer(ckpt, plan, { threads: 2, calibrated });
@@ -66,5 +72,5 @@ describe('the default method (auto) meets the perplexity targets with every matr
       } finally {
         await ckpt.close();
       }
-    }, 120_000);
+    }, 180_000);
 });
