@@ -133,7 +133,7 @@ export const EstimateCommand: CommandModule<object, EstimateArgs> = {
       dtype: args.dtype as WeightDtype | undefined,
       bits: args.bits as 4 | 8 | undefined,
       groupSize,
-      mode: args.asym ? 'asym' : 'sym',
+      ...(args.asym ? { mode: 'asym' as const } : {}), // unset: the planner's default, as quantize (auto's zero points where they pay)
       format: args.format as 'safetensors' | 'gguf' | 'gguf-raw' | 'onnx',
       ggufType: args['gguf-type'] as GgufFileType | undefined,
       onnxDtype: args['onnx-dtype'] as OnnxDtype | undefined,
