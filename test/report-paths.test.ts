@@ -39,7 +39,7 @@ describe('report paths', () => {
       const report = JSON.parse(readFileSync(file, 'utf8'));
       expect(report.output).toBe(join(dir, name));
       expect(report.options.output).toBe(join(dir, name));
-      expect(expectPathsExist(file).map(([at]) => at).sort()).toEqual(['$.options.output', '$.output', '$.source']);
+      expect(expectPathsExist(file).map(([at]) => at).sort()).toEqual(['$.evaluation.file', '$.options.output', '$.output', '$.source']); // evaluation.file: the bundled text the perplexity was measured on
     });
   }
 
