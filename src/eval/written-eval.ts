@@ -19,6 +19,7 @@ import { shapeElements } from '../safetensors/dtypes.js';
 import { detectFormat, sourceOf } from '../verify.js';
 import { AUTO_CALIBRATION_MAX_PARAMS, EVAL_ARCHITECTURES, LlamaModel, calibrationBytes } from './llama.js';
 import { Reference, evaluationSequences } from './perplexity.js';
+import { Tokenizer } from './tokenizer.js';
 
 /** The evaluation text shipped with quantkit (data/ at the package root, from src/eval or dist/eval). */
 export const BUNDLED_EVAL_TEXT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'data', 'tinystories-valid-excerpt.txt');
@@ -54,7 +55,15 @@ export async function evaluationRefusal(ckpt: Checkpoint, format: string): Promi
   if (params > AUTO_CALIBRATION_MAX_PARAMS)
     return `${(params / 1e6).toFixed(1)} M parameters: quantize measures perplexity for models up to ${AUTO_CALIBRATION_MAX_PARAMS / 1e6} M, where it takes seconds (quantkit report evaluates any size)`;
   if (need > totalmem()) return 'the f32 model does not fit in memory';
-  if (!(await pathExists(join(ckpt.dir, 'tokenizer.json')))) return 'no tokenizer.json beside the weights';
+  const tokenizer = join(ckpt.dir, 'tokenizer.json');
+  if (!(await pathExists(tokenizer))) return 'no tokenizer.json beside the weights';
+  try {
+    await Tokenizer.fromFile(tokenizer);
+  } catch (e) {
+    // A tokenizer the evaluator does not read (byte-level BPE) leaves the run as it is, with the reason.
+    if (e instanceof QuantkitError && e.code === 'ERR_EVAL') return e.message;
+    throw e;
+  }
   return undefined;
 }
 
