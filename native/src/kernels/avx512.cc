@@ -91,6 +91,8 @@ struct Avx512Ops : KNativeAvx512 {
     c = _mm512_min_ps(_mm512_max_ps(c, _mm512_set1_ps(static_cast<float>(kIq4nlLutLow))), _mm512_set1_ps(static_cast<float>(kIq4nlLutHigh)));  // NaN -> low end
     return _mm512_i32gather_epi32(_mm512_sub_epi32(_mm512_cvtps_epi32(c), _mm512_set1_epi32(kIq4nlLutLow)), kIq4nlByCeil2t.index, 4);
   }
+  // kIq4nlValues[q] for codes 0..15 (IQ4_NL dequantization): one permute over the 16 levels.
+  static F iq4nl_value(I q) { return _mm512_permutexvar_ps(q, _mm512_loadu_ps(kIq4nlValues)); }
   static F round_away(F a) {
     const F t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     const __mmask16 up = _mm512_cmp_ps_mask(abs(_mm512_sub_ps(a, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);

@@ -396,6 +396,7 @@ struct SimdKernels {
       case Scheme::GGML_Q8_0: return fn(Kind<Scheme::GGML_Q8_0, 8>{});
       case Scheme::GGML_Q4_0: return fn(Kind<Scheme::GGML_Q4_0, 4>{});
       case Scheme::GGML_Q4_1: return fn(Kind<Scheme::GGML_Q4_1, 4>{});
+      case Scheme::GGML_IQ4_NL: return fn(Kind<Scheme::GGML_IQ4_NL, 4>{});
       case Scheme::INT_SYM: return spec.bits == 8 ? fn(Kind<Scheme::INT_SYM, 8>{}) : fn(Kind<Scheme::INT_SYM, 4>{});
       default: return spec.bits == 8 ? fn(Kind<Scheme::INT_ASYM, 8>{}) : fn(Kind<Scheme::INT_ASYM, 4>{});
     }
@@ -428,6 +429,13 @@ struct SimdKernels {
       O::unpack_nibbles_halves(b + 2, q);
       const I eight = O::iset1(8);
       for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], eight)), d);
+    } else if constexpr (S == Scheme::GGML_IQ4_NL) {
+      const uint8_t* b = row_in + ci * 18;
+      uint16_t dh;
+      __builtin_memcpy(&dh, b, 2);
+      const F d = O::set1(O::from_f16(dh));
+      O::unpack_nibbles_halves(b + 2, q);
+      for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::iq4nl_value(q[k]), d);
     } else if constexpr (S == Scheme::GGML_Q4_1) {
       const uint8_t* b = row_in + ci * 20;
       uint16_t dh, mh;
@@ -489,8 +497,7 @@ struct SimdKernels {
         default: return llama_dequantize_rows<Scheme::GGML_Q6_K>(in, cols, row_begin, row_end, out);
       }
     }
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL)
-      return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
+    if (spec.group % 32 != 0) return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
     const int64_t data_row = data_bytes_per_row(spec, cols);
     with_kind(spec, [&](auto kind) {
       dequantize_rows_of(kind, spec, in, cols, data_row, row_begin, row_end, out);
@@ -510,8 +517,7 @@ struct SimdKernels {
 
   static ErrorStats error_rows(const QuantSpec& spec, const void* src, DType st, ConstQuantParts in,
                                int64_t cols, int64_t row_begin, int64_t row_end) {
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL)
-      return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    if (spec.group % 32 != 0) return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
     if (is_llama_type(spec.scheme)) {
       auto by_dtype = [&](auto kind) {
         switch (st) {
