@@ -84,6 +84,7 @@ struct Avx2Ops : KNativeAvx2 {
   static F min(F a, F b) { return _mm256_min_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
   using L8 = Lanes8Avx;
+  static constexpr bool kPairLanes = false;  // 256-bit registers hold one group's eight lanes
   // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
   static I iq4nl_index(F t) {
     F c = _mm256_round_ps(_mm256_add_ps(t, t), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);

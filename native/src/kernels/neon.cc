@@ -80,6 +80,7 @@ struct NeonOps : KNativeNeon {
   static F max(F a, F b) { return vmaxq_f32(a, b); }
   // The scale search's 8-lane vectors (search.h's Sum8): element j of a group in lane j % 8, lanes
   // 0-3 in `a` and 4-7 in `b`.
+  static constexpr bool kPairLanes = false;  // two 128-bit registers hold one group's eight lanes
   struct L8 {
     struct V {
       float32x4_t a, b;
