@@ -823,12 +823,16 @@ struct SimdKernels {
   // finite value's), which sends the row to the reference.
   static bool group_abs_max(const Chunk* xs, int64_t chunks, float* out) {
     I a = O::iset1(0);
-    for (int64_t ci = 0; ci < chunks; ++ci) a = abs_max_bits(xs[ci], a);
-    const int32_t bits = O::hmax_i(a);
-    if (bits >= kInfBits) return false;
-    float amax;
-    __builtin_memcpy(&amax, &bits, 4);
-    *out = group_signed_max(xs, chunks, amax);  // 0 for an all-zero group
+    F lo = xs[0].v[0], hi = lo;
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      a = abs_max_bits(xs[ci], a);
+      for (int k = 0; k < V; ++k) { lo = O::min(lo, xs[ci].v[k]); hi = O::max(hi, xs[ci].v[k]); }
+    }
+    if (O::hmax_i(a) >= kInfBits) return false;
+    const float mx = O::hmax(hi), mn = O::hmin(lo);
+    if (mx > -mn) *out = mx;
+    else if (-mn > mx) *out = mn;
+    else *out = group_signed_max(xs, chunks, mx);  // a tie, or all zeros (0)
     return true;
   }
 
