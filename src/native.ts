@@ -56,6 +56,8 @@ export interface QuantizeStatus {
   firstNonfinite: number;
   scaleOverflow: number;
   firstOverflowRow: number;
+  /** With `measure`: the round trip's error, as errorStats gives it for the (reordered) source and the output. */
+  errors?: ErrorSums;
 }
 
 export interface ErrorSums {
@@ -95,8 +97,12 @@ interface TensorArgs {
 }
 
 export interface Addon {
-  /** `weights`: one non-negative importance per column, for method 'search' (optional) and 'imatrix' (required). */
-  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array }): Promise<QuantizeStatus>;
+  /**
+   * `weights`: one non-negative importance per column, for method 'search' (optional) and 'imatrix' (required).
+   * `rowOrder`: output row r is quantized from source row rowOrder[r] (a permutation of the rows).
+   * `measure`: also measure the round trip's error while each chunk is in cache (status.errors).
+   */
+  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array; rowOrder?: Int32Array; measure?: boolean }): Promise<QuantizeStatus>;
   dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
   errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;
   /** out[j] = sum_i W[j, i]^2 * a[i] per row, summed in double in column order (the importance pre-pass). */
