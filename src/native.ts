@@ -4,9 +4,8 @@
  * code ERR_NATIVE_ARGUMENT.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import { QuantkitError } from './errors.js';
+import { packageRoot } from './package-root.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 
 /**
@@ -162,7 +161,7 @@ let cached: Addon | undefined;
  */
 export function addon(): Addon {
   if (cached) return cached;
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const root = packageRoot(import.meta.url);
   const require = createRequire(import.meta.url);
   try {
     cached = (process.env.QUANTKIT_ADDON ? require(process.env.QUANTKIT_ADDON) : (require('node-gyp-build') as (dir: string) => unknown)(root)) as Addon;
