@@ -121,6 +121,8 @@ export interface Addon {
   gptqFactor(args: { hessian: Float32Array; cols: number; damp: number; out: Float64Array; threads?: number }): Promise<void>;
   /** quantize with GPTQ's error feedback (spec.method 'gptq', symmetric schemes); `weights` weight the scale search. */
   gptqQuantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; factor: Float64Array; weights?: Float32Array }): Promise<QuantizeStatus>;
+  /** A zero-filled buffer of `bytes` in memory of its own, backed by 2 MiB pages where the system allows; null if it cannot be mapped. */
+  largeBuffer(args: { bytes: number }): ArrayBuffer | null;
 }
 
 /** Row-major square matrices, layer after layer: hidden^2 (attnIn, mlpIn, final), (heads*headDim)^2 (oIn), ffn^2 (downIn). */

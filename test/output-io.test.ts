@@ -1,15 +1,21 @@
 /**
- * The output side of the quantize pipeline's I/O: large files are flushed to disk progressively while
- * they are written (writeback.ts), so that the fsync at commit waits only for the tail; what lands on
- * disk, its checksum and the atomic rename are the same with or without it.
+ * The quantize pipeline's I/O: large output files are flushed to disk progressively while they are
+ * written (writeback.ts), so that the fsync at commit waits only for the tail; what lands on disk, its
+ * checksum and the atomic rename are the same with or without it. Tensor buffers of 2 MiB and more come
+ * from the addon, backed by 2 MiB pages (buffer-pool.ts): same bytes written with or without.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AtomicFile, takeChecksums } from '../src/atomic-file.js';
+import { BufferPool } from '../src/buffer-pool.js';
+import { addon } from '../src/native.js';
+import { SafetensorsWriter } from '../src/safetensors/writer.js';
+import { randomBf16 } from '../scripts/random-bf16.js';
 import { FLUSH_BYTES } from '../src/writeback.js';
-import { tempDir } from './helpers/models.js';
+import { CLI, STORIES260K, tempDir } from './helpers/models.js';
 
 const dir = tempDir();
 let n = 0;
@@ -77,5 +83,49 @@ describe('progressive flushing of large output files', () => {
     await file.abort();
     expect(readdirSync(sub)).toEqual([]);
     expect(existsSync(join(sub, 'big.bin'))).toBe(false);
+  });
+});
+
+describe('large tensor buffers (2 MiB pages)', () => {
+  it('the addon maps zero-filled buffers of the size asked, separate from each other', () => {
+    const a = addon().largeBuffer({ bytes: 3 * 2 ** 20 + 5 })!;
+    const b = addon().largeBuffer({ bytes: 2 ** 21 })!;
+    expect(a.byteLength).toBe(3 * 2 ** 20 + 5);
+    expect(b.byteLength).toBe(2 ** 21);
+    const va = new Uint8Array(a), vb = new Uint8Array(b);
+    expect(va.every((x) => x === 0)).toBe(true);
+    va.fill(7);
+    expect(vb.every((x) => x === 0)).toBe(true);
+    expect(va[va.length - 1]).toBe(7);
+  });
+
+  it('the pool hands out and reuses them for tensors of 2 MiB and more; small ones are plain buffers', () => {
+    const pool = new BufferPool();
+    const big = pool.acquire(5 * 2 ** 20 + 1);
+    expect(big.length).toBe(5 * 2 ** 20 + 1);
+    expect(big.buffer.byteLength).toBe(6 * 2 ** 20); // rounded up to whole MiB so that similar sizes share
+    big.fill(1);
+    pool.release(big);
+    const again = pool.acquire(5 * 2 ** 20);
+    expect(again.buffer).toBe(big.buffer);
+    expect(pool.acquire(1000).buffer.byteLength).toBe(1000);
+  });
+
+  it('a quantize run writes the same bytes with QUANTKIT_LARGE_PAGES=0 (plain buffers)', async () => {
+    // One 4 MiB bf16 matrix: its read buffer and output come from the large-page pool.
+    const model = join(dir, `big-model${n++}`);
+    mkdirSync(model);
+    const writer = await SafetensorsWriter.create(join(model, 'model.safetensors'), [{ name: 'w.weight', dtype: 'BF16', shape: [1024, 2048] }]);
+    await writer.write('w.weight', randomBf16(1024 * 2048));
+    await writer.finish();
+    const run = (env: Record<string, string>, out: string) =>
+      spawnSync(process.execPath, [CLI, 'quantize', join(model, 'model.safetensors'), '--bits', '4', '--method', 'rtn', '-o', out, '-q'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    const a = join(dir, `pages${n++}`), b = join(dir, `plain${n++}`);
+    const ra = run({}, a), rb = run({ QUANTKIT_LARGE_PAGES: '0' }, b);
+    expect(ra.status, ra.stderr).toBe(0);
+    expect(rb.status, rb.stderr).toBe(0);
+    const weights = (d: string) => readFileSync(join(d, readdirSync(d).find((f) => f.endsWith('.safetensors'))!));
+    expect(weights(a).length).toBeGreaterThan(2 ** 20);
+    expect(weights(a).equals(weights(b))).toBe(true);
   });
 });

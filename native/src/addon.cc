@@ -1,6 +1,7 @@
 // The binding layer: checks every argument, then hands plain pointers to the kernels off the JS thread.
 // Nothing that reaches a kernel can be out of bounds: buffer sizes are checked here against the layout.
 #include <napi.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -807,6 +808,38 @@ Napi::Value LlamaInputStats(const Napi::CallbackInfo& info) {
   });
 }
 
+// {bytes}: a zero-filled ArrayBuffer of that many bytes in memory of its own, asked to be backed by
+// 2 MiB pages (Linux MADV_HUGEPAGE where transparent huge pages are on: madvise mode). Tensor buffers
+// are several MiB and are streamed through by read(2) and the kernels; with 4 KiB pages, the page
+// faults and TLB misses doubled the CPU time of reading 1 GB into a reused buffer and passing over it
+// (docs/benchmarks.md). Null where the memory cannot be mapped (the caller falls back to a plain
+// ArrayBuffer). Unmapped when the ArrayBuffer is collected.
+Napi::Value LargeBuffer(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const int64_t bytes = get_int(o, "bytes", 1, int64_t{1} << 40);
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t mapped = (static_cast<size_t>(bytes) + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align
+    void* base = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return info.Env().Null();
+    uint8_t* data = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(uintptr_t{kHuge} - 1));
+#ifdef MADV_HUGEPAGE
+    madvise(data, mapped - kHuge, MADV_HUGEPAGE);  // advisory: 4 KiB pages where it is refused
+#endif
+    struct Mapping {
+      void* base;
+      size_t len;
+    };
+    auto* m = new Mapping{base, mapped};
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), static_cast<int64_t>(mapped));
+    return Napi::ArrayBuffer::New(info.Env(), data, static_cast<size_t>(bytes), [](Napi::Env env, void*, Mapping* hint) {
+      munmap(hint->base, hint->len);
+      Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(hint->len));
+      delete hint;
+    }, m);
+  });
+}
+
 Napi::Value Layout(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
@@ -858,6 +891,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("llamaInputStats", Napi::Function::New(env, LlamaInputStats));
   exports.Set("gptqFactor", Napi::Function::New(env, GptqFactor));
   exports.Set("gptqQuantize", Napi::Function::New(env, GptqQuantize));
+  exports.Set("largeBuffer", Napi::Function::New(env, LargeBuffer));
   return exports;
 }
 
