@@ -2,17 +2,20 @@
  * The quantize pipeline's I/O: large output files are flushed to disk progressively while they are
  * written (writeback.ts), so that the fsync at commit waits only for the tail; what lands on disk, its
  * checksum and the atomic rename are the same with or without it. Tensor buffers of 2 MiB and more come
- * from the addon, backed by 2 MiB pages (buffer-pool.ts): same bytes written with or without.
+ * from the addon, backed by 2 MiB pages (buffer-pool.ts): same bytes written with or without. Large
+ * tensors are read in pieces at once (safetensors/reader.ts): same bytes, same errors.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AtomicFile, takeChecksums } from '../src/atomic-file.js';
 import { BufferPool } from '../src/buffer-pool.js';
 import { addon } from '../src/native.js';
+import { SafetensorsReader } from '../src/safetensors/reader.js';
 import { SafetensorsWriter } from '../src/safetensors/writer.js';
+import { QuantkitError } from '../src/errors.js';
 import { randomBf16 } from '../scripts/random-bf16.js';
 import { FLUSH_BYTES } from '../src/writeback.js';
 import { CLI, STORIES260K, tempDir } from './helpers/models.js';
@@ -127,5 +130,32 @@ describe('large tensor buffers (2 MiB pages)', () => {
     const weights = (d: string) => readFileSync(join(d, readdirSync(d).find((f) => f.endsWith('.safetensors'))!));
     expect(weights(a).length).toBeGreaterThan(2 ** 20);
     expect(weights(a).equals(weights(b))).toBe(true);
+  });
+});
+
+describe('reading large tensors in parallel pieces', () => {
+  it('gives the bytes of the file; a file truncated after it was opened is an error naming file and tensor', async () => {
+    const model = join(dir, `pieces${n++}`);
+    mkdirSync(model);
+    const path = join(model, 'model.safetensors');
+    const values = randomBf16(3 * 2 ** 21 + 7); // 12 MiB + 14 bytes: four pieces of unequal length
+    const writer = await SafetensorsWriter.create(path, [{ name: 'small', dtype: 'BF16', shape: [5] }, { name: 'big', dtype: 'BF16', shape: [values.length / 2] }]);
+    await writer.write('small', new Uint8Array(10).fill(3));
+    await writer.write('big', values);
+    await writer.finish();
+    const reader = await SafetensorsReader.open(path);
+    try {
+      expect(Buffer.from(await reader.read(reader.tensor('big'))).equals(Buffer.from(values))).toBe(true);
+      expect([...(await reader.read(reader.tensor('small')))]).toEqual(new Array(10).fill(3));
+      truncateSync(path, statSync(path).size - 1000);
+      const err = await reader.read(reader.tensor('big')).catch((e) => e);
+      expect(err).toBeInstanceOf(QuantkitError);
+      expect(err.code).toBe('ERR_SAFETENSORS_DATA');
+      expect(err.file).toBe(path);
+      expect(err.tensor).toBe('big');
+      expect(err.message).toMatch(/unexpected end of file/);
+    } finally {
+      await reader.close();
+    }
   });
 });
