@@ -20,7 +20,9 @@ let native: ((bytes: number) => ArrayBuffer | null) | null | undefined;
 function largeBuffer(bytes: number): ArrayBuffer {
   if (native === undefined) {
     try {
-      native = process.env.QUANTKIT_LARGE_PAGES === '0' ? null : ((a) => (b: number) => a.largeBuffer({ bytes: b }))(addon());
+      const a = addon();
+      // An addon built before largeBuffer existed (QUANTKIT_ADDON, an old prebuild) has none.
+      native = process.env.QUANTKIT_LARGE_PAGES === '0' || typeof a.largeBuffer !== 'function' ? null : (b: number) => a.largeBuffer({ bytes: b });
     } catch {
       native = null;
     }
