@@ -57,6 +57,8 @@ export interface QuantizeStatus {
   firstOverflowRow: number;
   /** With `measure`: the round trip's error, as errorStats gives it for the (reordered) source and the output. */
   errors?: ErrorSums;
+  /** True when `rowOrder` was given and applied (an addon older than rowOrder ignores it and leaves this out). */
+  rowOrderApplied?: boolean;
 }
 
 export interface ErrorSums {

@@ -169,6 +169,8 @@ export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: numbe
     const fused = direct && measure !== undefined;
     const status = await quantizer.quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control, ...(rowOrder ? { rowOrder } : {}), ...(fused ? { measure: true } : {}) });
     const where = { file: e.tensor.file, tensor: e.tensor.name };
+    if (rowOrder && !status.rowOrderApplied)
+      throw new QuantkitError('ERR_NATIVE', 'the loaded quantkit addon is older than its JavaScript (it ignored the row order): rebuild it (npm run build:native)', where);
     if (status.nonfinite > 0) {
       const i = status.firstNonfinite;
       throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (--keep with --allow-non-finite stores it unquantized as it is)`, where);

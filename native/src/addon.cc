@@ -352,6 +352,7 @@ class QuantizeWorker : public KernelWorker {
     r.Set("scaleOverflow", static_cast<double>(status_.scale_overflow));
     r.Set("firstOverflowRow", static_cast<double>(status_.first_overflow_row));
     if (measure_) r.Set("errors", error_object(env, errors_));
+    if (row_order_.ptr) r.Set("rowOrderApplied", true);  // JS checks it: an addon without rowOrder ignores it
     deferred_.Resolve(r);
   }
 

@@ -48,6 +48,7 @@ describe('quantize with rowOrder and measure', async () => {
           const separate = await A.errorStats({ spec, rows, cols, src: reordered, srcDtype, parts: copy, threads });
           expect(status.errors).toEqual(separate);
           expect(separate.sumSqErr).toBeGreaterThan(0);
+          expect(status.rowOrderApplied).toBe(true); // quantize refuses to go on without it (an older addon)
         });
     }
 
@@ -56,7 +57,9 @@ describe('quantize with rowOrder and measure', async () => {
     const out = allocateParts(spec, rows, cols);
     const status = await A.quantize({ spec, rows, cols, src: q.raw, srcDtype: q.dtype as 'F32', out, threads: 2, measure: true });
     expect(status.errors).toEqual(await A.errorStats({ spec, rows, cols, src: q.raw, srcDtype: q.dtype as 'F32', parts: out, threads: 1 }));
-    expect((await A.quantize({ spec, rows, cols, src: q.raw, srcDtype: q.dtype as 'F32', out })).errors).toBeUndefined();
+    const plain = await A.quantize({ spec, rows, cols, src: q.raw, srcDtype: q.dtype as 'F32', out });
+    expect(plain.errors).toBeUndefined();
+    expect(plain.rowOrderApplied).toBeUndefined();
   });
 
   it('a NaN is reported at the output row it lands in', async () => {
