@@ -617,6 +617,37 @@ const float* get_f32(const Napi::Object& o, const char* key, int64_t count, std:
   return p;
 }
 
+// Rows summed side by side by row_squares: each row's sum is one chain of dependent double additions
+// (its order is the result), so one row at a time waits on the adder's latency; independent rows fill it.
+constexpr int64_t kSquareRows = 8;
+
+// out[j0 + k] = sum_i W[j0 + k, i]^2 * a[i] for k < n (n <= kSquareRows), each in double in column order.
+template <DType ST>
+inline __attribute__((always_inline)) void row_squares(const uint8_t* W, int64_t cols, int64_t j0, int64_t n, const float* a, float* out) {
+  constexpr int64_t size = ST == DType::F32 ? 4 : 2;
+  double s[kSquareRows] = {};
+  const uint8_t* rows[kSquareRows];
+  for (int64_t k = 0; k < kSquareRows; ++k) rows[k] = W + (j0 + (k < n ? k : 0)) * cols * size;  // a short block repeats its first row
+  for (int64_t i = 0; i < cols; ++i) {
+    const double ai = a[i];
+    for (int64_t k = 0; k < kSquareRows; ++k) {
+      const double w = qk::load_as_f32(rows[k], ST, i);
+      s[k] += w * w * ai;
+    }
+  }
+  for (int64_t k = 0; k < n; ++k) out[j0 + k] = static_cast<float>(s[k]);
+}
+
+// row_squares for BF16 (checkpoints' usual dtype), compiled also for AVX2 and AVX-512 where the CPU has
+// them: the eight rows' chains go side by side in vector lanes. Each lane's operations are the scalar
+// loop's (no contraction: -ffp-contract=off), so every version gives the same floats.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void row_squares_bf16(const uint8_t* W, int64_t cols, int64_t j0, int64_t n, const float* a, float* out) {
+  row_squares<DType::BF16>(W, cols, j0, n, a, out);
+}
+
 // weightedRowSquares: out[j] = sum_i W[j, i]^2 * a[i] for every row of a [rows, cols] F32/F16/BF16 matrix
 // (the column importance pre-pass of --method search, src/quant/importance.ts). Each row is summed in
 // double, in column order, as ((w * w) * a) then +=, the very operations of the JS it replaces, so the
@@ -640,15 +671,14 @@ Napi::Value WeightedRowSquares(const Napi::CallbackInfo& info) {
     keep.push_back(std::move(out));
     const int threads = get_threads(o);
     return queued(new TaskWorker(info.Env(), std::move(keep), [W, O, a, rows, cols, st, threads]() {
-      const int64_t size = st == DType::F32 ? 4 : 2;
-      qk::parallel_for(threads, rows, [&](int64_t j) {
-        const void* row = W + j * cols * size;
-        double s = 0;
-        for (int64_t i = 0; i < cols; ++i) {
-          const double w = qk::load_as_f32(row, st, i);
-          s += w * w * static_cast<double>(a[i]);
+      const int64_t blocks = (rows + kSquareRows - 1) / kSquareRows;
+      qk::parallel_for(threads, blocks, [&](int64_t b) {
+        const int64_t j = b * kSquareRows, n = rows - j < kSquareRows ? rows - j : kSquareRows;
+        switch (st) {
+          case DType::F32: row_squares<DType::F32>(W, cols, j, n, a, O); break;
+          case DType::F16: row_squares<DType::F16>(W, cols, j, n, a, O); break;
+          default: row_squares_bf16(W, cols, j, n, a, O); break;
         }
-        O[j] = static_cast<float>(s);
       });
     }));
   });

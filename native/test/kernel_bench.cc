@@ -47,6 +47,8 @@ static double cpu_seconds_of(const std::function<void()>& f) {
 int main(int argc, char** argv) {
   const int64_t cols = 4096;
   const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 4096;  // 128 rows (1 MiB) stays in cache
+  // `kernel_bench ROWS search`: only the scale search, only the SIMD tables (for profiling it)
+  const bool search_only = argc > 2 && std::strcmp(argv[2], "search") == 0;
   std::vector<uint16_t> src(static_cast<size_t>(rows * cols));
   std::mt19937 rng(1);
   std::normal_distribution<float> g(0.0f, 0.02f);
@@ -61,12 +63,16 @@ int main(int argc, char** argv) {
   const double copy = seconds_of([&] { std::memcpy(dst.data(), src.data(), src.size() * 2); });
   std::printf("memcpy %.2f GB/s (bytes copied per second)\n", bytes / copy / 1e9);
   const KernelTable* tables[8];
-  const int n = available_isas(tables, 8);
+  int n = available_isas(tables, 8);
+  if (search_only) {
+    std::copy(tables + 1, tables + n, tables);  // tables[0] is the scalar reference
+    --n;
+  }
   const QuantSpec specs[] = {{Scheme::GGML_Q4_0, 4, 32, DType::F16}, {Scheme::GGML_Q8_0, 8, 32, DType::F16},
                              {Scheme::INT_SYM, 4, 32, DType::BF16}, {Scheme::INT_SYM, 8, 32, DType::BF16},
                              {Scheme::INT_ASYM, 4, 128, DType::BF16}};
   const char* names[] = {"q4_0", "q8_0", "int4 g32 sym", "int8 g32 sym", "int4 g128 asym"};
-  for (int t = 0; t < n; ++t) {
+  for (int t = 0; t < (search_only ? 0 : n); ++t) {
     for (int s = 0; s < 5; ++s) {
       const QuantSpec& sp = specs[s];
       std::vector<uint8_t> data(static_cast<size_t>(rows * data_bytes_per_row(sp, cols)));
@@ -78,6 +84,39 @@ int main(int argc, char** argv) {
       std::printf("%-7s %-15s %6.2f GB/s  (%.2f x memcpy)\n", tables[t]->isa, names[s], bytes / sec / 1e9, copy / sec);
     }
   }
+
+  // The scale search (--method search / iq4nl), weighted by a column importance as the CLI runs it on
+  // Llama-style models, and unweighted (tensors without an estimate): per core, thread CPU time.
+  {
+    const int64_t srows = std::max<int64_t>(16, rows / 8);
+    const double sbytes = static_cast<double>(srows * cols * 2);
+    std::vector<float> importance(static_cast<size_t>(cols));
+    std::lognormal_distribution<float> spread(0.0f, 1.0f);
+    for (float& v : importance) v = spread(rng);
+    const QuantSpec sspecs[] = {{Scheme::GGML_Q4_0, 4, 32, DType::F16}, {Scheme::GGML_IQ4_NL, 4, 32, DType::F16},
+                                {Scheme::INT_SYM, 4, 32, DType::BF16}};
+    const char* snames[] = {"q4_0", "iq4_nl", "int4 g32 sym"};
+    std::printf("\nscale search, %lld x %lld bf16 = %.1f MB, per core (thread CPU time), GB/s of bf16 input:\n",
+                static_cast<long long>(srows), static_cast<long long>(cols), sbytes / 1e6);
+    for (int s = 0; s < 3; ++s)
+      for (bool weighted : {true, false}) {
+        QuantSpec sp = sspecs[s];
+        sp.method = Method::SEARCH;
+        sp.weights = weighted ? importance.data() : nullptr;
+        std::vector<uint8_t> data(static_cast<size_t>(srows * data_bytes_per_row(sp, cols)));
+        std::vector<uint8_t> scales(static_cast<size_t>(srows * scale_bytes_per_row(sp, cols) + 1));
+        std::printf("search %-13s %-10s", snames[s], weighted ? "weighted" : "unweighted");
+        for (int t = 0; t < n; ++t) {
+          const double sec = cpu_seconds_of([&] {
+            tables[t]->quantize_rows(sp, src.data(), DType::BF16, cols, 0, srows, QuantParts{data.data(), scales.data(), nullptr});
+          });
+          std::printf(" | %s %.3f", tables[t]->isa, sbytes / sec / 1e9);
+        }
+        std::printf("\n");
+      }
+  }
+
+  if (search_only) return 0;
 
   // llama.cpp's quantizers: the first rows / 16 rows (at least 16), per core, side by side.
   const int64_t krows = std::max<int64_t>(16, rows / 16);

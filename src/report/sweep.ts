@@ -149,7 +149,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
       }
     }
     const needsImportance = axes.methods.some((m) => m !== 'rtn');
-    const importance = needsImportance ? await estimateColumnImportance(ckpt, o.signal) : new Map<string, Float32Array>();
+    const importance = needsImportance ? await estimateColumnImportance(ckpt, o.signal, undefined, threads) : new Map<string, Float32Array>();
     const estimateBase = fromCheckpoint(ckpt, 'safetensors headers');
     // GPTQ's calibration, once, when the first GPTQ variant needs it (a string: why it cannot run here).
     let calibration: Calibration | string | undefined;

@@ -84,11 +84,19 @@ struct Avx2Ops : KNativeAvx2 {
   static F min(F a, F b) { return _mm256_min_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
   using L8 = Lanes8Avx;
+  static constexpr bool kPairLanes = false;  // 256-bit registers hold one group's eight lanes
   // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
   static I iq4nl_index(F t) {
     F c = _mm256_round_ps(_mm256_add_ps(t, t), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
     c = _mm256_min_ps(_mm256_max_ps(c, _mm256_set1_ps(static_cast<float>(kIq4nlLutLow))), _mm256_set1_ps(static_cast<float>(kIq4nlLutHigh)));  // NaN -> low end
     return _mm256_i32gather_epi32(kIq4nlByCeil2t.index, _mm256_sub_epi32(_mm256_cvtps_epi32(c), _mm256_set1_epi32(kIq4nlLutLow)), 4);
+  }
+  // kIq4nlValues[q] for codes 0..15 (IQ4_NL dequantization): the level among the lower and the upper
+  // eight (permutevar reads the low three bits), chosen by bit 3 moved to the sign bit.
+  static F iq4nl_value(I q) {
+    const F lower = _mm256_permutevar8x32_ps(_mm256_loadu_ps(kIq4nlValues), q);
+    const F upper = _mm256_permutevar8x32_ps(_mm256_loadu_ps(kIq4nlValues + 8), q);
+    return _mm256_blendv_ps(lower, upper, _mm256_castsi256_ps(_mm256_slli_epi32(q, 28)));
   }
   // roundf: half away from zero. t = trunc(a); the remainder a - t is exact for |a| < 2^23 (larger
   // values are integers already, remainder 0).

@@ -17,6 +17,53 @@ namespace {
 
 #include "candidates_avx.h"
 
+// iq4nl_index (search.h) for 16 lanes: the number of midpoints below t, by a binary search over the
+// sorted midpoints with masked compares and one-register permutes (no gather). p is the midpoint the
+// next step compares: mids[7]; mids[3] or mids[11]; then mids[b + 1] and mids[b] for the lower end b
+// found so far. NaN compares false throughout and lands on index 0, as in the reference.
+static inline __m512i iq4nl_index16(__m512 t) {
+  const __m512 mids = _mm512_maskz_loadu_ps(0x7fff, kIq4nlMids);  // 15 midpoints, lane 15 unused
+  const __m512i one = _mm512_set1_epi32(1);
+  const __mmask16 m8 = _mm512_cmp_ps_mask(t, _mm512_set1_ps(kIq4nlMids[7]), _CMP_GT_OQ);
+  const __mmask16 m4 =
+      _mm512_cmp_ps_mask(t, _mm512_mask_blend_ps(m8, _mm512_set1_ps(kIq4nlMids[3]), _mm512_set1_ps(kIq4nlMids[11])), _CMP_GT_OQ);
+  __m512i p = _mm512_mask_blend_epi32(m8, one, _mm512_set1_epi32(9));  // b + 1, b = 0 or 8
+  p = _mm512_mask_add_epi32(p, m4, p, _mm512_set1_epi32(4));
+  const __mmask16 m2 = _mm512_cmp_ps_mask(t, _mm512_permutexvar_ps(p, mids), _CMP_GT_OQ);
+  p = _mm512_sub_epi32(p, one);  // b
+  p = _mm512_mask_add_epi32(p, m2, p, _mm512_set1_epi32(2));
+  const __mmask16 m1 = _mm512_cmp_ps_mask(t, _mm512_permutexvar_ps(p, mids), _CMP_GT_OQ);
+  return _mm512_mask_add_epi32(p, m1, p, one);
+}
+
+// The scale search's sums for two groups at once: group A's eight lanes (search.h's Sum8: element j
+// in lane j % 8) in lanes 0..7, group B's in lanes 8..15. Every lane runs the operations of a
+// Lanes8Avx lane, so each half is the reference's; the totals split the halves and add each in
+// Sum8's order.
+struct PairLanes16 {
+  using V = __m512;
+  static V load2(const float* a, const float* b) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(a))), _mm256_castps_pd(_mm256_loadu_ps(b)), 1));
+  }
+  static V set2(float a, float b) { return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a), _mm512_set1_ps(b)); }
+  static V set1(float v) { return _mm512_set1_ps(v); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V fma(V a, V b, V acc) { return _mm512_fmadd_ps(a, b, acc); }
+  static V min(V a, V b) { return _mm512_min_ps(a, b); }
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V round_even(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static V iq4nl(V t) { return _mm512_permutexvar_ps(iq4nl_index16(t), _mm512_loadu_ps(kIq4nlValues)); }
+  static void totals2(const V v[4], float a[4], float b[4]) {
+    __m256 lo[4], hi[4];
+    for (int k = 0; k < 4; ++k) {
+      lo[k] = _mm512_castps512_ps256(v[k]);
+      hi[k] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[k]), 1));
+    }
+    Lanes8Avx::totals(lo, a);
+    Lanes8Avx::totals(hi, b);
+  }
+};
+
 // One register of the K-quant searches' lanes (simd_kquants.h).
 struct KNativeAvx512 {
   using F = __m512;
@@ -85,12 +132,12 @@ struct Avx512Ops : KNativeAvx512 {
   static F min(F a, F b) { return _mm512_min_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   using L8 = Lanes8Avx;
-  // code_index for IQ4_NL: a gather from kIq4nlByCeil2t.index (search.h).
-  static I iq4nl_index(F t) {
-    F c = _mm512_roundscale_ps(_mm512_add_ps(t, t), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
-    c = _mm512_min_ps(_mm512_max_ps(c, _mm512_set1_ps(static_cast<float>(kIq4nlLutLow))), _mm512_set1_ps(static_cast<float>(kIq4nlLutHigh)));  // NaN -> low end
-    return _mm512_i32gather_epi32(_mm512_sub_epi32(_mm512_cvtps_epi32(c), _mm512_set1_epi32(kIq4nlLutLow)), kIq4nlByCeil2t.index, 4);
-  }
+  using Pair = PairLanes16;  // the search's candidate sums two groups at a time (simd_kernels.h)
+  static constexpr bool kPairLanes = true;
+  // code_index for IQ4_NL: a binary search over the midpoints (cheaper here than the table gather)
+  static I iq4nl_index(F t) { return iq4nl_index16(t); }
+  // kIq4nlValues[q] for codes 0..15 (IQ4_NL dequantization): one permute over the 16 levels.
+  static F iq4nl_value(I q) { return _mm512_permutexvar_ps(q, _mm512_loadu_ps(kIq4nlValues)); }
   static F round_away(F a) {
     const F t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     const __mmask16 up = _mm512_cmp_ps_mask(abs(_mm512_sub_ps(a, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);

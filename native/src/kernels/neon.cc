@@ -80,6 +80,7 @@ struct NeonOps : KNativeNeon {
   static F max(F a, F b) { return vmaxq_f32(a, b); }
   // The scale search's 8-lane vectors (search.h's Sum8): element j of a group in lane j % 8, lanes
   // 0-3 in `a` and 4-7 in `b`.
+  static constexpr bool kPairLanes = false;  // two 128-bit registers hold one group's eight lanes
   struct L8 {
     struct V {
       float32x4_t a, b;
@@ -149,6 +150,14 @@ struct NeonOps : KNativeNeon {
     F n = vdupq_n_f32(0.0f);
     for (int s = 0; s < 15; ++s) n = add_if_gt(n, t, vdupq_n_f32(kIq4nlMids[s]), vdupq_n_f32(1.0f));
     return vcvtq_s32_f32(n);
+  }
+  // kIq4nlValues[q] for codes 0..15 (IQ4_NL dequantization): the levels are integers in -127..113,
+  // so a byte table lookup, widened to int32 and converted (exact).
+  static F iq4nl_value(I q) {
+    const uint8x16_t idx = vreinterpretq_u8_s32(q);  // each lane's low byte is its code, the others 0
+    const int8x16_t b = vqtbl1q_s8(vld1q_s8(kIq4nlLevels8), idx);
+    // lane k's value sits in byte 4k; bytes 4k+1..4k+3 looked up entry 0 (-127): shift them out
+    return vcvtq_f32_s32(vshrq_n_s32(vshlq_n_s32(vreinterpretq_s32_s8(b), 24), 24));
   }
   static F round_away(F a) { return vrndaq_f32(a); }
   static I cvtt(F a) { return vcvtq_s32_f32(a); }  // inputs are finite and in range here

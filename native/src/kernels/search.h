@@ -23,6 +23,8 @@ constexpr int kCandidates = 4;
 
 // llama.cpp's IQ4_NL code: 16 non-uniform levels (more resolution near zero, where most weights are).
 static const float kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// The same levels as bytes (they fit int8), for byte table lookups (NEON's tbl).
+static const int8_t kIq4nlLevels8[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 static const float kIq4nlMids[15] = {-115.5f, -93.5f, -74, -57, -42, -28.5f, -16, -4.5f, 7, 19, 31.5f, 45.5f, 61, 79, 101};
 
 // The IQ4_NL level index nearest t from one table lookup, for the x86 encoders' gathers: t > mid ⇔

@@ -396,6 +396,7 @@ struct SimdKernels {
       case Scheme::GGML_Q8_0: return fn(Kind<Scheme::GGML_Q8_0, 8>{});
       case Scheme::GGML_Q4_0: return fn(Kind<Scheme::GGML_Q4_0, 4>{});
       case Scheme::GGML_Q4_1: return fn(Kind<Scheme::GGML_Q4_1, 4>{});
+      case Scheme::GGML_IQ4_NL: return fn(Kind<Scheme::GGML_IQ4_NL, 4>{});
       case Scheme::INT_SYM: return spec.bits == 8 ? fn(Kind<Scheme::INT_SYM, 8>{}) : fn(Kind<Scheme::INT_SYM, 4>{});
       default: return spec.bits == 8 ? fn(Kind<Scheme::INT_ASYM, 8>{}) : fn(Kind<Scheme::INT_ASYM, 4>{});
     }
@@ -428,6 +429,13 @@ struct SimdKernels {
       O::unpack_nibbles_halves(b + 2, q);
       const I eight = O::iset1(8);
       for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::i2f(O::isub(q[k], eight)), d);
+    } else if constexpr (S == Scheme::GGML_IQ4_NL) {
+      const uint8_t* b = row_in + ci * 18;
+      uint16_t dh;
+      __builtin_memcpy(&dh, b, 2);
+      const F d = O::set1(O::from_f16(dh));
+      O::unpack_nibbles_halves(b + 2, q);
+      for (int k = 0; k < V; ++k) c.v[k] = O::mul(O::iq4nl_value(q[k]), d);
     } else if constexpr (S == Scheme::GGML_Q4_1) {
       const uint8_t* b = row_in + ci * 20;
       uint16_t dh, mh;
@@ -489,8 +497,7 @@ struct SimdKernels {
         default: return llama_dequantize_rows<Scheme::GGML_Q6_K>(in, cols, row_begin, row_end, out);
       }
     }
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL)
-      return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
+    if (spec.group % 32 != 0) return scalar_kernels().dequantize_rows(spec, in, cols, row_begin, row_end, out);
     const int64_t data_row = data_bytes_per_row(spec, cols);
     with_kind(spec, [&](auto kind) {
       dequantize_rows_of(kind, spec, in, cols, data_row, row_begin, row_end, out);
@@ -510,8 +517,7 @@ struct SimdKernels {
 
   static ErrorStats error_rows(const QuantSpec& spec, const void* src, DType st, ConstQuantParts in,
                                int64_t cols, int64_t row_begin, int64_t row_end) {
-    if (spec.group % 32 != 0 || spec.scheme == Scheme::GGML_IQ4_NL)
-      return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
+    if (spec.group % 32 != 0) return scalar_kernels().error_rows(spec, src, st, in, cols, row_begin, row_end);
     if (is_llama_type(spec.scheme)) {
       auto by_dtype = [&](auto kind) {
         switch (st) {
@@ -706,11 +712,61 @@ struct SimdKernels {
   }
   static constexpr float kSmallestUnclamped = 1e-30f;  // |m| below this: every clamp
 
-  // candidate_sums for the groups order[0..n) of a row.
+  // candidate_sums for two groups a and b at once (O::Pair: a's eight lanes and b's side by side in
+  // one register, each lane doing what an O::L8 lane does, so the sums are candidate_sums' bit for bit).
+  template <bool TABLE, bool WEIGHTED, unsigned LO, unsigned HI>
+  static inline __attribute__((always_inline)) void candidate_sums_pair(const SymCode& c, const float* xa, const float* xb, const float* wa,
+                                                                         const float* wb, int64_t g, const float* ida, const float* idb,
+                                                                         int64_t ids_stride, float* sums_a, float* sums_b) {
+    using P = typename O::Pair;
+    using PV = typename P::V;
+    static_assert(kCandidates == 4, "Pair::totals2 adds four vectors at once");
+    const PV lo = P::set1(c.lo), hi = P::set1(c.hi);
+    PV id[kCandidates], sqx[kCandidates], sq2[kCandidates];
+    for (int k = 0; k < kCandidates; ++k) {
+      id[k] = P::set2(ida[k * ids_stride], idb[k * ids_stride]);
+      sqx[k] = sq2[k] = P::set1(0.0f);
+    }
+    for (int64_t j = 0; j < g; j += 8) {
+      const PV xj = P::load2(xa + j, xb + j);
+      const PV wj = WEIGHTED ? P::load2(wa + j, wb + j) : lo;  // (not read when unweighted)
+      for (int k = 0; k < kCandidates; ++k) {
+        const PV t = P::mul(xj, id[k]);
+        PV q;
+        if (TABLE) {
+          q = P::iq4nl(t);
+        } else {
+          q = P::round_even(t);
+          if ((LO >> k) & 1u) q = P::max(lo, q);
+          if ((HI >> k) & 1u) q = P::min(hi, q);
+        }
+        const PV wq = WEIGHTED ? P::mul(wj, q) : q;
+        sqx[k] = P::fma(wq, xj, sqx[k]);
+        sq2[k] = P::fma(wq, q, sq2[k]);
+      }
+    }
+    float qa[2 * kCandidates], qb[2 * kCandidates];
+    P::totals2(sqx, qa, qb);
+    P::totals2(sq2, qa + kCandidates, qb + kCandidates);
+    for (int k = 0; k < 2 * kCandidates; ++k) {
+      sums_a[k] = qa[k];
+      sums_b[k] = qb[k];
+    }
+  }
+
+  // candidate_sums for the groups order[0..n) of a row (two at a time where O has Pair lanes).
   template <bool TABLE, bool WEIGHTED, unsigned LO, unsigned HI>
   static void sums_run(const SymCode& c, int64_t g, int64_t groups, const float* w, const RowScratch& rs, const int64_t* list,
                        int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
+    int64_t i = 0;
+    if constexpr (O::kPairLanes) {
+      for (; i + 2 <= n; i += 2) {
+        const int64_t a = list[i], b = list[i + 1];
+        candidate_sums_pair<TABLE, WEIGHTED, LO, HI>(c, rs.xf + a * g, rs.xf + b * g, WEIGHTED ? w + a * g : nullptr, WEIGHTED ? w + b * g : nullptr, g,
+                                                     rs.ids + a, rs.ids + b, groups, rs.sums + a * 2 * kCandidates, rs.sums + b * 2 * kCandidates);
+      }
+    }
+    for (; i < n; ++i) {
       const int64_t gi = list[i];
       candidate_sums<TABLE, WEIGHTED, LO, HI>(c, rs.xf + gi * g, WEIGHTED ? w + gi * g : nullptr, g, rs.ids + gi, groups,
                                               rs.sums + gi * 2 * kCandidates);
@@ -761,10 +817,10 @@ struct SimdKernels {
     }
   }
 
-  // first_abs_max (search.h) over a group held in chunks. The largest magnitude is the larger of
-  // max and -min; only a tie (+a and -a both present) needs the position of the first one. False when
-  // the group holds NaN/Inf (found by an integer reduction of the magnitudes' bits: theirs are above
-  // every finite value's), which sends the row to the reference.
+  // first_abs_max (search.h) over a group held in chunks: the largest magnitude from one integer
+  // reduction of the magnitudes' bits (ordered as the magnitudes are), then the sign of its first
+  // occurrence from compare masks. False when the group holds NaN/Inf (their bits are above every
+  // finite value's), which sends the row to the reference.
   static bool group_abs_max(const Chunk* xs, int64_t chunks, float* out) {
     I a = O::iset1(0);
     F lo = xs[0].v[0], hi = lo;
