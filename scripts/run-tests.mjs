@@ -1,5 +1,6 @@
 // Runs the test suite and prints the plain closing line `N passed, N failed` that CI counts.
-// Builds the TypeScript first so the CLI tests exercise the same dist/ that users run.
+// Builds first (TypeScript, then the CLI bundle, as npm run build does) so the CLI tests exercise the
+// same dist/ that users run.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 
@@ -8,7 +9,7 @@ const run = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit' }).status ?? 
 if (!existsSync('build/Release/quantkit.node')) {
   if (run('npm', ['run', 'build:native']) !== 0) process.exit(1);
 }
-if (run('npx', ['tsc', '-p', 'tsconfig.build.json']) !== 0) process.exit(1);
+if (run('npx', ['tsc', '-p', 'tsconfig.build.json']) !== 0 || run(process.execPath, ['scripts/bundle-cli.mjs']) !== 0) process.exit(1);
 if (run('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']) !== 0) process.exit(1);
 
 const results = '.vitest-results.json';

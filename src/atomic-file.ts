@@ -7,6 +7,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { QuantkitError, ioError } from './errors.js';
 import { MAX_IO_CHUNK } from './safetensors/reader.js';
+import { FLUSH_BYTES, flushInBackground, progressiveFlush } from './writeback.js';
 
 export function temporaryName(path: string, tag = 'partial'): string {
   return `${path}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -34,6 +35,12 @@ export class AtomicFile {
   private position = 0;
   private closed = false;
   private crc = 0;
+  /** Bytes up to here have been handed to a background flush (writeback.ts); flushes run one at a time. */
+  private flushedTo = 0;
+  private flushing: Promise<void> | undefined;
+  private readonly progressive = progressiveFlush();
+  /** Background flushes started (tests check that large files get them). */
+  flushes = 0;
 
   private constructor(
     readonly path: string,
@@ -66,6 +73,16 @@ export class AtomicFile {
     }
     this.position += data.length;
     this.crc = crc32(data, this.crc);
+    if (this.progressive && !this.flushing && this.position - this.flushedTo >= FLUSH_BYTES) this.flushSoFar();
+  }
+
+  /** Flushes what has been written so far in the background (writeback.ts); the next starts once it is done. */
+  private flushSoFar(): void {
+    this.flushedTo = this.position;
+    this.flushes++;
+    this.flushing = flushInBackground(this.fh).then(() => {
+      this.flushing = undefined;
+    });
   }
 
   /** Flushes, closes and renames; after this the file exists under its final name, complete. */
@@ -75,6 +92,7 @@ export class AtomicFile {
       throw new QuantkitError('ERR_VERIFY', `wrote ${this.position} bytes but the plan predicted ${expectedSize}`, { file: this.path });
     }
     try {
+      await this.flushing;
       await this.fh.sync();
       await this.fh.close();
       this.closed = true;
@@ -89,6 +107,7 @@ export class AtomicFile {
   async abort(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
+      await this.flushing; // never rejects; the file must stay open while it runs
       await this.fh.close().catch(() => undefined);
     }
     await rm(this.tempPath, { force: true }).catch(() => undefined);

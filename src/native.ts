@@ -4,9 +4,8 @@
  * code ERR_NATIVE_ARGUMENT.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import { QuantkitError } from './errors.js';
+import { packageRoot } from './package-root.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 
 /**
@@ -56,6 +55,10 @@ export interface QuantizeStatus {
   firstNonfinite: number;
   scaleOverflow: number;
   firstOverflowRow: number;
+  /** With `measure`: the round trip's error, as errorStats gives it for the (reordered) source and the output. */
+  errors?: ErrorSums;
+  /** True when `rowOrder` was given and applied (an addon older than rowOrder ignores it and leaves this out). */
+  rowOrderApplied?: boolean;
 }
 
 export interface ErrorSums {
@@ -95,8 +98,12 @@ interface TensorArgs {
 }
 
 export interface Addon {
-  /** `weights`: one non-negative importance per column, for method 'search' (optional) and 'imatrix' (required). */
-  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array }): Promise<QuantizeStatus>;
+  /**
+   * `weights`: one non-negative importance per column, for method 'search' (optional) and 'imatrix' (required).
+   * `rowOrder`: output row r is quantized from source row rowOrder[r] (a permutation of the rows).
+   * `measure`: also measure the round trip's error while each chunk is in cache (status.errors).
+   */
+  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array; rowOrder?: Int32Array; measure?: boolean }): Promise<QuantizeStatus>;
   dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
   errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;
   /** out[j] = sum_i W[j, i]^2 * a[i] per row, summed in double in column order (the importance pre-pass). */
@@ -116,6 +123,8 @@ export interface Addon {
   gptqFactor(args: { hessian: Float32Array; cols: number; damp: number; out: Float64Array; threads?: number }): Promise<void>;
   /** quantize with GPTQ's error feedback (spec.method 'gptq', symmetric schemes); `weights` weight the scale search. */
   gptqQuantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; factor: Float64Array; weights?: Float32Array }): Promise<QuantizeStatus>;
+  /** A zero-filled buffer of `bytes` in memory of its own, backed by 2 MiB pages where the system allows; null if it cannot be mapped. */
+  largeBuffer(args: { bytes: number }): ArrayBuffer | null;
 }
 
 /** Row-major square matrices, layer after layer: hidden^2 (attnIn, mlpIn, final), (heads*headDim)^2 (oIn), ffn^2 (downIn). */
@@ -156,7 +165,7 @@ let cached: Addon | undefined;
  */
 export function addon(): Addon {
   if (cached) return cached;
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const root = packageRoot(import.meta.url);
   const require = createRequire(import.meta.url);
   try {
     cached = (process.env.QUANTKIT_ADDON ? require(process.env.QUANTKIT_ADDON) : (require('node-gyp-build') as (dir: string) => unknown)(root)) as Addon;

@@ -9,7 +9,7 @@ import { Checkpoint, modelName, pathExists } from './checkpoint.js';
 import { convertTensor } from './convert.js';
 import { availableCpus } from './cpus.js';
 import { NonFiniteCheck, type NonFiniteCopy } from './finite.js';
-import { transformTensor } from './formats/gguf-arch.js';
+import { rowOrderOf, transformTensor } from './formats/gguf-arch.js';
 import { QuantkitError } from './errors.js';
 import type { Materialized } from './formats/format.js';
 import { addon, allocateParts, newControl } from './native.js';
@@ -154,7 +154,12 @@ export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: numbe
   let dtype = e.tensor.dtype;
   const t = e.treatment;
   if (t.kind === 'keep') finite.check(bytes, e.tensor);
-  if (t.transform) {
+  // Where one kernel call quantizes the tensor, a row reorder (GGUF's rotary q/k rows) is applied by
+  // the kernels as they read the rows, and the error is measured in the same pass: no reordered copy,
+  // no second pass over the source.
+  const direct = t.kind === 'quantize' && quantizer.passesThrough(t.spec);
+  const rowOrder = direct && t.transform?.kind === 'unpermute-rope' ? rowOrderOf(e.tensor.shape[0]!, t.transform) : undefined;
+  if (t.transform && !rowOrder) {
     const read = bytes;
     ({ bytes, dtype } = transformTensor(read, dtype, e.tensor.shape, t.transform, (n) => pool.acquire(n)));
     pool.release(read);
@@ -170,15 +175,19 @@ export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: numbe
   const parts = allocateParts(t.spec, rows, cols, (n) => pool.acquire(n));
   const src = bytes;
   try {
-    const status = await quantizer.quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control });
+    const fused = direct && measure !== undefined;
+    const status = await quantizer.quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control, ...(rowOrder ? { rowOrder } : {}), ...(fused ? { measure: true } : {}) });
     const where = { file: e.tensor.file, tensor: e.tensor.name };
+    if (rowOrder && !status.rowOrderApplied)
+      throw new QuantkitError('ERR_NATIVE', 'the loaded quantkit addon is older than its JavaScript (it ignored the row order): rebuild it (npm run build:native)', where);
     if (status.nonfinite > 0) {
       const i = status.firstNonfinite;
       throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (--keep with --allow-non-finite stores it unquantized as it is)`, where);
     }
     if (status.scaleOverflow > 0)
       throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype} (first at row ${status.firstOverflowRow}); use --scale-dtype F32 or --keep`, where);
-    await measure?.quantized(e, t.spec, rows, cols, src, dtype as FloatDtype, parts, threads);
+    if (fused && status.errors) measure.record(e, rows, cols, status.errors);
+    else await measure?.quantized(e, t.spec, rows, cols, src, dtype as FloatDtype, parts, threads);
   } finally {
     pool.release(src);
   }

@@ -39,7 +39,12 @@ export class Measurements {
   /** A quantized tensor: `src` is what the kernels quantized (after any transform), `parts` their output. */
   async quantized(e: PlanEntry, spec: KernelSpec, rows: number, cols: number, src: Uint8Array, srcDtype: FloatDtype, parts: QuantizedParts, threads: number): Promise<void> {
     // Its own control block: the run's counts the bytes quantized for the progress bar.
-    const sums = await addon().errorStats({ spec, rows, cols, src, srcDtype, parts, threads, control: newControl() });
+    this.record(e, rows, cols, await addon().errorStats({ spec, rows, cols, src, srcDtype, parts, threads, control: newControl() }));
+  }
+
+  /** A quantized tensor's error sums, measured by the quantize call itself (`measure`) or by quantized(). */
+  record(e: PlanEntry, rows: number, cols: number, measured: ErrorSums): void {
+    const sums = { ...measured };
     if (sums.nonfinite > 0) throw new QuantkitError('ERR_VERIFY', `${sums.nonfinite} values are NaN/Inf after dequantization`, { file: e.tensor.file, tensor: e.tensor.name });
     sums.count -= rows * cols - shapeElements(e.tensor.shape)!; // padding (whole blocks) is compared, not counted
     this.byTensor.set(e.tensor.name, { treatment: 'quantized', metrics: metricsFromSums(sums), sums });

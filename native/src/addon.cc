@@ -1,9 +1,11 @@
 // The binding layer: checks every argument, then hands plain pointers to the kernels off the JS thread.
 // Nothing that reaches a kernel can be out of bounds: buffer sizes are checked here against the layout.
 #include <napi.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -265,32 +267,82 @@ class KernelWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-// quantize_rows, or with a GPTQ factor gptq_quantize_rows, over a tensor's rows in chunks.
+// Error sums of chunks merged in row order: the same sums for any thread count.
+qk::ErrorStats merge_errors(const std::vector<qk::ErrorStats>& parts) {
+  qk::ErrorStats st;
+  for (const qk::ErrorStats& p : parts) {
+    st.sum_sq_err += p.sum_sq_err;
+    st.sum_sq_ref += p.sum_sq_ref;
+    st.max_abs_err = std::max(st.max_abs_err, p.max_abs_err);
+    st.count += p.count;
+    st.nonfinite += p.nonfinite;
+  }
+  return st;
+}
+
+Napi::Object error_object(Napi::Env env, const qk::ErrorStats& st) {
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("sumSqErr", st.sum_sq_err);
+  r.Set("sumSqRef", st.sum_sq_ref);
+  r.Set("maxAbsErr", st.max_abs_err);
+  r.Set("count", static_cast<double>(st.count));
+  r.Set("nonfinite", static_cast<double>(st.nonfinite));
+  return r;
+}
+
+// quantize_rows, or with a GPTQ factor gptq_quantize_rows, over a tensor's rows in chunks. Optionally
+// (quantize only) output row r is quantized from source row rowOrder[r] (a permutation: llama.cpp's
+// rotary row order for q/k, applied here instead of in a reordered copy), and the round trip's error
+// is measured chunk by chunk while the chunk is in cache (`measure`: the same sums errorStats gives
+// on the reordered tensor, merged in the same order).
 class QuantizeWorker : public KernelWorker {
  public:
   QuantizeWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out, Bytes weights,
-                 Bytes factor = Bytes())
+                 Bytes factor = Bytes(), Bytes row_order = Bytes(), bool measure = false)
       : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)), weights_(std::move(weights)),
-        factor_(std::move(factor)) {
+        factor_(std::move(factor)), row_order_(std::move(row_order)), measure_(measure) {
     spec_.weights = reinterpret_cast<const float*>(weights_.ptr);
   }
 
  protected:
   void Run() override {
-    std::vector<qk::QuantStatus> parts(static_cast<size_t>(chunk_count(shape_.rows, shape_.cols)));
+    const int64_t n = chunk_count(shape_.rows, shape_.cols);
+    std::vector<qk::QuantStatus> parts(static_cast<size_t>(n));
+    std::vector<qk::ErrorStats> errors(measure_ ? static_cast<size_t>(n) : 0);
     const QuantParts out{out_.data.ptr, out_.scales.ptr, reinterpret_cast<int8_t*>(out_.zeros.ptr)};
     const double* U = reinterpret_cast<const double*>(factor_.ptr);
-    cancelled_ = !run_chunks(run_, shape_.rows, shape_.cols, shape_.cols * qk::dtype_size(src_.dtype),
-                             [&](int64_t c, int64_t b, int64_t e) {
-                               parts[c] = factor_.ptr ? qk::gptq_quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, U, b, e, out)
-                                                      : kernels_.quantize_rows(spec_, src_.bytes.ptr, src_.dtype, shape_.cols, b, e, out);
-                             });
+    const int64_t cols = shape_.cols, row_bytes = cols * qk::dtype_size(src_.dtype);
+    const int64_t data_row = qk::data_bytes_per_row(spec_, cols), scale_row = qk::scale_bytes_per_row(spec_, cols),
+                  zero_row = qk::zero_bytes_per_row(spec_, cols);
+    const int32_t* order = reinterpret_cast<const int32_t*>(row_order_.ptr);
+    cancelled_ = !run_chunks(run_, shape_.rows, cols, row_bytes, [&](int64_t c, int64_t b, int64_t e) {
+      if (factor_.ptr) {
+        parts[c] = qk::gptq_quantize_rows(spec_, src_.bytes.ptr, src_.dtype, cols, U, b, e, out);
+        return;
+      }
+      if (!order) {
+        parts[c] = kernels_.quantize_rows(spec_, src_.bytes.ptr, src_.dtype, cols, b, e, out);
+        if (measure_) errors[c] = kernels_.error_rows(spec_, src_.bytes.ptr, src_.dtype, ConstQuantParts{out.data, out.scales, out.zeros}, cols, b, e);
+        return;
+      }
+      // The chunk's source rows gathered in output order, quantized as rows [0, e - b) into the parts at row b.
+      thread_local std::vector<uint8_t> gathered;
+      gathered.resize(static_cast<size_t>((e - b) * row_bytes));
+      for (int64_t r = b; r < e; ++r) std::memcpy(gathered.data() + (r - b) * row_bytes, src_.bytes.ptr + order[r] * row_bytes, static_cast<size_t>(row_bytes));
+      const QuantParts at{out.data + b * data_row, out.scales ? out.scales + b * scale_row : nullptr, out.zeros ? out.zeros + b * zero_row : nullptr};
+      qk::QuantStatus st = kernels_.quantize_rows(spec_, gathered.data(), src_.dtype, cols, 0, e - b, at);
+      if (st.nonfinite) st.first_nonfinite += b * cols;
+      if (st.scale_overflow) st.first_overflow_row += b;
+      parts[c] = st;
+      if (measure_) errors[c] = kernels_.error_rows(spec_, gathered.data(), src_.dtype, ConstQuantParts{at.data, at.scales, at.zeros}, cols, 0, e - b);
+    });
     for (const qk::QuantStatus& p : parts) {  // in row order: the first problem is the first row's
       if (p.nonfinite && status_.nonfinite == 0) status_.first_nonfinite = p.first_nonfinite;
       status_.nonfinite += p.nonfinite;
       if (p.scale_overflow && status_.scale_overflow == 0) status_.first_overflow_row = p.first_overflow_row;
       status_.scale_overflow += p.scale_overflow;
     }
+    if (measure_) errors_ = merge_errors(errors);
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -299,6 +351,8 @@ class QuantizeWorker : public KernelWorker {
     r.Set("firstNonfinite", static_cast<double>(status_.first_nonfinite));
     r.Set("scaleOverflow", static_cast<double>(status_.scale_overflow));
     r.Set("firstOverflowRow", static_cast<double>(status_.first_overflow_row));
+    if (measure_) r.Set("errors", error_object(env, errors_));
+    if (row_order_.ptr) r.Set("rowOrderApplied", true);  // JS checks it: an addon without rowOrder ignores it
     deferred_.Resolve(r);
   }
 
@@ -307,9 +361,12 @@ class QuantizeWorker : public KernelWorker {
   Shape shape_;
   Source src_;
   Parts out_;
-  Bytes weights_;  // per-column importance for the search, or empty
-  Bytes factor_;   // GPTQ's factor (gptq_factor), or empty
+  Bytes weights_;    // per-column importance for the search, or empty
+  Bytes factor_;     // GPTQ's factor (gptq_factor), or empty
+  Bytes row_order_;  // Int32Array permutation of the rows, or empty
+  bool measure_;
   qk::QuantStatus status_;
+  qk::ErrorStats errors_;
 };
 
 class DequantizeWorker : public KernelWorker {
@@ -346,24 +403,9 @@ class ErrorWorker : public KernelWorker {
                              [&](int64_t c, int64_t b, int64_t e) {
                                parts[c] = kernels_.error_rows(spec_, src_.bytes.ptr, src_.dtype, in, shape_.cols, b, e);
                              });
-    for (const qk::ErrorStats& p : parts) {  // merged in row order: the same sums for any thread count
-      stats_.sum_sq_err += p.sum_sq_err;
-      stats_.sum_sq_ref += p.sum_sq_ref;
-      stats_.max_abs_err = std::max(stats_.max_abs_err, p.max_abs_err);
-      stats_.count += p.count;
-      stats_.nonfinite += p.nonfinite;
-    }
+    stats_ = merge_errors(parts);
   }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Object r = Napi::Object::New(env);
-    r.Set("sumSqErr", stats_.sum_sq_err);
-    r.Set("sumSqRef", stats_.sum_sq_ref);
-    r.Set("maxAbsErr", stats_.max_abs_err);
-    r.Set("count", static_cast<double>(stats_.count));
-    r.Set("nonfinite", static_cast<double>(stats_.nonfinite));
-    deferred_.Resolve(r);
-  }
+  void OnOK() override { deferred_.Resolve(error_object(Env(), stats_)); }
 
  private:
   QuantSpec spec_;
@@ -434,6 +476,23 @@ Bytes get_weights(const Napi::Object& o, const Shape& s) {
   return weights;
 }
 
+// Optional rowOrder: an Int32Array holding a permutation of the rows (output row r from source row rowOrder[r]).
+Bytes get_row_order(const Napi::Object& o, const Shape& s) {
+  Bytes order;
+  const Napi::Value v = o.Get("rowOrder");
+  if (v.IsUndefined() || v.IsNull()) return order;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail("rowOrder must be an Int32Array");
+  order = get_bytes(v, "rowOrder");
+  if (static_cast<int64_t>(order.len) != checked_mul(s.rows, 4, "rowOrder size")) fail("rowOrder must hold one index per row (" + std::to_string(s.rows) + ")");
+  const int32_t* p = reinterpret_cast<const int32_t*>(order.ptr);
+  std::vector<bool> seen(static_cast<size_t>(s.rows), false);
+  for (int64_t r = 0; r < s.rows; ++r) {
+    if (p[r] < 0 || p[r] >= s.rows || seen[static_cast<size_t>(p[r])]) fail("rowOrder must be a permutation of 0.." + std::to_string(s.rows - 1));
+    seen[static_cast<size_t>(p[r])] = true;
+  }
+  return order;
+}
+
 // Queues a worker and returns its promise.
 template <typename W>
 Napi::Value queued(W* w) {
@@ -454,7 +513,10 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
     if (spec.method == qk::Method::IMATRIX && !weights.ptr) fail("spec.method 'imatrix' needs weights (the importance matrix: one value per column)");
     if (weights.ptr && spec.method != qk::Method::SEARCH && spec.method != qk::Method::IMATRIX)
       fail("weights apply to spec.method 'search' or 'imatrix' only");
-    return queued(new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights)));
+    Bytes order = get_row_order(o, s);
+    const bool measure = o.Has("measure") && o.Get("measure").ToBoolean().Value();
+    return queued(new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights), Bytes(),
+                                     std::move(order), measure));
   });
 }
 
@@ -777,6 +839,38 @@ Napi::Value LlamaInputStats(const Napi::CallbackInfo& info) {
   });
 }
 
+// {bytes}: a zero-filled ArrayBuffer of that many bytes in memory of its own, asked to be backed by
+// 2 MiB pages (Linux MADV_HUGEPAGE where transparent huge pages are on: madvise mode). Tensor buffers
+// are several MiB and are streamed through by read(2) and the kernels; with 4 KiB pages, the page
+// faults and TLB misses doubled the CPU time of reading 1 GB into a reused buffer and passing over it
+// (docs/benchmarks.md). Null where the memory cannot be mapped (the caller falls back to a plain
+// ArrayBuffer). Unmapped when the ArrayBuffer is collected.
+Napi::Value LargeBuffer(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const int64_t bytes = get_int(o, "bytes", 1, int64_t{1} << 40);
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t mapped = (static_cast<size_t>(bytes) + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align
+    void* base = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return info.Env().Null();
+    uint8_t* data = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(uintptr_t{kHuge} - 1));
+#ifdef MADV_HUGEPAGE
+    madvise(data, mapped - kHuge, MADV_HUGEPAGE);  // advisory: 4 KiB pages where it is refused
+#endif
+    struct Mapping {
+      void* base;
+      size_t len;
+    };
+    auto* m = new Mapping{base, mapped};
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), static_cast<int64_t>(mapped));
+    return Napi::ArrayBuffer::New(info.Env(), data, static_cast<size_t>(bytes), [](Napi::Env env, void*, Mapping* hint) {
+      munmap(hint->base, hint->len);
+      Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(hint->len));
+      delete hint;
+    }, m);
+  });
+}
+
 Napi::Value Layout(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
@@ -828,6 +922,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("llamaInputStats", Napi::Function::New(env, LlamaInputStats));
   exports.Set("gptqFactor", Napi::Function::New(env, GptqFactor));
   exports.Set("gptqQuantize", Napi::Function::New(env, GptqQuantize));
+  exports.Set("largeBuffer", Napi::Function::New(env, LargeBuffer));
   return exports;
 }
 

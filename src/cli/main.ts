@@ -33,6 +33,7 @@ export function buildCli(argv: string[], commands = COMMANDS): Argv {
     .usage('quantkit <command> [options]\n\nQuantize Hugging Face safetensors checkpoints (GGUF for llama.cpp, compressed-tensors safetensors for vLLM/transformers), verify what was written, and predict memory.');
   // Every command's help ends with the same notes as the top level's (yargs does not carry an epilog down).
   for (const c of commands) y = y.command({ ...c, builder: (cy: Argv) => (typeof c.builder === 'function' ? (c.builder(cy) as Argv) : cy.options(c.builder ?? {})).epilog(EPILOG) });
+  skipHelpCache(y);
   return y
     .example('quantkit quantize models/stories260k --bits 4 --keep "*norm*"', '4-bit compressed-tensors safetensors, norms kept')
     .example('quantkit quantize models/stories260k --format gguf --gguf-type mobile', 'a GGUF file llama.cpp runs')
@@ -49,6 +50,18 @@ export function buildCli(argv: string[], commands = COMMANDS): Argv {
     .version(VERSION)
     .epilog(EPILOG)
     .wrap(Math.min(120, process.stdout.columns || 100));
+}
+
+/**
+ * yargs renders the running command's whole help text as it starts the handler, to have it ready in
+ * case the command fails: 100-120 ms of a cold start for quantize's options, on the main thread, before
+ * the first tensor is read. Failures here never print help (fail() throws, main() prints one message),
+ * so that rendering is skipped; --help itself renders as before. (yargs' internal method: left alone
+ * if a later yargs lacks it.)
+ */
+function skipHelpCache(y: Argv): void {
+  const usage = (y as Argv & { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
 }
 
 /** yargs' own messages, said in the command's terms, with where to look next. */

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /** The `quantize` executable: `quantkit quantize` under its own name. */
-import { exitOnEarlySignal } from './signals.js';
+import { exitOnEarlySignal, exitWhenFlushed } from './signals.js';
 
 exitOnEarlySignal();
 const { hideBin } = await import('yargs/helpers');
 const { main } = await import('./main.js');
-process.exitCode = await main(['quantize', ...hideBin(process.argv)]);
+await exitWhenFlushed(await main(['quantize', ...hideBin(process.argv)]));

@@ -28,3 +28,13 @@ export function abortOnSigint(): { signal: AbortSignal; dispose(): void } {
     },
   };
 }
+
+/**
+ * Exits with `code` once what was written to stdout and stderr has been handed to the system. Left to
+ * itself, Node tears the whole heap down before exiting: 40-50 ms after quantizing a 1 GB checkpoint,
+ * on every run, for nothing.
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((done) => s.write('', () => done()))));
+  process.exit(code);
+}

@@ -125,20 +125,27 @@ export function ggufArchitecture(config: ModelConfig | null, file: string): Gguf
  * than the copy itself).
  */
 export function applyRowTransform(bytes: Uint8Array, rows: number, t: TensorTransform, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
-  if (t.kind !== 'unpermute-rope') throw new Error('applyRowTransform handles row permutations only');
+  const order = rowOrderOf(rows, t);
   const rowBytes = bytes.length / rows;
-  if (rows !== t.heads * t.headDim || t.headDim % 2) throw new QuantkitError('ERR_PLAN', `cannot reorder ${rows} rows as ${t.heads} rotary heads of ${t.headDim}`);
   const out = alloc(bytes.length);
+  for (let dst = 0; dst < rows; dst++) out.set(bytes.subarray(order[dst]! * rowBytes, (order[dst]! + 1) * rowBytes), dst * rowBytes);
+  return out;
+}
+
+/**
+ * A row permutation's source row for every output row (quantize hands it to the kernels, which read
+ * the rows in this order instead of a reordered copy).
+ */
+export function rowOrderOf(rows: number, t: TensorTransform): Int32Array {
+  if (t.kind !== 'unpermute-rope') throw new Error('rowOrderOf handles row permutations only');
+  if (rows !== t.heads * t.headDim || t.headDim % 2) throw new QuantkitError('ERR_PLAN', `cannot reorder ${rows} rows as ${t.heads} rotary heads of ${t.headDim}`);
+  const order = new Int32Array(rows);
   const half = t.headDim / 2;
   // convert_hf_to_gguf's permute: view rows as (head, 2, half) and swap the last two axes.
   for (let h = 0; h < t.heads; h++)
     for (let i = 0; i < half; i++)
-      for (let j = 0; j < 2; j++) {
-        const src = h * t.headDim + j * half + i;
-        const dst = h * t.headDim + i * 2 + j;
-        out.set(bytes.subarray(src * rowBytes, (src + 1) * rowBytes), dst * rowBytes);
-      }
-  return out;
+      for (let j = 0; j < 2; j++) order[h * t.headDim + i * 2 + j] = h * t.headDim + j * half + i;
+  return order;
 }
 
 /** Applies a planned transform to a source tensor's bytes; returns the new bytes and their dtype. */

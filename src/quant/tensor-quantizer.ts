@@ -21,6 +21,10 @@ export interface TensorJob {
   out: QuantizedParts;
   threads?: number;
   control?: BigInt64Array;
+  /** Output row r from source row rowOrder[r] (only where passesThrough: one kernel call takes it). */
+  rowOrder?: Int32Array;
+  /** Measure the round trip's error in the same pass (only where passesThrough; the status carries it). */
+  measure?: boolean;
 }
 
 /** One way to choose a tensor's scales: a kernel method, and for GPTQ the Hessian damping (a fraction of its mean diagonal). */
@@ -84,6 +88,14 @@ export class TensorQuantizer {
     /** Present for `--method auto`: every tensor gets the candidate with the lowest measured error. */
     private readonly auto?: AutoSettings,
   ) {}
+
+  /**
+   * Whether quantize(job) for this spec is one addon().quantize call given the job as it is (no auto
+   * choice between candidates, no GPTQ), so that the job's rowOrder and measure reach the kernels.
+   */
+  passesThrough(spec: KernelSpec): boolean {
+    return !this.auto && spec.method !== 'gptq';
+  }
 
   quantize(job: TensorJob): Promise<QuantizeStatus> {
     if (!this.auto) return this.quantizeWith(job, { method: job.spec.method ?? 'rtn' });

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { modelName, pathExists } from '../checkpoint.js';
+import { packageRoot } from '../package-root.js';
 import { QuantkitError, ioError } from '../errors.js';
 import { jsonReplacer, localModel, publish } from '../quantize.js';
 import { VERSION } from '../version.js';
@@ -30,7 +30,7 @@ export interface ReportResult {
 }
 
 /** The package root: the bundled evaluation text lives in data/ there. */
-const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PACKAGE_ROOT = packageRoot(import.meta.url);
 
 export async function report(model: string, options: ReportRunOptions = {}): Promise<ReportResult> {
   model = await localModel(model, { signal: options.signal });

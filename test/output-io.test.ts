@@ -1,0 +1,161 @@
+/**
+ * The quantize pipeline's I/O: large output files are flushed to disk progressively while they are
+ * written (writeback.ts), so that the fsync at commit waits only for the tail; what lands on disk, its
+ * checksum and the atomic rename are the same with or without it. Tensor buffers of 2 MiB and more come
+ * from the addon, backed by 2 MiB pages (buffer-pool.ts): same bytes written with or without. Large
+ * tensors are read in pieces at once (safetensors/reader.ts): same bytes, same errors.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AtomicFile, takeChecksums } from '../src/atomic-file.js';
+import { BufferPool } from '../src/buffer-pool.js';
+import { addon } from '../src/native.js';
+import { SafetensorsReader } from '../src/safetensors/reader.js';
+import { SafetensorsWriter } from '../src/safetensors/writer.js';
+import { QuantkitError } from '../src/errors.js';
+import { randomBf16 } from '../scripts/random-bf16.js';
+import { FLUSH_BYTES } from '../src/writeback.js';
+import { CLI, STORIES260K, tempDir } from './helpers/models.js';
+
+const dir = tempDir();
+let n = 0;
+
+/** Deterministic bytes that differ from slice to slice (a misplaced slice changes the file). */
+function slice(i: number, bytes: number): Uint8Array {
+  const b = new Uint8Array(bytes);
+  for (let k = 0; k < bytes; k += 4096) b[k] = (i * 31 + k / 4096) & 0xff;
+  b[bytes - 1] = i;
+  return b;
+}
+
+async function writeSlices(path: string, count: number, bytes: number): Promise<{ file: AtomicFile; expected: Buffer }> {
+  const file = await AtomicFile.create(path);
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const s = slice(i, bytes);
+    parts.push(s);
+    await file.write(s);
+  }
+  return { file, expected: Buffer.concat(parts) };
+}
+
+describe('progressive flushing of large output files', () => {
+  const saved = process.env.QUANTKIT_PROGRESSIVE_FLUSH;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.QUANTKIT_PROGRESSIVE_FLUSH;
+    else process.env.QUANTKIT_PROGRESSIVE_FLUSH = saved;
+  });
+
+  it('flushes in the background while writing; the committed file and its CRC-32 are the bytes written', async () => {
+    const sub = join(dir, `flush${n++}`);
+    mkdirSync(sub);
+    const { file, expected } = await writeSlices(join(sub, 'big.bin'), 11, 7 * 2 ** 20 + 13); // > 2 * FLUSH_BYTES, odd sizes
+    expect(file.flushes).toBeGreaterThanOrEqual(1);
+    await file.commit(expected.length);
+    expect(readFileSync(join(sub, 'big.bin')).equals(expected)).toBe(true);
+    expect(takeChecksums(sub).get(join(sub, 'big.bin'))).toEqual({ bytes: expected.length, crc32: crc32(expected) });
+    expect(readdirSync(sub)).toEqual(['big.bin']);
+  });
+
+  it('QUANTKIT_PROGRESSIVE_FLUSH=0 leaves all of it to the final fsync, with the same bytes', async () => {
+    process.env.QUANTKIT_PROGRESSIVE_FLUSH = '0';
+    const sub = join(dir, `noflush${n++}`);
+    mkdirSync(sub);
+    const { file, expected } = await writeSlices(join(sub, 'big.bin'), 5, FLUSH_BYTES / 2 + 1);
+    expect(file.flushes).toBe(0);
+    await file.commit(expected.length);
+    expect(readFileSync(join(sub, 'big.bin')).equals(expected)).toBe(true);
+  });
+
+  it('a file small enough is not flushed before commit', async () => {
+    const sub = join(dir, `small${n++}`);
+    mkdirSync(sub);
+    const { file } = await writeSlices(join(sub, 'small.bin'), 3, 2 ** 20);
+    expect(file.flushes).toBe(0);
+    await file.commit();
+  });
+
+  it('aborting while a flush runs leaves nothing behind', async () => {
+    const sub = join(dir, `abort${n++}`);
+    mkdirSync(sub);
+    const { file } = await writeSlices(join(sub, 'big.bin'), 3, FLUSH_BYTES / 2 + 1);
+    expect(file.flushes).toBe(1);
+    await file.abort();
+    expect(readdirSync(sub)).toEqual([]);
+    expect(existsSync(join(sub, 'big.bin'))).toBe(false);
+  });
+});
+
+describe('large tensor buffers (2 MiB pages)', () => {
+  it('the addon maps zero-filled buffers of the size asked, separate from each other', () => {
+    const a = addon().largeBuffer({ bytes: 3 * 2 ** 20 + 5 })!;
+    const b = addon().largeBuffer({ bytes: 2 ** 21 })!;
+    expect(a.byteLength).toBe(3 * 2 ** 20 + 5);
+    expect(b.byteLength).toBe(2 ** 21);
+    const va = new Uint8Array(a), vb = new Uint8Array(b);
+    expect(va.every((x) => x === 0)).toBe(true);
+    va.fill(7);
+    expect(vb.every((x) => x === 0)).toBe(true);
+    expect(va[va.length - 1]).toBe(7);
+  });
+
+  it('the pool hands out and reuses them for tensors of 2 MiB and more; small ones are plain buffers', () => {
+    const pool = new BufferPool();
+    const big = pool.acquire(5 * 2 ** 20 + 1);
+    expect(big.length).toBe(5 * 2 ** 20 + 1);
+    expect(big.buffer.byteLength).toBe(6 * 2 ** 20); // rounded up to whole MiB so that similar sizes share
+    big.fill(1);
+    pool.release(big);
+    const again = pool.acquire(5 * 2 ** 20);
+    expect(again.buffer).toBe(big.buffer);
+    expect(pool.acquire(1000).buffer.byteLength).toBe(1000);
+  });
+
+  it('a quantize run writes the same bytes with QUANTKIT_LARGE_PAGES=0 (plain buffers)', async () => {
+    // One 4 MiB bf16 matrix: its read buffer and output come from the large-page pool.
+    const model = join(dir, `big-model${n++}`);
+    mkdirSync(model);
+    const writer = await SafetensorsWriter.create(join(model, 'model.safetensors'), [{ name: 'w.weight', dtype: 'BF16', shape: [1024, 2048] }]);
+    await writer.write('w.weight', randomBf16(1024 * 2048));
+    await writer.finish();
+    const run = (env: Record<string, string>, out: string) =>
+      spawnSync(process.execPath, [CLI, 'quantize', join(model, 'model.safetensors'), '--bits', '4', '--method', 'rtn', '-o', out, '-q'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    const a = join(dir, `pages${n++}`), b = join(dir, `plain${n++}`);
+    const ra = run({}, a), rb = run({ QUANTKIT_LARGE_PAGES: '0' }, b);
+    expect(ra.status, ra.stderr).toBe(0);
+    expect(rb.status, rb.stderr).toBe(0);
+    const weights = (d: string) => readFileSync(join(d, readdirSync(d).find((f) => f.endsWith('.safetensors'))!));
+    expect(weights(a).length).toBeGreaterThan(2 ** 20);
+    expect(weights(a).equals(weights(b))).toBe(true);
+  });
+});
+
+describe('reading large tensors in parallel pieces', () => {
+  it('gives the bytes of the file; a file truncated after it was opened is an error naming file and tensor', async () => {
+    const model = join(dir, `pieces${n++}`);
+    mkdirSync(model);
+    const path = join(model, 'model.safetensors');
+    const values = randomBf16(3 * 2 ** 21 + 7); // 12 MiB + 14 bytes: four pieces of unequal length
+    const writer = await SafetensorsWriter.create(path, [{ name: 'small', dtype: 'BF16', shape: [5] }, { name: 'big', dtype: 'BF16', shape: [values.length / 2] }]);
+    await writer.write('small', new Uint8Array(10).fill(3));
+    await writer.write('big', values);
+    await writer.finish();
+    const reader = await SafetensorsReader.open(path);
+    try {
+      expect(Buffer.from(await reader.read(reader.tensor('big'))).equals(Buffer.from(values))).toBe(true);
+      expect([...(await reader.read(reader.tensor('small')))]).toEqual(new Array(10).fill(3));
+      truncateSync(path, statSync(path).size - 1000);
+      const err = await reader.read(reader.tensor('big')).catch((e) => e);
+      expect(err).toBeInstanceOf(QuantkitError);
+      expect(err.code).toBe('ERR_SAFETENSORS_DATA');
+      expect(err.file).toBe(path);
+      expect(err.tensor).toBe('big');
+      expect(err.message).toMatch(/unexpected end of file/);
+    } finally {
+      await reader.close();
+    }
+  });
+});
