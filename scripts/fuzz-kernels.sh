@@ -26,4 +26,6 @@ if [ "$(uname -m)" = x86_64 ]; then
 fi
 for p in "${pids[@]}"; do wait "$p"; done
 "$cxx" "${flags[@]}" -o "$out/fuzz_kernels" native/test/fuzz_kernels.cc "${objs[@]}" -lpthread
+# Inputs that once crashed (one file each, named by what they caught) run first, every time.
+"$out/fuzz_kernels" native/test/fuzz-regressions/* 2>&1 | tail -n 3
 "$out/fuzz_kernels" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$out/" "$out/corpus" 2>&1 | tail -n 12

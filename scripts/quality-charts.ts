@@ -1,13 +1,14 @@
 /**
  * The README's accuracy-vs-size charts: for each bundled model, `quantkit report`'s sweep over every
- * 4-bit symmetric method (the default auto, RTN and each other method) in packed safetensors and GGUF,
+ * 4-bit method in the mode quantize gives it without --sym/--asym (the default auto with its per-tensor
+ * zero points in packed safetensors, RTN and each other method symmetric) in packed safetensors and GGUF,
  * every matrix quantized (the embedding/head named in --bits-for, as auto does by itself), drawn as the
  * report's perplexity chart (with the original's perplexity as the reference line) and rendered to PNG
  * by headless Chromium:
  *
  *   npx tsx scripts/quality-charts.ts          # writes docs/quality-<model>.png and docs/quality-charts.json
  *
- * Same as `quantkit report models/<model> --bits 4 --group-size 32 --mode sym --format safetensors,gguf
+ * Same as `quantkit report models/<model> --bits 4 --group-size 32 --mode default --format safetensors,gguf
  * --bits-for '*embed_tokens*=4' --bits-for 'lm_head*=4'`, chart only.
  */
 import { spawnSync } from 'node:child_process';
@@ -29,9 +30,9 @@ try {
   for (const model of ['stories260k', 'tinystories-656k']) {
     const t0 = Date.now();
     const r = await runSweep(join(ROOT, 'models', model), {
-      bits: [4], groupSizes: [32], modes: ['sym'], methods: QUANT_METHODS.filter((m) => m !== 'hqq'), formats: ['safetensors', 'gguf'],
+      bits: [4], groupSizes: [32], modes: ['default'], methods: QUANT_METHODS.filter((m) => m !== 'hqq'), formats: ['safetensors', 'gguf'],
       bitsFor: ['*embed_tokens*=4', 'lm_head*=4'], threads: 2, onProgress: (m) => console.error(`${model}: ${m}`),
-    }, ROOT);
+    });
     const svg = charts(r).find((c) => c.includes('chart-perplexity'))!.replaceAll('Perplexity vs size', `${model}: perplexity vs size, every matrix 4-bit (dashed: the original)`);
     const html = join(work, `${model}.html`);
     await writeFile(html, `<!doctype html><html><head><style>body{margin:0;font:12px sans-serif}.title{font-weight:bold;font-size:14px}</style></head><body>${svg}</body></html>`);

@@ -15,7 +15,7 @@ import { imatrixValues, readImatrixFile } from './formats/imatrix-file.js';
 import { addon } from './native.js';
 import { totalmem } from 'node:os';
 import { autoCalibrationRefusal } from './eval/llama.js';
-import { type CalibrationOptions, type FormatName, type ImportanceMatrix, type QuantizeOptions, type ResolvedOptions, QUANT_METHODS, usesGptq } from './options.js';
+import { type CalibrationOptions, type FormatName, type ImportanceMatrix, type QuantizeOptions, type ResolvedOptions, QUANT_METHODS, autoZeroPoint, usesGptq } from './options.js';
 
 export * from './options.js';
 export { matrixView, type MatrixView, type Treatment, type PlanEntry, type Plan, type GenericDecision, type Request } from './formats/format.js';
@@ -179,4 +179,13 @@ export function checkKernels(plan: Plan): void {
     if (encodingOfScheme(t.spec.scheme).family === 'ggml' && native !== e.outputBytes)
       throw new QuantkitError('ERR_NATIVE', `the addon lays out ${t.label} in ${native} bytes, the format registry in ${e.outputBytes}`, where);
   }
+}
+
+/**
+ * The plan's mode as a person reads it: the resolved mode, or 'sym+asym (auto)' where auto gives some
+ * tensors zero points (options.ts autoZeroPoint), so that a report does not call such a file symmetric.
+ */
+export function planModeLabel(plan: Plan): string {
+  const o = plan.options;
+  return plan.entries.some((e) => e.treatment.kind === 'quantize' && autoZeroPoint(e.tensor.name, o)) ? 'sym+asym (auto)' : o.mode;
 }

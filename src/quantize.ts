@@ -19,7 +19,7 @@ import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
 export { publish } from './staged-output.js';
-import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planResolved, resolveOptions } from './plan.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planModeLabel, planResolved, resolveOptions } from './plan.js';
 import { takeChecksums, writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
@@ -60,11 +60,12 @@ export interface QuantizeRunOptions extends QuantizeOptions {
    */
   verify?: VerifyMode;
   /**
-   * The evaluation text for the written file's perplexity (default: the bundled TinyStories excerpt);
-   * false skips it. Measured where the reference forward pass covers the model and it is small
-   * (src/eval/written-eval.ts); the report says why not elsewhere.
+   * The written file's perplexity beside the original's: true on the bundled TinyStories excerpt, a path
+   * on that text; false or absent (the library's default, which keeps library runs as fast as before)
+   * skips it. The CLI measures it by default (--no-eval). Measured where the reference forward pass
+   * covers the model and it is small (src/eval/written-eval.ts); the report says why not elsewhere.
    */
-  evalFile?: string | false;
+  evalFile?: string | boolean;
 }
 
 export interface QuantizationReport extends VerifyResult {
@@ -292,7 +293,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     ...verified,
     output,
     ...finite.reportField(),
-    options: { ...plainOptions, output, format: plan.format, groupSize: plan.options.groupSize, mode: plan.options.mode, threads },
+    options: { ...plainOptions, output, format: plan.format, groupSize: plan.options.groupSize, mode: planModeLabel(plan), threads },
     sizes,
     ...(calibration ? { calibration: calibration.settings } : {}),
     ...(plan.options.quantMethod === 'auto' ? { auto: autoSummary(quantizer.choices, fallback) } : {}),
@@ -309,8 +310,9 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
 /** The written file's perplexity beside the original's (src/eval/written-eval.ts), unless --no-eval. */
 async function evaluate(dir: string, ckpt: Checkpoint, plan: Plan, options: QuantizeRunOptions, threads: number): Promise<EvaluationOutcome> {
   if (options.evalFile === false) return { skipped: '--no-eval' };
+  if (options.evalFile === undefined) return { skipped: 'not asked (library option evalFile; the CLI measures it by default)' };
   options.onProgress?.({ phase: 'evaluate', tensor: 'perplexity of the written file and the original', done: 0, total: 1, bytesDone: 0, bytesTotal: 0 });
-  return evaluateWritten(dir, ckpt, { format: plan.format, ...(options.evalFile !== undefined ? { file: options.evalFile } : {}), threads, signal: options.signal });
+  return evaluateWritten(dir, ckpt, { format: plan.format, ...(typeof options.evalFile === 'string' ? { file: options.evalFile } : {}), threads, signal: options.signal });
 }
 
 /** JSON has no Infinity: an exact round trip's SNR is written as null. */

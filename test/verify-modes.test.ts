@@ -96,9 +96,10 @@ describe('the checks fast verification relies on fail when they should', () => {
 });
 
 describe('CLI summary', () => {
+  // rtn and --no-eval: the verification is what is tested here, not auto's calibration or the evaluation.
   it('names the verification that ran and prints the peak RSS', () => {
     for (const mode of ['fast', 'full']) {
-      const r = spawnSync(process.execPath, [CLI, 'quantize', STORIES260K, '--bits', '4', '-o', join(dir, `cli-${mode}`), '--verify', mode], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [CLI, 'quantize', STORIES260K, '--bits', '4', '--method', 'rtn', '--no-eval', '-o', join(dir, `cli-${mode}`), '--verify', mode], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`verification: ${mode}`));
       const rss = /peak RSS: (\d+) MiB/.exec(r.stdout);

@@ -1,5 +1,5 @@
 /** Human-readable plan and report summaries (the CLI's only output formatting). */
-import type { Plan } from '../plan.js';
+import { type Plan, planModeLabel } from '../plan.js';
 import type { PipelinePlan, PipelineReport, PipelineResult, PipelineVerifyResult } from '../pipeline.js';
 import type { QuantizationReport } from '../quantize.js';
 import type { AutoSummary } from '../quant/auto.js';
@@ -14,7 +14,7 @@ export function planText(plan: Plan): string {
   const lines: string[] = [];
   const o = plan.options;
   lines.push(`plan: ${plan.model}`);
-  lines.push(`  format ${plan.format}, ${o.ggufType ? `gguf-type ${o.ggufType}${o.pure ? ' --pure' : ''}` : `${o.bits}-bit, group ${o.groupSize}, ${o.mode}`}${o.bitsFor.length ? `, bits-for ${o.bitsFor.map((r) => `${r.glob}=${r.bits}`).join(' ')}` : ''}`);
+  lines.push(`  format ${plan.format}, ${o.ggufType ? `gguf-type ${o.ggufType}${o.pure ? ' --pure' : ''}` : `${o.bits}-bit, group ${o.groupSize}, ${planModeLabel(plan)}`}${o.bitsFor.length ? `, bits-for ${o.bitsFor.map((r) => `${r.glob}=${r.bits}`).join(' ')}` : ''}`);
   const w = Math.min(60, Math.max(...plan.entries.map((e) => e.tensor.name.length)));
   for (const e of plan.entries) {
     const t = e.treatment;

@@ -6,23 +6,23 @@
  * quantizer. Runs where the reference forward pass covers the model and the model is small enough for
  * the passes to take seconds (the size rule auto's calibration uses); elsewhere it says why not.
  */
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { type Checkpoint, pathExists } from '../checkpoint.js';
 import { toFloat32 } from '../convert.js';
 import { QuantkitError } from '../errors.js';
 import type { ReadBackTensor } from '../formats/format.js';
 import { type TensorTransform, ggufArchitecture } from '../formats/gguf-arch.js';
 import { addon } from '../native.js';
+import { packageRoot } from '../package-root.js';
 import { shapeElements } from '../safetensors/dtypes.js';
 import { detectFormat, sourceOf } from '../verify.js';
 import { AUTO_CALIBRATION_MAX_PARAMS, EVAL_ARCHITECTURES, LlamaModel, calibrationBytes } from './llama.js';
 import { Reference, evaluationSequences } from './perplexity.js';
 import { Tokenizer } from './tokenizer.js';
 
-/** The evaluation text shipped with quantkit (data/ at the package root, from src/eval or dist/eval). */
-export const BUNDLED_EVAL_TEXT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'data', 'tinystories-valid-excerpt.txt');
+/** The evaluation text shipped with quantkit (data/ at the package root, wherever the module or the CLI bundle sits). */
+export const BUNDLED_EVAL_TEXT = join(packageRoot(import.meta.url), 'data', 'tinystories-valid-excerpt.txt');
 
 /** Tokens per document, BOS included, as `quantkit report` evaluates by default. */
 export const EVAL_MAX_TOKENS = 512;

@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { modelName, pathExists } from '../checkpoint.js';
-import { packageRoot } from '../package-root.js';
 import { QuantkitError, ioError } from '../errors.js';
 import { jsonReplacer, localModel, publish } from '../quantize.js';
 import { VERSION } from '../version.js';
@@ -29,14 +28,11 @@ export interface ReportResult {
   report: SweepResult & { quantkit: string };
 }
 
-/** The package root: the bundled evaluation text lives in data/ there. */
-const PACKAGE_ROOT = packageRoot(import.meta.url);
-
 export async function report(model: string, options: ReportRunOptions = {}): Promise<ReportResult> {
   model = await localModel(model, { signal: options.signal });
   const out = resolve(options.output ?? `${modelName(resolve(model))}-report`);
   if ((await pathExists(out, 'ERR_IO')) && !options.force) throw new QuantkitError('ERR_OUTPUT_EXISTS', 'output already exists (use --force to replace it)', { file: out });
-  const result = { quantkit: VERSION, ...(await runSweep(model, options, PACKAGE_ROOT)) };
+  const result = { quantkit: VERSION, ...(await runSweep(model, options)) };
   await mkdir(dirname(out), { recursive: true }).catch((e) => {
     throw ioError('ERR_IO', dirname(out), e, 'cannot create');
   });

@@ -12,19 +12,28 @@ import { QuantkitError } from '../errors.js';
 import { EVAL_ARCHITECTURES, LlamaModel } from '../eval/llama.js';
 import { type Divergence, type Perplexity, Reference, evaluationSequences } from '../eval/perplexity.js';
 import { quantizeInMemory } from '../eval/quantized-values.js';
+import { BUNDLED_EVAL_TEXT } from '../eval/written-eval.js';
 import { estimateModel } from '../estimate/estimate.js';
 import { fromCheckpoint } from '../estimate/model.js';
-import { type CalibrationOptions, type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, planQuantization, calibrates, usesIq4nl } from '../plan.js';
+import { type CalibrationOptions, type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, planModeLabel, planQuantization, calibrates, usesIq4nl } from '../plan.js';
 import { type Calibration, calibrate } from '../quant/calibration.js';
 import { estimateColumnImportance } from '../quant/importance.js';
 import { metricsFromSums } from '../verify.js';
 import { onnxRuntimeDivergence } from '../formats/onnx/runtime-eval.js';
 import { prepareQuantizer } from '../quant/auto.js';
 
+/**
+ * A sweep's mode axis: quantize's --sym / --asym, or 'default', the mode quantize picks with neither
+ * flag (symmetric, but auto's per-tensor zero points in packed safetensors: options.ts autoZeroPoint),
+ * so that the CLI's default file has its own point. A 'default' variant that plans the same as 'sym' in
+ * the same sweep is skipped as a repeat.
+ */
+export type SweepMode = Mode | 'default';
+
 export interface SweepAxes {
   bits: (4 | 8)[];
   groupSizes: GroupSize[];
-  modes: Mode[];
+  modes: SweepMode[];
   methods: QuantMethod[];
   formats: FormatName[];
 }
@@ -47,7 +56,7 @@ export interface ReportOptions extends Partial<SweepAxes> {
   onProgress?: (message: string) => void;
 }
 
-export const DEFAULT_AXES: SweepAxes = { bits: [4, 8], groupSizes: [32, 128], modes: ['sym', 'asym'], methods: [...QUANT_METHODS], formats: ['safetensors', 'gguf', 'onnx'] };
+export const DEFAULT_AXES: SweepAxes = { bits: [4, 8], groupSizes: [32, 128], modes: ['sym', 'asym', 'default'], methods: [...QUANT_METHODS], formats: ['safetensors', 'gguf', 'onnx'] };
 
 export interface WeightError {
   rel_rmse: number;
@@ -60,7 +69,8 @@ export interface VariantResult {
   label: string;
   bits: 4 | 8;
   group_size: GroupSize;
-  mode: Mode;
+  /** As planned: sym, asym, or 'sym+asym (auto)' (plan.ts planModeLabel). */
+  mode: string;
   method: QuantMethod;
   format: FormatName;
   /** Average stored bits per quantized weight (scales and zero points included). */
@@ -93,7 +103,7 @@ export interface SweepResult {
   skipped: SkippedVariant[];
 }
 
-function labelOf(v: { bits: number; groupSize: GroupSize; mode: Mode; method: QuantMethod; format: FormatName }): string {
+function labelOf(v: { bits: number; groupSize: GroupSize; mode: string; method: QuantMethod; format: FormatName }): string {
   return `${v.format} int${v.bits} ${v.groupSize === 'row' ? 'row' : `g${v.groupSize}`} ${v.mode} ${v.method}`;
 }
 
@@ -107,11 +117,7 @@ export function paretoFront(points: { x: number; y: number }[]): boolean[] {
   return points.map((p, i) => !points.some((q, j) => j !== i && q.x <= p.x && q.y <= p.y && (q.x < p.x || q.y < p.y)));
 }
 
-export function defaultEvalFile(root: string): string {
-  return join(root, 'data', 'tinystories-valid-excerpt.txt');
-}
-
-export async function runSweep(model: string, o: ReportOptions, root: string): Promise<SweepResult> {
+export async function runSweep(model: string, o: ReportOptions): Promise<SweepResult> {
   const axes: SweepAxes = {
     bits: o.bits ?? DEFAULT_AXES.bits,
     groupSizes: o.groupSizes ?? DEFAULT_AXES.groupSizes,
@@ -134,7 +140,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
       if (!EVAL_ARCHITECTURES.includes(type)) evalSkipped = `the reference forward pass covers ${EVAL_ARCHITECTURES.join(', ')}, not ${type}`;
       else if (!(await pathExists(tokFile))) evalSkipped = 'no tokenizer.json beside the weights';
       else {
-        const file = o.evalFile ?? defaultEvalFile(root);
+        const file = o.evalFile ?? BUNDLED_EVAL_TEXT;
         const maxTokens = o.maxTokens ?? 512;
         if (!(Number.isSafeInteger(maxTokens) && maxTokens >= 2)) throw new QuantkitError('ERR_USAGE', '--max-tokens must be an integer >= 2');
         const seqs = await evaluationSequences(ckpt, file, maxTokens);
@@ -167,12 +173,12 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
           for (const mode of axes.modes)
             for (const method of axes.methods) {
               o.signal?.throwIfAborted();
-              const label = labelOf({ bits, groupSize, mode, method, format });
+              let label = labelOf({ bits, groupSize, mode, method, format });
               if (usesIq4nl(method) && bits === 8) {
                 skipped.push({ label, reason: 'IQ4_NL is a 4-bit code (8-bit tensors would repeat the search variant)' });
                 continue;
               }
-              const options = { bits, groupSize, mode, quantMethod: method, format, keep: o.keep, bitsFor: o.bitsFor };
+              const options = { bits, groupSize, ...(mode === 'default' ? {} : { mode }), quantMethod: method, format, keep: o.keep, bitsFor: o.bitsFor };
               let plan;
               try {
                 plan = await planQuantization(ckpt, options);
@@ -182,6 +188,14 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
                   continue;
                 }
                 throw e;
+              }
+              const planned = planModeLabel(plan);
+              if (mode === 'default') {
+                if (planned === plan.options.mode && axes.modes.includes(plan.options.mode)) {
+                  skipped.push({ label, reason: `the same plan as ${plan.options.mode}` });
+                  continue;
+                }
+                label = labelOf({ bits, groupSize, mode: planned, method, format });
               }
               if (plan.quantizedParams === 0) {
                 skipped.push({ label, reason: 'no tensor is quantized' });
@@ -223,7 +237,7 @@ export async function runSweep(model: string, o: ReportOptions, root: string): P
                 label,
                 bits,
                 group_size: groupSize,
-                mode,
+                mode: planned,
                 method,
                 format,
                 bits_per_weight: plan.bitsPerQuantizedWeight,

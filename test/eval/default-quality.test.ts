@@ -14,7 +14,7 @@ import { LlamaModel } from '../../src/eval/llama.js';
 import { Reference, readDocuments, tokenSequences } from '../../src/eval/perplexity.js';
 import { quantizeInMemory } from '../../src/eval/quantized-values.js';
 import { Tokenizer } from '../../src/eval/tokenizer.js';
-import { type QuantizeOptions, planQuantization } from '../../src/plan.js';
+import { type QuantizeOptions, planModeLabel, planQuantization } from '../../src/plan.js';
 import { prepareQuantizer, tiedTensor } from '../../src/quant/auto.js';
 import { calibrate } from '../../src/quant/calibration.js';
 import { ROOT, STORIES260K, TINYSTORIES656K } from '../helpers/models.js';
@@ -52,7 +52,9 @@ describe('the default method (auto) meets the perplexity targets with every matr
             const asym = quantized.filter((e) => e.treatment.kind === 'quantize' && e.treatment.spec.scheme === 'int_asym').map((e) => e.tensor.name);
             expect(asym).toContain(tied);
             expect(asym.some((n) => /gate_proj|up_proj/.test(n))).toBe(false);
-          }
+            // ... and the plan does not call the file symmetric (the report's and the summary's mode).
+            expect(planModeLabel(plan)).toBe('sym+asym (auto)');
+          } else expect(planModeLabel(plan)).toBe('sym');
           if (!(evaluated as readonly string[]).includes(format)) continue;
           const perplexity = async (o: Pick<QuantizeOptions, 'quantMethod'>) => {
             const plan = await planQuantization(ckpt, { bits: 4, format, ...o });

@@ -22,7 +22,7 @@ const dir = tempDir();
 describe("quantize's end-of-run perplexity", () => {
   it('is the written GGUF file\'s (q/k rows in llama.cpp\'s order): equal to the same quantization evaluated in memory', async () => {
     const options = { bits: 4 as const, format: 'gguf' as const, quantMethod: 'rtn' as const };
-    const { report } = await quantize(STORIES260K, { ...options, output: join(dir, 'gguf'), threads: 2 });
+    const { report } = await quantize(STORIES260K, { ...options, output: join(dir, 'gguf'), threads: 2, evalFile: true });
     const e = report.evaluation as WrittenEvaluation;
     expect(e.file).toBe(BUNDLED_EVAL_TEXT);
     const ckpt = await Checkpoint.open(STORIES260K);
@@ -39,6 +39,11 @@ describe("quantize's end-of-run perplexity", () => {
     } finally {
       await ckpt.close();
     }
+  }, 60_000);
+
+  it("is the CLI's default, not the library's (library runs keep their speed unless they ask)", async () => {
+    const { report } = await quantize(STORIES260K, { bits: 4, format: 'gguf', quantMethod: 'rtn', output: join(dir, 'lib-default'), threads: 2 });
+    expect(report.evaluation).toEqual({ skipped: 'not asked (library option evalFile; the CLI measures it by default)' });
   }, 60_000);
 
   it('the CLI prints it and writes it to the report; --no-eval skips it; ONNX says why there is none', () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { paretoFront } from '../../src/report/index.js';
+import { runSweep } from '../../src/report/sweep.js';
 import { SafetensorsWriter } from '../../src/safetensors/writer.js';
 import { CLI, STORIES260K, tempDir } from '../helpers/models.js';
 
@@ -206,5 +207,18 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('report.html in headless Chromium'
       }
     expect(nonWhite).toBeGreaterThan(5000);
     expect(coloured).toBeGreaterThan(500);
+  }, 120_000);
+});
+
+describe("report's 'default' mode: the file quantize writes without --sym/--asym", () => {
+  it("gives auto's per-tensor zero points their own point and skips the methods whose default is sym", async () => {
+    const r = await runSweep(STORIES260K, { bits: [4], groupSizes: [32], modes: ['sym', 'default'], methods: ['rtn', 'auto'], formats: ['safetensors'], weightsOnly: true, threads: 2 });
+    expect(r.variants.map((v) => v.label)).toEqual(['safetensors int4 g32 sym rtn', 'safetensors int4 g32 sym auto', 'safetensors int4 g32 sym+asym (auto) auto']);
+    expect(r.skipped).toEqual([{ label: 'safetensors int4 g32 default rtn', reason: 'the same plan as sym' }]);
+    const [, sym, mixed] = r.variants;
+    // Zero points cost bits (4.5 -> ~4.59 bits/weight) and lower the weight error.
+    expect(mixed!.bits_per_weight).toBeGreaterThan(sym!.bits_per_weight);
+    expect(mixed!.bits_per_weight).toBeLessThanOrEqual(4.6);
+    expect(mixed!.weight_error.rel_rmse).toBeLessThan(sym!.weight_error.rel_rmse);
   }, 120_000);
 });

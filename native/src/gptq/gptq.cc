@@ -129,6 +129,7 @@ QuantStatus gptq_asym_rows(const QuantSpec& spec, const void* src, DType src_typ
   std::vector<double> w(static_cast<size_t>(kRows * cols));
   std::vector<float> x(static_cast<size_t>(g));
   float ds[kRows], inv[kRows], zp[kRows];
+  bool written[kRows];
   double e[kRows];
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kRows) {
     const int64_t nb = std::min(kRows, row_end - r0);
@@ -142,14 +143,17 @@ QuantStatus gptq_asym_rows(const QuantSpec& spec, const void* src, DType src_typ
         for (int64_t j = 0; j < g; ++j) x[j] = finite_float(w[r * cols + g0 + j]);
         const IntAsymFit f = search_asym_int(x.data(), imp, g, qmin, qmax);
         const float stored = store_scale(out.scales, spec.scale_dtype, row * groups + gi, f.s);
-        out.zeros[row * groups + gi] = static_cast<int8_t>(f.zp);
         zp[r] = f.zp;
-        if (!std::isfinite(stored)) {
+        // An overflowed scale leaves the group's zero point and codes unwritten, as the search does (the
+        // tensor is refused; with an identity Hessian GPTQ writes the search's bytes, overflow included).
+        written[r] = std::isfinite(stored);
+        if (!written[r]) {
           if (st.scale_overflow == 0) st.first_overflow_row = row;
           st.scale_overflow++;
           ds[r] = inv[r] = 0.0f;
           continue;
         }
+        out.zeros[row * groups + gi] = static_cast<int8_t>(f.zp);
         ds[r] = stored;
         inv[r] = stored_scale_inverse(stored);
       }
@@ -158,7 +162,7 @@ QuantStatus gptq_asym_rows(const QuantSpec& spec, const void* src, DType src_typ
         for (int64_t r = 0; r < nb; ++r) {
           const double wj = w[r * cols + j];
           const float q = std::min(qmax, std::max(qmin, round_even(finite_float(wj) * inv[r]) + zp[r]));
-          put_code(out.data + (r0 + r) * data_row, spec.bits, j, static_cast<uint32_t>(static_cast<int32_t>(q) + offset));
+          if (written[r]) put_code(out.data + (r0 + r) * data_row, spec.bits, j, static_cast<uint32_t>(static_cast<int32_t>(q) + offset));
           const float qv = (q - zp[r]) * ds[r];
           const double err = (wj - static_cast<double>(qv)) / Uj[j];
           e[r] = std::isfinite(err) ? err : 0.0;

@@ -74,9 +74,9 @@ export const QuantizeCommand: CommandModule<object, Args> = {
   },
 };
 
-/** --eval FILE, --no-eval (yargs gives false), or neither. */
-function evalOption(e: string | false | undefined): { evalFile?: string | false } {
-  if (e === undefined) return {};
+/** --eval FILE, --no-eval (yargs gives false), or neither: the CLI measures on the bundled text (the library does not by default). */
+function evalOption(e: string | false | undefined): { evalFile: string | boolean } {
+  if (e === undefined) return { evalFile: true };
   if (e === '') throw new QuantkitError('ERR_USAGE', '--eval takes a text file (or --no-eval to skip the perplexity)');
   return { evalFile: e };
 }

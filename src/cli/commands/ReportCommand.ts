@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { QuantkitError } from '../../errors.js';
-import { type FormatName, type GroupSize, type Mode, QUANT_METHODS, type QuantMethod, calibrates } from '../../plan.js';
-import { report } from '../../report/index.js';
+import { type FormatName, type GroupSize, QUANT_METHODS, type QuantMethod, calibrates } from '../../plan.js';
+import type { SweepMode } from '../../report/sweep.js';
 import { type CalibrationArgs, GLOB_HELP, calibrationOptions, checkThreads, withCalibrationOptions } from '../quantize-options.js';
 import { abortOnSigint } from '../signals.js';
 
@@ -41,7 +41,7 @@ export const ReportCommand: CommandModule<object, Args> = {
       .positional('model', { type: 'string', demandOption: true, describe: 'model directory, or hub id org/name[@revision] (pulled into the cache first); perplexity and KL need a Llama-family model' })
       .option('bits', { type: 'string', default: '4,8', describe: 'comma-separated: 4, 8' })
       .option('group-size', { type: 'string', default: '32,128', describe: "comma-separated group sizes (or 'row'); GGUF variants take 32 only" })
-      .option('mode', { type: 'string', default: 'sym,asym', describe: 'comma-separated: sym, asym (quantize --sym / --asym)' })
+      .option('mode', { type: 'string', default: 'sym,asym,default', describe: 'comma-separated: sym, asym (quantize --sym / --asym), default (neither flag: auto\'s per-tensor zero points in packed safetensors; skipped where it plans the same as sym)' })
       .option('method', { type: 'string', default: QUANT_METHODS.join(','), describe: `comma-separated: ${QUANT_METHODS.join(', ')}` })
       .option('format', { type: 'string', default: 'safetensors,gguf,onnx', describe: 'comma-separated: safetensors, gguf, gguf-raw, onnx (ONNX variants are also run by ONNX Runtime)' })
       .option('eval', { type: 'string', describe: 'evaluation text for perplexity, documents separated by <|endoftext|> lines (default: the bundled TinyStories excerpt)' })
@@ -68,7 +68,7 @@ export const ReportCommand: CommandModule<object, Args> = {
     const r = await report(args.model, {
       bits: list('bits', args.bits, (s) => (s === '4' || s === '8' ? (Number(s) as 4 | 8) : undefined)),
       groupSizes: list<GroupSize>('group-size', args['group-size'], (s) => (s === 'row' ? 'row' : /^\d+$/.test(s) && Number(s) > 0 ? Number(s) : undefined)),
-      modes: list<Mode>('mode', args.mode, (s) => (s === 'sym' || s === 'asym' ? s : undefined)),
+      modes: list<SweepMode>('mode', args.mode, (s) => (s === 'sym' || s === 'asym' || s === 'default' ? s : undefined)),
       methods,
       ...calibration,
       formats: list<FormatName>('format', args.format, (s) => (['safetensors', 'gguf', 'gguf-raw', 'onnx'].includes(s) ? (s as FormatName) : undefined)),
