@@ -8,6 +8,7 @@ import { crc32 } from 'node:zlib';
 import { QuantkitError, ioError } from './errors.js';
 import { MAX_IO_CHUNK } from './safetensors/reader.js';
 import { FLUSH_BYTES, flushInBackground, progressiveFlush } from './writeback.js';
+import { DirectSink } from './direct-io.js';
 
 export function temporaryName(path: string, tag = 'partial'): string {
   return `${path}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -46,15 +47,27 @@ export class AtomicFile {
     readonly path: string,
     readonly tempPath: string,
     private fh: FileHandle,
+    /** Present when the file is written around the page cache (direct-io.ts). */
+    private readonly direct?: DirectSink,
   ) {}
 
-  static async create(path: string): Promise<AtomicFile> {
+  /**
+   * `direct`: a large output written once (a GGUF, safetensors or ONNX data file) goes around the page
+   * cache where the system allows (direct-io.ts); small files are written as usual.
+   */
+  static async create(path: string, o: { direct?: boolean } = {}): Promise<AtomicFile> {
     const tempPath = temporaryName(path);
     try {
-      return new AtomicFile(path, tempPath, await open(tempPath, 'wx'));
+      const d = o.direct ? await DirectSink.create(tempPath) : undefined;
+      return d ? new AtomicFile(path, tempPath, d.fh, d.sink) : new AtomicFile(path, tempPath, await open(tempPath, 'wx'));
     } catch (e) {
       throw ioError('ERR_IO', path, e, 'cannot create');
     }
+  }
+
+  /** Whether the bytes go around the page cache (O_DIRECT). */
+  get writesDirect(): boolean {
+    return this.direct !== undefined;
   }
 
   get bytesWritten(): number {
@@ -62,18 +75,19 @@ export class AtomicFile {
   }
 
   async write(data: Uint8Array): Promise<void> {
-    let done = 0;
     try {
-      while (done < data.length) {
-        const { bytesWritten } = await this.fh.write(data, done, Math.min(MAX_IO_CHUNK, data.length - done), this.position + done);
-        done += bytesWritten;
-      }
+      if (this.direct) await this.direct.write(data);
+      else
+        for (let done = 0; done < data.length; ) {
+          const { bytesWritten } = await this.fh.write(data, done, Math.min(MAX_IO_CHUNK, data.length - done), this.position + done);
+          done += bytesWritten;
+        }
     } catch (e) {
       throw ioError('ERR_IO', this.path, e, 'cannot write');
     }
     this.position += data.length;
     this.crc = crc32(data, this.crc);
-    if (this.progressive && !this.flushing && this.position - this.flushedTo >= FLUSH_BYTES) this.flushSoFar();
+    if (this.progressive && !this.direct && !this.flushing && this.position - this.flushedTo >= FLUSH_BYTES) this.flushSoFar();
   }
 
   /** Flushes what has been written so far in the background (writeback.ts); the next starts once it is done. */
@@ -92,6 +106,11 @@ export class AtomicFile {
       throw new QuantkitError('ERR_VERIFY', `wrote ${this.position} bytes but the plan predicted ${expectedSize}`, { file: this.path });
     }
     try {
+      if (this.direct) {
+        const onDisk = await this.direct.finish();
+        if (onDisk !== this.position) await this.fh.truncate(this.position);  // the tail's padding
+        await this.direct.close();
+      }
       await this.flushing;
       await this.fh.sync();
       await this.fh.close();
@@ -108,6 +127,7 @@ export class AtomicFile {
     if (!this.closed) {
       this.closed = true;
       await this.flushing; // never rejects; the file must stay open while it runs
+      await this.direct?.close();
       await this.fh.close().catch(() => undefined);
     }
     await rm(this.tempPath, { force: true }).catch(() => undefined);

@@ -50,7 +50,11 @@ export class BufferPool {
     }
     // Round up so that tensors of similar sizes share buffers.
     const capacity = bytes <= 1 << 20 ? bytes : Math.ceil(bytes / (1 << 20)) * (1 << 20);
-    return new Uint8Array(capacity >= LARGE ? largeBuffer(capacity) : new ArrayBuffer(capacity), 0, bytes);
+    // 2 MiB pages pay where a buffer is used again; one too large for the pool to keep is used once,
+    // and fresh 2 MiB pages cost more than 4 KiB ones in a VM that hands free memory back to its host
+    // (a 501 MiB embedding buffer: 2.1 s of system time against 1.0 s for the whole run, docs/benchmarks.md).
+    const reusable = capacity * 4 <= this.maxPooledBytes;
+    return new Uint8Array(capacity >= LARGE && reusable ? largeBuffer(capacity) : new ArrayBuffer(capacity), 0, bytes);
   }
 
   release(...views: (ArrayBufferView | undefined)[]): void {

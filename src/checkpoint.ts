@@ -184,6 +184,11 @@ export class Checkpoint {
     return this.reader(t).read(t.info, target);
   }
 
+  /** The open file and byte offset of a tensor's data (valid until close()). */
+  location(t: CheckpointTensor): { fd: number; offset: number } {
+    return this.reader(t).location(t.info);
+  }
+
   async readRange(t: CheckpointTensor, offset: number, target: Uint8Array): Promise<Uint8Array> {
     return this.reader(t).readRange(t.info, offset, target);
   }

@@ -106,8 +106,18 @@ export interface Addon {
   quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array; rowOrder?: Int32Array; measure?: boolean }): Promise<QuantizeStatus>;
   dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
   errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;
-  /** out[j] = sum_i W[j, i]^2 * a[i] per row, summed in double in column order (the importance pre-pass). */
-  weightedRowSquares(args: { src: Uint8Array; srcDtype: FloatDtype; rows: number; cols: number; a: Float32Array; out: Float32Array; threads?: number }): Promise<void>;
+  /**
+   * out[j] = sum_i W[j, i]^2 * a[i] per row of the [rows, cols] matrix stored at byte `offset` of the open
+   * file `fd` (read by the addon's threads), in double: column i into partial sum i % 8, the eight added
+   * pairwise (the importance pre-pass). Rejects with the reason when the file cannot be read that far.
+   */
+  weightedRowSquaresFile(args: { fd: number; offset: number; srcDtype: FloatDtype; rows: number; cols: number; a: Float32Array; out: Float32Array; threads?: number }): Promise<void>;
+  /**
+   * out[i] += sum_j W[j, i]^2 over the rows of the [rows, cols] matrix at byte `offset` of the open file
+   * `fd`, row after row, each step out[i] = f32(out[i] + w * w) in double (the embedding's column
+   * variances of the importance pre-pass).
+   */
+  columnSquaresFile(args: { fd: number; offset: number; srcDtype: FloatDtype; rows: number; cols: number; out: Float32Array; threads?: number }): Promise<void>;
   layout(args: { spec: KernelSpec; cols: number }): LayoutInfo;
   info(): AddonInfo;
   /** The reference Llama forward pass (native/src/model/llama.h): logits [tokens.length, vocab] into `out`. */

@@ -1,6 +1,8 @@
 /**
- * The quantize pipeline's I/O: large output files are flushed to disk progressively while they are
- * written (writeback.ts), so that the fsync at commit waits only for the tail; what lands on disk, its
+ * The quantize pipeline's I/O: the large output files are written around the page cache (O_DIRECT,
+ * direct-io.ts) where the filesystem allows, from staging buffers, the tail padded and truncated; other
+ * files are flushed to disk progressively while they are written (writeback.ts), so that the fsync at
+ * commit waits only for the tail; what lands on disk, its
  * checksum and the atomic rename are the same with or without it. Tensor buffers of 2 MiB and more come
  * from the addon, backed by 2 MiB pages (buffer-pool.ts): same bytes written with or without. Large
  * tensors are read in pieces at once (safetensors/reader.ts): same bytes, same errors.
@@ -31,8 +33,8 @@ function slice(i: number, bytes: number): Uint8Array {
   return b;
 }
 
-async function writeSlices(path: string, count: number, bytes: number): Promise<{ file: AtomicFile; expected: Buffer }> {
-  const file = await AtomicFile.create(path);
+async function writeSlices(path: string, count: number, bytes: number, direct = false): Promise<{ file: AtomicFile; expected: Buffer }> {
+  const file = await AtomicFile.create(path, { direct });
   const parts: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const s = slice(i, bytes);
@@ -89,6 +91,53 @@ describe('progressive flushing of large output files', () => {
   });
 });
 
+describe('direct (O_DIRECT) output files', () => {
+  const saved = process.env.QUANTKIT_DIRECT_IO;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.QUANTKIT_DIRECT_IO;
+    else process.env.QUANTKIT_DIRECT_IO = saved;
+  });
+
+  // Sizes around the two 8 MiB staging buffers and the 4 KiB alignment: nothing, less than a block, one
+  // block exactly, many odd pieces through several buffer turns, a staging buffer exactly.
+  for (const [count, bytes] of [[0, 1], [1, 100], [1, 4096], [9, 3 * 2 ** 20 + 4097], [2, 4 * 2 ** 20]] as const)
+    it(`${count} x ${bytes} bytes: the committed file, its size and CRC-32 are the bytes written, nothing else left`, async () => {
+      const sub = join(dir, `direct${n++}`);
+      mkdirSync(sub);
+      const { file, expected } = await writeSlices(join(sub, 'out.bin'), count, bytes, true);
+      // ext4 and xfs take O_DIRECT; a filesystem that refuses it gets the same file through the page cache.
+      if (!file.writesDirect) console.log(`direct I/O not available under ${sub}: written through the page cache`);
+      expect(file.flushes).toBe(0);
+      await file.commit(expected.length);
+      expect(statSync(join(sub, 'out.bin')).size).toBe(expected.length);
+      expect(readFileSync(join(sub, 'out.bin')).equals(expected)).toBe(true);
+      expect(takeChecksums(sub).get(join(sub, 'out.bin'))).toEqual({ bytes: expected.length, crc32: crc32(expected) });
+      expect(readdirSync(sub)).toEqual(['out.bin']);
+    });
+
+  it('only where asked; QUANTKIT_DIRECT_IO=0 turns it off', async () => {
+    const sub = join(dir, `directenv${n++}`);
+    mkdirSync(sub);
+    const on = await AtomicFile.create(join(sub, 'a.bin'), { direct: true });
+    const small = await AtomicFile.create(join(sub, 'b.bin'));
+    process.env.QUANTKIT_DIRECT_IO = '0';
+    const off = await AtomicFile.create(join(sub, 'c.bin'), { direct: true });
+    expect(small.writesDirect).toBe(false);
+    expect(off.writesDirect).toBe(false);
+    console.log(`direct I/O under ${sub}: ${on.writesDirect ? 'yes' : 'no (the filesystem refuses O_DIRECT)'}`);
+    for (const f of [on, small, off]) await f.abort();
+    expect(readdirSync(sub)).toEqual([]);
+  });
+
+  it('aborting with a write in flight leaves nothing behind', async () => {
+    const sub = join(dir, `directabort${n++}`);
+    mkdirSync(sub);
+    const { file } = await writeSlices(join(sub, 'big.bin'), 3, 8 * 2 ** 20 + 1, true);
+    await file.abort();
+    expect(readdirSync(sub)).toEqual([]);
+  });
+});
+
 describe('large tensor buffers (2 MiB pages)', () => {
   it('the addon maps zero-filled buffers of the size asked, separate from each other', () => {
     const a = addon().largeBuffer({ bytes: 3 * 2 ** 20 + 5 })!;
@@ -114,7 +163,7 @@ describe('large tensor buffers (2 MiB pages)', () => {
     expect(pool.acquire(1000).buffer.byteLength).toBe(1000);
   });
 
-  it('a quantize run writes the same bytes with QUANTKIT_LARGE_PAGES=0 (plain buffers)', async () => {
+  it('a quantize run writes the same bytes with QUANTKIT_LARGE_PAGES=0 (plain buffers) and QUANTKIT_DIRECT_IO=0 (through the page cache)', async () => {
     // One 4 MiB bf16 matrix: its read buffer and output come from the large-page pool.
     const model = join(dir, `big-model${n++}`);
     mkdirSync(model);
@@ -123,13 +172,13 @@ describe('large tensor buffers (2 MiB pages)', () => {
     await writer.finish();
     const run = (env: Record<string, string>, out: string) =>
       spawnSync(process.execPath, [CLI, 'quantize', join(model, 'model.safetensors'), '--bits', '4', '--method', 'rtn', '-o', out, '-q'], { env: { ...process.env, ...env }, encoding: 'utf8' });
-    const a = join(dir, `pages${n++}`), b = join(dir, `plain${n++}`);
-    const ra = run({}, a), rb = run({ QUANTKIT_LARGE_PAGES: '0' }, b);
-    expect(ra.status, ra.stderr).toBe(0);
-    expect(rb.status, rb.stderr).toBe(0);
+    const a = join(dir, `pages${n++}`), b = join(dir, `plain${n++}`), c = join(dir, `cached${n++}`);
+    const ra = run({}, a), rb = run({ QUANTKIT_LARGE_PAGES: '0' }, b), rc = run({ QUANTKIT_DIRECT_IO: '0' }, c);
+    for (const r of [ra, rb, rc]) expect(r.status, r.stderr).toBe(0);
     const weights = (d: string) => readFileSync(join(d, readdirSync(d).find((f) => f.endsWith('.safetensors'))!));
     expect(weights(a).length).toBeGreaterThan(2 ** 20);
     expect(weights(a).equals(weights(b))).toBe(true);
+    expect(weights(a).equals(weights(c))).toBe(true);
   });
 });
 

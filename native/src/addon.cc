@@ -2,6 +2,9 @@
 // Nothing that reaches a kernel can be out of bounds: buffer sizes are checked here against the layout.
 #include <napi.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstdlib>
@@ -617,30 +620,78 @@ const float* get_f32(const Napi::Object& o, const char* key, int64_t count, std:
   return p;
 }
 
-// Rows summed side by side by row_squares: each row's sum is one chain of dependent double additions
-// (its order is the result), so one row at a time waits on the adder's latency; independent rows fill it.
-constexpr int64_t kSquareRows = 8;
+// The pre-pass's row sums, in one fixed order: each row's terms (w * w) * a in double, column i added to
+// the row's partial sum i % 8 (in column order), the eight partial sums then added pairwise,
+// ((s0+s1)+(s2+s3)) + ((s4+s5)+(s6+s7)), and rounded to f32. A row's eight independent chains fill one
+// vector of doubles (one chain per row waited on the adder's latency); the order is the definition, so
+// every thread count and instruction set gives the same floats.
+constexpr int64_t kSquareRows = 8;  // rows per parallel task
+constexpr int64_t kSquareLanes = 8;
 
-// out[j0 + k] = sum_i W[j0 + k, i]^2 * a[i] for k < n (n <= kSquareRows), each in double in column order.
+// Eight lanes as one value: GCC/Clang vector extensions, which every target lowers to its own registers
+// (one AVX-512 register, two AVX2 ones, four SSE2 or NEON ones); lane-wise IEEE operations, no fusing.
+typedef double F64x8 __attribute__((vector_size(64)));
+typedef float F32x8 __attribute__((vector_size(32)));
+typedef uint32_t U32x8 __attribute__((vector_size(32)));
+typedef uint16_t U16x8 __attribute__((vector_size(16)));
+
+// An output Float32Array: its data and the reference that keeps it alive while a worker writes it.
+struct Float32Out {
+  float* ptr;
+  Bytes keep;
+};
+
+// Eight lanes of a row from column i on, as doubles.
+template <DType ST>
+inline __attribute__((always_inline)) F64x8 lanes_f64(const uint8_t* row, int64_t i) {
+  constexpr int64_t size = ST == DType::F32 ? 4 : 2;
+  F32x8 w;
+  if constexpr (ST == DType::BF16) {
+    U16x8 h;
+    __builtin_memcpy(&h, row + i * size, sizeof h);
+    const U32x8 bits = __builtin_convertvector(h, U32x8) << 16;  // bf16 is the top half of an f32
+    __builtin_memcpy(&w, &bits, sizeof w);
+  } else {
+    for (int64_t l = 0; l < kSquareLanes; ++l) w[l] = qk::load_as_f32(row, ST, i + l);
+  }
+  return __builtin_convertvector(w, F64x8);
+}
+
+// out[j0 + k] = the row sum above for k < n (n <= kSquareRows). Four rows at a time: four independent
+// chains of vector additions (one waited on the adder's latency, half the speed).
 template <DType ST>
 inline __attribute__((always_inline)) void row_squares(const uint8_t* W, int64_t cols, int64_t j0, int64_t n, const float* a, float* out) {
   constexpr int64_t size = ST == DType::F32 ? 4 : 2;
-  double s[kSquareRows] = {};
-  const uint8_t* rows[kSquareRows];
-  for (int64_t k = 0; k < kSquareRows; ++k) rows[k] = W + (j0 + (k < n ? k : 0)) * cols * size;  // a short block repeats its first row
-  for (int64_t i = 0; i < cols; ++i) {
-    const double ai = a[i];
-    for (int64_t k = 0; k < kSquareRows; ++k) {
-      const double w = qk::load_as_f32(rows[k], ST, i);
-      s[k] += w * w * ai;
+  constexpr int64_t kTogether = 4;
+  for (int64_t k0 = 0; k0 < n; k0 += kTogether) {
+    const uint8_t* rows[kTogether];
+    for (int64_t r = 0; r < kTogether; ++r) rows[r] = W + (j0 + (k0 + r < n ? k0 + r : k0)) * cols * size;  // a short group repeats its first row
+    F64x8 s[kTogether] = {};
+    int64_t i = 0;
+    for (; i + kSquareLanes <= cols; i += kSquareLanes) {
+      F32x8 af;
+      __builtin_memcpy(&af, a + i, sizeof af);
+      const F64x8 ad = __builtin_convertvector(af, F64x8);
+      for (int64_t r = 0; r < kTogether; ++r) {
+        const F64x8 wd = lanes_f64<ST>(rows[r], i);
+        s[r] += wd * wd * ad;
+      }
     }
+    for (; i < cols; ++i) {
+      const double ai = a[i];
+      for (int64_t r = 0; r < kTogether; ++r) {
+        const double wd = qk::load_as_f32(rows[r], ST, i);
+        s[r][i % kSquareLanes] += wd * wd * ai;
+      }
+    }
+    for (int64_t r = 0; r < kTogether && k0 + r < n; ++r)
+      out[j0 + k0 + r] = static_cast<float>(((s[r][0] + s[r][1]) + (s[r][2] + s[r][3])) + ((s[r][4] + s[r][5]) + (s[r][6] + s[r][7])));
   }
-  for (int64_t k = 0; k < n; ++k) out[j0 + k] = static_cast<float>(s[k]);
 }
 
 // row_squares for BF16 (checkpoints' usual dtype), compiled also for AVX2 and AVX-512 where the CPU has
-// them: the eight rows' chains go side by side in vector lanes. Each lane's operations are the scalar
-// loop's (no contraction: -ffp-contract=off), so every version gives the same floats.
+// them: a row's eight partial sums go side by side in vector lanes. Each lane's operations are the
+// scalar loop's (no contraction: -ffp-contract=off), so every version gives the same floats.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
@@ -648,38 +699,179 @@ void row_squares_bf16(const uint8_t* W, int64_t cols, int64_t j0, int64_t n, con
   row_squares<DType::BF16>(W, cols, j0, n, a, out);
 }
 
-// weightedRowSquares: out[j] = sum_i W[j, i]^2 * a[i] for every row of a [rows, cols] F32/F16/BF16 matrix
-// (the column importance pre-pass of --method search, src/quant/importance.ts). Each row is summed in
-// double, in column order, as ((w * w) * a) then +=, the very operations of the JS it replaces, so the
-// result is the same float for any thread count; rows run in parallel.
-Napi::Value WeightedRowSquares(const Napi::CallbackInfo& info) {
+// The first failure of the reads of one call (worker threads must not throw; it is reported after).
+struct ReadFailure {
+  std::atomic<int> code{0};  // errno, or -1 for a file that ends early, -2 for no memory
+  std::atomic<int64_t> at{0};
+
+  void record(int c, int64_t where) {
+    int expected = 0;
+    if (code.compare_exchange_strong(expected, c)) at.store(where);
+  }
+  bool failed() const { return code.load(std::memory_order_relaxed) != 0; }
+
+  // Reads [where, where + len) of fd into buf; false (and recorded) on a read error or the file's end.
+  bool read(int fd, uint8_t* buf, int64_t len, int64_t where) {
+    for (int64_t done = 0; done < len;) {
+      const ssize_t r = pread(fd, buf + done, static_cast<size_t>(len - done), static_cast<off_t>(where + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        record(r < 0 ? errno : -1, where + done);
+        return false;
+      }
+      done += r;
+    }
+    return true;
+  }
+
+  // Throws (on the worker's own thread, which turns it into a rejection) what was recorded; `end` is
+  // the byte after the tensor's data.
+  void rethrow(int64_t end) const {
+    const int c = code.load();
+    if (c == -2) throw std::bad_alloc();
+    if (c == -1) throw std::runtime_error("the file ends at byte " + std::to_string(at.load()) + ", before the end of the tensor's data (byte " + std::to_string(end) + ")");
+    if (c > 0) throw std::runtime_error(std::string("cannot read the file at byte ") + std::to_string(at.load()) + ": " + std::strerror(c));
+  }
+};
+
+// The arguments both file readers share: the open file, the byte offset of a [rows, cols] matrix in it.
+struct FileMatrix {
+  int fd;
+  int64_t offset, rows, cols, row_bytes;
+  DType dtype;
+};
+
+FileMatrix parse_file_matrix(const Napi::Object& o) {
+  FileMatrix m{};
+  m.rows = get_int(o, "rows", 1, int64_t{1} << 40);
+  m.cols = get_int(o, "cols", 1, int64_t{1} << 32);
+  m.dtype = parse_dtype(get_string(o, "srcDtype"), "srcDtype");
+  m.fd = static_cast<int>(get_int(o, "fd", 0, 1 << 30));
+  m.offset = get_int(o, "offset", 0, int64_t{1} << 52);
+  m.row_bytes = checked_mul(m.cols, m.dtype == DType::F32 ? 4 : 2, "row size");
+  if (checked_mul(m.rows, m.row_bytes, "matrix size") > (int64_t{1} << 52) - m.offset) fail("offset + matrix size is beyond any file");
+  return m;
+}
+
+Float32Out get_f32_out(const Napi::Object& o, int64_t n, const char* what) {
+  Napi::Value ov = o.Get("out");
+  if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("out must be a Float32Array");
+  Bytes out = get_bytes(ov, "out");
+  if (static_cast<int64_t>(out.len) != checked_mul(n, 4, "out size")) fail(std::string("out must hold one value per ") + what);
+  float* p = reinterpret_cast<float*>(out.ptr);
+  return {p, std::move(out)};
+}
+
+// weightedRowSquaresFile: out[j] = row_squares of row j of the matrix (the column importance pre-pass of
+// --method search, src/quant/importance.ts). The addon's threads read a few hundred KiB of rows at a time
+// into a buffer that stays in each core's cache and sum them there: reading the tensor into a buffer of
+// its own first doubled the pre-pass's memory traffic (the copy out of the page cache went to DRAM, the
+// sums read it back). The result is the same float for any thread count; rows run in parallel.
+constexpr int64_t kFileChunkBytes = int64_t{256} << 10;
+
+Napi::Value WeightedRowSquaresFile(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
-    const int64_t rows = get_int(o, "rows", 1, int64_t{1} << 40), cols = get_int(o, "cols", 1, int64_t{1} << 32);
-    const DType st = parse_dtype(get_string(o, "srcDtype"), "srcDtype");
-    Bytes src = get_bytes(o.Get("src"), "src");
-    need_bytes(src, checked_mul(checked_mul(rows, cols, "matrix size"), st == DType::F32 ? 4 : 2, "matrix size"), "src");
+    const FileMatrix m = parse_file_matrix(o);
     std::vector<Bytes> keep;
-    const float* a = get_f32(o, "a", cols, keep, "");
-    Napi::Value ov = o.Get("out");
-    if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail("out must be a Float32Array");
-    Bytes out = get_bytes(ov, "out");
-    if (static_cast<int64_t>(out.len) != checked_mul(rows, 4, "out size")) fail("out must hold one value per row");
-    const uint8_t* W = src.ptr;
-    float* O = reinterpret_cast<float*>(out.ptr);
-    keep.push_back(std::move(src));
-    keep.push_back(std::move(out));
+    const float* a = get_f32(o, "a", m.cols, keep, "");
+    Float32Out out = get_f32_out(o, m.rows, "row");
+    float* O = out.ptr;
+    keep.push_back(std::move(out.keep));
     const int threads = get_threads(o);
-    return queued(new TaskWorker(info.Env(), std::move(keep), [W, O, a, rows, cols, st, threads]() {
-      const int64_t blocks = (rows + kSquareRows - 1) / kSquareRows;
-      qk::parallel_for(threads, blocks, [&](int64_t b) {
-        const int64_t j = b * kSquareRows, n = rows - j < kSquareRows ? rows - j : kSquareRows;
-        switch (st) {
-          case DType::F32: row_squares<DType::F32>(W, cols, j, n, a, O); break;
-          case DType::F16: row_squares<DType::F16>(W, cols, j, n, a, O); break;
-          default: row_squares_bf16(W, cols, j, n, a, O); break;
+    return queued(new TaskWorker(info.Env(), std::move(keep), [O, a, m, threads]() {
+      const int64_t per = std::max<int64_t>(1, kFileChunkBytes / m.row_bytes);  // rows per chunk
+      const int64_t chunks = (m.rows + per - 1) / per;
+      ReadFailure failure;
+      qk::parallel_for(threads, chunks, [&](int64_t c) {
+        if (failure.failed()) return;
+        const int64_t j0 = c * per, n = std::min(per, m.rows - j0), len = n * m.row_bytes;
+        thread_local std::vector<uint8_t> buf;
+        try {
+          if (static_cast<int64_t>(buf.size()) < len) buf.resize(static_cast<size_t>(len));
+        } catch (const std::bad_alloc&) {
+          failure.record(-2, 0);
+          return;
+        }
+        if (!failure.read(m.fd, buf.data(), len, m.offset + j0 * m.row_bytes)) return;
+        for (int64_t j = 0; j < n; j += kSquareRows) {
+          const int64_t k = std::min(kSquareRows, n - j);
+          switch (m.dtype) {
+            case DType::F32: row_squares<DType::F32>(buf.data(), m.cols, j, k, a, O + j0); break;
+            case DType::F16: row_squares<DType::F16>(buf.data(), m.cols, j, k, a, O + j0); break;
+            default: row_squares_bf16(buf.data(), m.cols, j, k, a, O + j0); break;
+          }
         }
       });
+      failure.rethrow(m.offset + m.rows * m.row_bytes);
+    }));
+  });
+}
+
+// out[i] for columns [i0, i0 + n) accumulates rows [0, rows) of a chunk in row order, each step
+// out[i] = f32(out[i] + w * w) computed in double: the operations of the JS loop it replaced (JS
+// multiplies and adds in double and a Float32Array store rounds), so the same floats.
+template <DType ST>
+inline __attribute__((always_inline)) void column_squares(const uint8_t* chunk, int64_t cols, int64_t rows, int64_t i0, int64_t n, float* out) {
+  constexpr int64_t size = ST == DType::F32 ? 4 : 2;
+  for (int64_t j = 0; j < rows; ++j) {
+    const uint8_t* row = chunk + j * cols * size;
+    int64_t i = i0;
+    for (; i + kSquareLanes <= i0 + n; i += kSquareLanes) {
+      const F64x8 w = lanes_f64<ST>(row, i);
+      F32x8 acc;
+      __builtin_memcpy(&acc, out + i, sizeof acc);
+      acc = __builtin_convertvector(__builtin_convertvector(acc, F64x8) + w * w, F32x8);
+      __builtin_memcpy(out + i, &acc, sizeof acc);
+    }
+    for (; i < i0 + n; ++i) {
+      const double w = qk::load_as_f32(row, ST, i);
+      out[i] = static_cast<float>(static_cast<double>(out[i]) + w * w);
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void column_squares_bf16(const uint8_t* chunk, int64_t cols, int64_t rows, int64_t i0, int64_t n, float* out) {
+  column_squares<DType::BF16>(chunk, cols, rows, i0, n, out);
+}
+
+// columnSquaresFile: out[i] += sum over rows of W[j, i]^2, row after row (column_squares), for the
+// matrix in the file (the embedding's per-column variance the importance pre-pass starts from; a
+// 128k-token vocabulary's took 1 s in JS). Read in chunks of a few MiB of rows; each chunk's columns
+// are split among the threads, so the order, and the floats, do not depend on the thread count.
+constexpr int64_t kColumnChunkBytes = int64_t{4} << 20;
+constexpr int64_t kColumnBlock = 256;
+
+Napi::Value ColumnSquaresFile(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const FileMatrix m = parse_file_matrix(o);
+    Float32Out out = get_f32_out(o, m.cols, "column");
+    float* O = out.ptr;
+    std::vector<Bytes> keep;
+    keep.push_back(std::move(out.keep));
+    const int threads = get_threads(o);
+    return queued(new TaskWorker(info.Env(), std::move(keep), [O, m, threads]() {
+      const int64_t per = std::max<int64_t>(1, kColumnChunkBytes / m.row_bytes);
+      std::vector<uint8_t> buf(static_cast<size_t>(std::min(per, m.rows) * m.row_bytes));
+      ReadFailure failure;
+      const int64_t blocks = (m.cols + kColumnBlock - 1) / kColumnBlock;
+      for (int64_t j0 = 0; j0 < m.rows; j0 += per) {
+        const int64_t n = std::min(per, m.rows - j0);
+        if (!failure.read(m.fd, buf.data(), n * m.row_bytes, m.offset + j0 * m.row_bytes)) break;
+        qk::parallel_for(threads, blocks, [&](int64_t b) {
+          const int64_t i0 = b * kColumnBlock, k = std::min(kColumnBlock, m.cols - i0);
+          switch (m.dtype) {
+            case DType::F32: column_squares<DType::F32>(buf.data(), m.cols, n, i0, k, O); break;
+            case DType::F16: column_squares<DType::F16>(buf.data(), m.cols, n, i0, k, O); break;
+            default: column_squares_bf16(buf.data(), m.cols, n, i0, k, O); break;
+          }
+        });
+      }
+      failure.rethrow(m.offset + m.rows * m.row_bytes);
     }));
   });
 }
@@ -914,7 +1106,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantize", Napi::Function::New(env, Quantize));
   exports.Set("dequantize", Napi::Function::New(env, Dequantize));
   exports.Set("errorStats", Napi::Function::New(env, ErrorStatsFn));
-  exports.Set("weightedRowSquares", Napi::Function::New(env, WeightedRowSquares));
+  exports.Set("weightedRowSquaresFile", Napi::Function::New(env, WeightedRowSquaresFile));
+  exports.Set("columnSquaresFile", Napi::Function::New(env, ColumnSquaresFile));
   exports.Set("layout", Napi::Function::New(env, Layout));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("llamaLogits", Napi::Function::New(env, LlamaLogits));

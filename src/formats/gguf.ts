@@ -271,7 +271,7 @@ function makeFormat(runnable: boolean): OutputFormat {
     async write(plan, dir, ctx) {
       const f = plan.files[0]!;
       const { header, infos, fileBytes } = encode(plan.entries, f.gguf!);
-      const out = await AtomicFile.create(join(dir, f.name));
+      const out = await AtomicFile.create(join(dir, f.name), { direct: true });
       try {
         await out.write(header);
         for (const [i, e] of plan.entries.entries()) {

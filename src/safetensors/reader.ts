@@ -92,6 +92,11 @@ export class SafetensorsReader {
     return buf;
   }
 
+  /** Where a tensor's bytes are, for code that reads them itself (the addon's row sums): the open file and the byte offset. */
+  location(t: TensorInfo): { fd: number; offset: number } {
+    return { fd: this.fh.fd, offset: this.header.dataStart + t.begin };
+  }
+
   /** Reads `target.length` bytes of a tensor starting `offset` bytes into its data. */
   async readRange(t: TensorInfo, offset: number, target: Uint8Array): Promise<Uint8Array> {
     if (offset < 0 || offset + target.length > t.end - t.begin) throw new RangeError(`range [${offset}, ${offset + target.length}) is outside tensor ${t.name}`);

@@ -67,7 +67,7 @@ export class SafetensorsWriter {
 
   static async create(path: string, entries: readonly TensorEntry[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
     const header = encodeHeader(entries, metadata);
-    const file = await AtomicFile.create(path);
+    const file = await AtomicFile.create(path, { direct: true });
     try {
       await file.write(header.bytes);
     } catch (e) {

@@ -116,7 +116,7 @@ export const onnxFormat: OutputFormat = {
     await mkdir(join(dir, ONNX_DIR)).catch((e) => {
       throw ioError('ERR_IO', join(dir, ONNX_DIR), e, 'cannot create');
     });
-    const out = await AtomicFile.create(join(dir, ONNX_DIR, l.dataFile));
+    const out = await AtomicFile.create(join(dir, ONNX_DIR, l.dataFile), { direct: true });
     try {
       // An entry's parts are consecutive chunks: materialize it at its first one.
       let current: { entry: PlanEntry; bytes: Uint8Array[] } | undefined;
