@@ -74,6 +74,8 @@ export interface LayoutInfo {
   dataBytesPerRow: number;
   scaleBytesPerRow: number;
   zeroBytesPerRow: number;
+  /** Rows per unit of the kernels' work: per-unit results (error sums) are merged in this unit's order. */
+  rowsPerChunk: number;
 }
 
 export interface AddonInfo {
@@ -102,8 +104,10 @@ export interface Addon {
    * `weights`: one non-negative importance per column, for method 'search' (optional) and 'imatrix' (required).
    * `rowOrder`: output row r is quantized from source row rowOrder[r] (a permutation of the rows).
    * `measure`: also measure the round trip's error while each chunk is in cache (status.errors).
+   * `errorsFrom` (with measure): the sums of the rows before, in an earlier call, that the measurement
+   * continues from: a tensor quantized in calls of whole `rowsPerChunk` units gets the sums of one call.
    */
-  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array; rowOrder?: Int32Array; measure?: boolean }): Promise<QuantizeStatus>;
+  quantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; weights?: Float32Array; rowOrder?: Int32Array; measure?: boolean; errorsFrom?: ErrorSums }): Promise<QuantizeStatus>;
   dequantize(args: TensorArgs & { parts: QuantizedParts; out: Float32Array }): Promise<void>;
   errorStats(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; parts: QuantizedParts }): Promise<ErrorSums>;
   /**

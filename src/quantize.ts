@@ -12,7 +12,7 @@ import { NonFiniteCheck, type NonFiniteCopy } from './finite.js';
 import { rowOrderOf, transformTensor } from './formats/gguf-arch.js';
 import { QuantkitError } from './errors.js';
 import type { Materialized } from './formats/format.js';
-import { addon, allocateParts, newControl } from './native.js';
+import { type KernelSpec, type QuantizeStatus, addon, allocateParts, newControl } from './native.js';
 import { Prefetcher } from './prefetch.js';
 import { stagedOutput } from './staged-output.js';
 import { BufferPool } from './buffer-pool.js';
@@ -26,6 +26,7 @@ import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { type VerificationInfo, type VerifyMode, Measurements, checkWritten, checksumList, compareChecksums } from './written-check.js';
 import { type AutoSummary, autoSummary, prepareQuantizer } from './quant/auto.js';
 import { estimateColumnImportance } from './quant/importance.js';
+import { ROW_CHUNKED_BYTES, quantizeInRowChunks } from './quant/row-chunks.js';
 import type { TensorQuantizer } from './quant/tensor-quantizer.js';
 import { VERSION } from './version.js';
 import { type EvaluationOutcome, evaluateWritten } from './eval/written-eval.js';
@@ -151,14 +152,26 @@ export function defaultThreads(): number {
  * `measure`, its error is measured from the in-memory buffers before they go on (written-check.ts).
  */
 export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: number, control: BigInt64Array, pool: BufferPool, quantizer: TensorQuantizer, finite: NonFiniteCheck, measure?: Measurements): Promise<Materialized> {
-  let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
-  let dtype = e.tensor.dtype;
   const t = e.treatment;
-  if (t.kind === 'keep') finite.check(bytes, e.tensor);
   // Where one kernel call quantizes the tensor, a row reorder (GGUF's rotary q/k rows) is applied by
   // the kernels as they read the rows, and the error is measured in the same pass: no reordered copy,
   // no second pass over the source.
   const direct = t.kind === 'quantize' && quantizer.passesThrough(t.spec);
+  const fused = direct && measure !== undefined;
+  if (t.kind === 'quantize' && direct && !t.transform && e.tensor.bytes > ROW_CHUNKED_BYTES) {
+    // Too large to read whole: a chunk of rows at a time (quant/row-chunks.ts), same bytes, same errors.
+    const { rows, cols } = t.view;
+    const parts = allocateParts(t.spec, rows, cols, (n) => pool.acquire(n));
+    const job = { name: e.tensor.name, spec: t.spec, rows, cols, srcDtype: e.tensor.dtype as FloatDtype, out: parts, threads, control, ...(fused ? { measure: true } : {}) };
+    const status = await quantizeInRowChunks(ckpt, e.tensor, job, quantizer, pool);
+    checkStatus(e, t.spec, cols, status);
+    if (fused && status.errors) measure.record(e, rows, cols, status.errors);
+    else if (measure) throw new QuantkitError('ERR_NATIVE', 'the addon measured no error for a tensor quantized in row chunks', { file: e.tensor.file, tensor: e.tensor.name });
+    return { kind: 'quantize', parts };
+  }
+  let bytes = await ckpt.read(e.tensor, pool.acquire(e.tensor.bytes));
+  let dtype = e.tensor.dtype;
+  if (t.kind === 'keep') finite.check(bytes, e.tensor);
   const rowOrder = direct && t.transform?.kind === 'unpermute-rope' ? rowOrderOf(e.tensor.shape[0]!, t.transform) : undefined;
   if (t.transform && !rowOrder) {
     const read = bytes;
@@ -176,23 +189,27 @@ export async function materialize(ckpt: Checkpoint, e: PlanEntry, threads: numbe
   const parts = allocateParts(t.spec, rows, cols, (n) => pool.acquire(n));
   const src = bytes;
   try {
-    const fused = direct && measure !== undefined;
     const status = await quantizer.quantize({ name: e.tensor.name, spec: t.spec, rows, cols, src, srcDtype: dtype as FloatDtype, out: parts, threads, control, ...(rowOrder ? { rowOrder } : {}), ...(fused ? { measure: true } : {}) });
-    const where = { file: e.tensor.file, tensor: e.tensor.name };
     if (rowOrder && !status.rowOrderApplied)
-      throw new QuantkitError('ERR_NATIVE', 'the loaded quantkit addon is older than its JavaScript (it ignored the row order): rebuild it (npm run build:native)', where);
-    if (status.nonfinite > 0) {
-      const i = status.firstNonfinite;
-      throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (--keep with --allow-non-finite stores it unquantized as it is)`, where);
-    }
-    if (status.scaleOverflow > 0)
-      throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${t.spec.scaleDtype} (first at row ${status.firstOverflowRow}); use --scale-dtype F32 or --keep`, where);
+      throw new QuantkitError('ERR_NATIVE', 'the loaded quantkit addon is older than its JavaScript (it ignored the row order): rebuild it (npm run build:native)', { file: e.tensor.file, tensor: e.tensor.name });
+    checkStatus(e, t.spec, cols, status);
     if (fused && status.errors) measure.record(e, rows, cols, status.errors);
     else await measure?.quantized(e, t.spec, rows, cols, src, dtype as FloatDtype, parts, threads);
   } finally {
     pool.release(src);
   }
   return { kind: 'quantize', parts };
+}
+
+/** Refuses a tensor with NaN/Inf weights or scales that overflow their dtype, naming file, tensor and where. */
+function checkStatus(e: PlanEntry, spec: KernelSpec, cols: number, status: QuantizeStatus): void {
+  const where = { file: e.tensor.file, tensor: e.tensor.name };
+  if (status.nonfinite > 0) {
+    const i = status.firstNonfinite;
+    throw new QuantkitError('ERR_NONFINITE', `${status.nonfinite} NaN/Inf weight(s), the first at row ${Math.floor(i / cols)}, column ${i % cols}: refusing to quantize (--keep with --allow-non-finite stores it unquantized as it is)`, where);
+  }
+  if (status.scaleOverflow > 0)
+    throw new QuantkitError('ERR_SCALE_OVERFLOW', `${status.scaleOverflow} group scale(s) overflow ${spec.scaleDtype} (first at row ${status.firstOverflowRow}); use --scale-dtype F32 or --keep`, where);
 }
 
 /** Quantizes a checkpoint directory end to end; see the module comment for the guarantees. */

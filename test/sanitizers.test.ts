@@ -31,7 +31,7 @@ describe('sanitizers', () => {
     expect(env.QUANTKIT_ADDON).toMatch(/build-asan/);
     const results = join(ROOT, 'build-asan', 'results.json');
     rmSync(results, { force: true });
-    const r = spawnSync('npx', ['vitest', 'run', 'test/kernels/kernels.test.ts', 'test/e2e/quantize.test.ts', 'test/property.test.ts', 'test/eval/binding.test.ts', '--reporter=json', `--outputFile=${results}`], {
+    const r = spawnSync('npx', ['vitest', 'run', 'test/kernels/kernels.test.ts', 'test/e2e/quantize.test.ts', 'test/property.test.ts', 'test/eval/binding.test.ts', 'test/quant/row-squares.test.ts', 'test/quant/row-chunks.test.ts', '--reporter=json', `--outputFile=${results}`], {
       cwd: ROOT,
       encoding: 'utf8',
       env,

@@ -271,8 +271,9 @@ class KernelWorker : public Napi::AsyncWorker {
 };
 
 // Error sums of chunks merged in row order: the same sums for any thread count.
-qk::ErrorStats merge_errors(const std::vector<qk::ErrorStats>& parts) {
-  qk::ErrorStats st;
+// Adds the chunks' sums to `st` in row order (from zero: the tensor's sums; from the sums of the rows
+// before: the same floats as if those rows had been in the same call).
+qk::ErrorStats merge_errors(const std::vector<qk::ErrorStats>& parts, qk::ErrorStats st = qk::ErrorStats()) {
   for (const qk::ErrorStats& p : parts) {
     st.sum_sq_err += p.sum_sq_err;
     st.sum_sq_ref += p.sum_sq_ref;
@@ -301,9 +302,9 @@ Napi::Object error_object(Napi::Env env, const qk::ErrorStats& st) {
 class QuantizeWorker : public KernelWorker {
  public:
   QuantizeWorker(Napi::Env env, const qk::KernelTable& k, RunOptions ro, QuantSpec spec, Shape s, Source src, Parts out, Bytes weights,
-                 Bytes factor = Bytes(), Bytes row_order = Bytes(), bool measure = false)
+                 Bytes factor = Bytes(), Bytes row_order = Bytes(), bool measure = false, qk::ErrorStats errors_from = qk::ErrorStats())
       : KernelWorker(env, k, std::move(ro)), spec_(spec), shape_(s), src_(std::move(src)), out_(std::move(out)), weights_(std::move(weights)),
-        factor_(std::move(factor)), row_order_(std::move(row_order)), measure_(measure) {
+        factor_(std::move(factor)), row_order_(std::move(row_order)), measure_(measure), errors_from_(errors_from) {
     spec_.weights = reinterpret_cast<const float*>(weights_.ptr);
   }
 
@@ -345,7 +346,7 @@ class QuantizeWorker : public KernelWorker {
       if (p.scale_overflow && status_.scale_overflow == 0) status_.first_overflow_row = p.first_overflow_row;
       status_.scale_overflow += p.scale_overflow;
     }
-    if (measure_) errors_ = merge_errors(errors);
+    if (measure_) errors_ = merge_errors(errors, errors_from_);
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -368,6 +369,7 @@ class QuantizeWorker : public KernelWorker {
   Bytes factor_;     // GPTQ's factor (gptq_factor), or empty
   Bytes row_order_;  // Int32Array permutation of the rows, or empty
   bool measure_;
+  qk::ErrorStats errors_from_;  // the sums the measurement starts from (the rows before, in an earlier call)
   qk::QuantStatus status_;
   qk::ErrorStats errors_;
 };
@@ -504,6 +506,32 @@ Napi::Value queued(W* w) {
   return p;
 }
 
+// `errorsFrom`: the error sums of the rows before this call's (a tensor quantized in several calls),
+// from which this call's measurement continues; zero when absent.
+qk::ErrorStats get_errors_from(const Napi::Object& o) {
+  qk::ErrorStats st;
+  if (!o.Has("errorsFrom") || o.Get("errorsFrom").IsUndefined()) return st;
+  Napi::Value v = o.Get("errorsFrom");
+  if (!v.IsObject()) fail("errorsFrom must be an object of error sums");
+  const Napi::Object e = v.As<Napi::Object>();
+  auto num = [&](const char* k) {
+    Napi::Value x = e.Get(k);
+    if (!x.IsNumber()) fail(std::string("errorsFrom.") + k + " must be a number");
+    const double d = x.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0) || !std::isfinite(d)) fail(std::string("errorsFrom.") + k + " must be finite and not negative");
+    return d;
+  };
+  st.sum_sq_err = num("sumSqErr");
+  st.sum_sq_ref = num("sumSqRef");
+  st.max_abs_err = num("maxAbsErr");
+  const double count = num("count"), nonfinite = num("nonfinite");
+  if (count > 9007199254740992.0 || nonfinite > 9007199254740992.0 || count != std::floor(count) || nonfinite != std::floor(nonfinite))
+    fail("errorsFrom.count and errorsFrom.nonfinite must be whole numbers");
+  st.count = static_cast<int64_t>(count);
+  st.nonfinite = static_cast<int64_t>(nonfinite);
+  return st;
+}
+
 Napi::Value Quantize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
@@ -518,8 +546,10 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
       fail("weights apply to spec.method 'search' or 'imatrix' only");
     Bytes order = get_row_order(o, s);
     const bool measure = o.Has("measure") && o.Get("measure").ToBoolean().Value();
+    const qk::ErrorStats from = get_errors_from(o);
+    if (o.Has("errorsFrom") && !measure) fail("errorsFrom applies with measure only");
     return queued(new QuantizeWorker(info.Env(), kernels(), get_run_options(o), spec, s, std::move(src), std::move(out), std::move(weights), Bytes(),
-                                     std::move(order), measure));
+                                     std::move(order), measure, from));
   });
 }
 
@@ -1074,6 +1104,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
     r.Set("dataBytesPerRow", static_cast<double>(qk::data_bytes_per_row(spec, cols)));
     r.Set("scaleBytesPerRow", static_cast<double>(qk::scale_bytes_per_row(spec, cols)));
     r.Set("zeroBytesPerRow", static_cast<double>(qk::zero_bytes_per_row(spec, cols)));
+    r.Set("rowsPerChunk", static_cast<double>(qk::rows_per_chunk(cols)));  // the kernels' unit of work and of merged sums
     return r;
   });
 }

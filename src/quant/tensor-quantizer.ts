@@ -5,7 +5,7 @@
  * best of these by measured error (src/quant/auto.ts). The one place `quantize` and the in-memory
  * evaluation call the kernels from.
  */
-import { addon, allocateParts, type KernelMethod, type KernelSpec, type QuantizedParts, type QuantizeStatus } from '../native.js';
+import { addon, allocateParts, type ErrorSums, type KernelMethod, type KernelSpec, type QuantizedParts, type QuantizeStatus } from '../native.js';
 import { toFloat32 } from '../convert.js';
 import type { FloatDtype } from '../safetensors/dtypes.js';
 import type { Calibration } from './calibration.js';
@@ -25,6 +25,8 @@ export interface TensorJob {
   rowOrder?: Int32Array;
   /** Measure the round trip's error in the same pass (only where passesThrough; the status carries it). */
   measure?: boolean;
+  /** With measure: the error sums of the rows before (row-chunks.ts), continued by this call. */
+  errorsFrom?: ErrorSums;
 }
 
 /** One way to choose a tensor's scales: a kernel method, and for GPTQ the Hessian damping (a fraction of its mean diagonal). */
@@ -92,9 +94,10 @@ export class TensorQuantizer {
   /**
    * Whether quantize(job) for this spec is one addon().quantize call given the job as it is (no auto
    * choice between candidates, no GPTQ), so that the job's rowOrder and measure reach the kernels.
+   * Without a calibration 'gptq' is the search (quantizeWith), as auto's fallback on large models plans it.
    */
   passesThrough(spec: KernelSpec): boolean {
-    return !this.auto && spec.method !== 'gptq';
+    return !this.auto && (spec.method !== 'gptq' || !this.calibration);
   }
 
   quantize(job: TensorJob): Promise<QuantizeStatus> {

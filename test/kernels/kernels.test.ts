@@ -232,7 +232,10 @@ describe('the binding rejects bad arguments with a TypeError instead of crashing
     expect(A.layout({ spec: ggmlSpec('q8_0'), cols: 4096 }).dataBytesPerRow).toBe(128 * 34);
     const int4: KernelSpec = { scheme: 'int_asym', bits: 4, group: 128, scaleDtype: 'BF16' };
     expect(A.layout({ spec: int4, cols: 172 * 4 })).toMatchObject({ error: 'group size must divide the row length' });
-    expect(A.layout({ spec: int4, cols: 4096 })).toEqual({ error: null, dataBytesPerRow: 2048, scaleBytesPerRow: 64, zeroBytesPerRow: 32 });
+    expect(A.layout({ spec: int4, cols: 4096 })).toEqual({ error: null, dataBytesPerRow: 2048, scaleBytesPerRow: 64, zeroBytesPerRow: 32, rowsPerChunk: 16 });
+    // The kernels' unit of work: about 64K elements of whole rows, at least one row.
+    expect(A.layout({ spec: int4, cols: 128 }).rowsPerChunk).toBe(512);
+    expect(A.layout({ spec: int4, cols: 3 * 2 ** 16 }).rowsPerChunk).toBe(1);
   });
 });
 
@@ -244,7 +247,7 @@ describe("llama.cpp's quantizer types (K-quants, Q5_0/Q5_1, imatrix): the bindin
 
   it('block layouts are ggml\'s: bytes per block of 32 or super-block of 256', () => {
     for (const [scheme, bits, group, bytes] of TYPES) {
-      expect(A.layout({ spec: spec(scheme, bits, group), cols: 4096 }), scheme).toEqual({ error: null, dataBytesPerRow: (4096 / group) * bytes, scaleBytesPerRow: 0, zeroBytesPerRow: 0 });
+      expect(A.layout({ spec: spec(scheme, bits, group), cols: 4096 }), scheme).toEqual({ error: null, dataBytesPerRow: (4096 / group) * bytes, scaleBytesPerRow: 0, zeroBytesPerRow: 0, rowsPerChunk: 16 });
       expect(A.layout({ spec: spec(scheme, bits, group, 'imatrix'), cols: 4096 }).error, scheme).toBeNull();
     }
   });
