@@ -69,11 +69,12 @@ export class DirectSink {
 
   /**
    * Creates `path` (exclusively) for direct writing, or returns undefined where that is not possible
-   * (the caller then opens it as usual).
+   * (the caller then opens it as usual). `staging` gives the two staging buffers (tests give unaligned
+   * ones, which the kernel refuses at the first write, to exercise the fallback).
    */
-  static async create(path: string): Promise<{ sink: DirectSink; fh: FileHandle } | undefined> {
+  static async create(path: string, staging: () => Uint8Array | undefined = stagingBuffer): Promise<{ sink: DirectSink; fh: FileHandle } | undefined> {
     if (!directIoWanted()) return undefined;
-    const a = stagingBuffer(), b = a && stagingBuffer();
+    const a = staging(), b = a && staging();
     if (!a || !b) {
       if (a) spare.push(a);
       return undefined;
