@@ -23,8 +23,12 @@ const STAGE_BYTES = 8 * 2 ** 20;
 
 export const directIoWanted = (): boolean => process.env.QUANTKIT_DIRECT_IO !== '0' && typeof constants.O_DIRECT === 'number';
 
-/** Staging buffers of finished files, for the next (a run writes its files one after another). */
+/** Staging buffers of finished files, for the next (a run writes its files one after another): two at most. */
 const spare: Uint8Array[] = [];
+
+function giveBack(buffers: Uint8Array[]): void {
+  for (const b of buffers) if (spare.length < 2) spare.push(b);
+}
 
 function stagingBuffer(): Uint8Array | undefined {
   const reused = spare.pop();
@@ -65,6 +69,8 @@ export class DirectSink {
     private readonly fh: FileHandle,
     private readonly path: string,
     private readonly stages: [Uint8Array, Uint8Array],
+    /** Whether the staging buffers are the module's own, to be reused by the next file. */
+    private readonly ownStages: boolean,
   ) {}
 
   /**
@@ -74,20 +80,21 @@ export class DirectSink {
    */
   static async create(path: string, staging: () => Uint8Array | undefined = stagingBuffer): Promise<{ sink: DirectSink; fh: FileHandle } | undefined> {
     if (!directIoWanted()) return undefined;
+    const own = staging === stagingBuffer;
     const a = staging(), b = a && staging();
     if (!a || !b) {
-      if (a) spare.push(a);
+      if (a && own) giveBack([a]);
       return undefined;
     }
     let fh: FileHandle;
     try {
       fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o644);
     } catch (e) {
-      spare.push(a, b);
+      if (own) giveBack([a, b]);
       if ((e as NodeJS.ErrnoException).code === 'EINVAL') return undefined;  // the filesystem has no O_DIRECT
       throw e;
     }
-    return { sink: new DirectSink(fh, path, [a, b]), fh };
+    return { sink: new DirectSink(fh, path, [a, b], own), fh };
   }
 
   async write(data: Uint8Array): Promise<void> {
@@ -122,7 +129,7 @@ export class DirectSink {
     await this.inflight;
     await this.buffered?.close().catch(() => undefined);
     this.buffered = undefined;
-    for (const s of this.stages) if (spare.length < 2) spare.push(s);
+    if (this.ownStages) giveBack(this.stages);
   }
 
   private async submit(length: number): Promise<void> {
