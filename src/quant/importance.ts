@@ -77,8 +77,8 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
   if (!embed || embed.shape.length !== 2 || !Number.isSafeInteger(layers) || layers < 1) return out;
   const hidden = embed.shape[1]!;
   const addOne = config.model_type === 'gemma' || config.model_type === 'gemma2';
-  // Norm gains and the embedding are read whole (into reused buffers); the matrices are summed by the
-  // addon as it reads them (weightedRowSquares).
+  // Norm gains are read whole (into reused buffers); the embedding and the matrices are summed by the
+  // addon as it reads them (columnSquaresFile, weightedRowSquares).
   const withBytes = async <T>(t: CheckpointTensor, fn: (bytes: Uint8Array) => T | Promise<T>): Promise<T> => {
     signal?.throwIfAborted();
     const bytes = await ckpt.read(t, pool.acquire(t.bytes));
