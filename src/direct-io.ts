@@ -21,7 +21,7 @@ const DIRECT_ALIGN = 4096;
 /** Each of the two staging buffers. */
 const STAGE_BYTES = 8 * 2 ** 20;
 
-export const directIoWanted = (): boolean => process.env.QUANTKIT_DIRECT_IO !== '0' && typeof constants.O_DIRECT === 'number';
+const directIoWanted = (): boolean => process.env.QUANTKIT_DIRECT_IO !== '0' && typeof constants.O_DIRECT === 'number';
 
 /** Staging buffers of finished files, for the next (a run writes its files one after another): two at most. */
 const spare: Uint8Array[] = [];

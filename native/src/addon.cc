@@ -655,7 +655,6 @@ const float* get_f32(const Napi::Object& o, const char* key, int64_t count, std:
 // ((s0+s1)+(s2+s3)) + ((s4+s5)+(s6+s7)), and rounded to f32. A row's eight independent chains fill one
 // vector of doubles (one chain per row waited on the adder's latency); the order is the definition, so
 // every thread count and instruction set gives the same floats.
-constexpr int64_t kSquareRows = 8;  // rows per parallel task
 constexpr int64_t kSquareLanes = 8;
 
 // Eight lanes as one value: GCC/Clang vector extensions, which every target lowers to its own registers
@@ -671,9 +670,10 @@ struct Float32Out {
   Bytes keep;
 };
 
-// Eight lanes of a row from column i on, as doubles.
+// Eight lanes of a row from column i on, as doubles (into `out`: a 64-byte vector returned by value
+// would have an ABI that depends on AVX-512, which GCC warns about for the default clone).
 template <DType ST>
-inline __attribute__((always_inline)) F64x8 lanes_f64(const uint8_t* row, int64_t i) {
+inline __attribute__((always_inline)) void lanes_f64(const uint8_t* row, int64_t i, F64x8& out) {
   constexpr int64_t size = ST == DType::F32 ? 4 : 2;
   F32x8 w;
   if constexpr (ST == DType::BF16) {
@@ -684,10 +684,10 @@ inline __attribute__((always_inline)) F64x8 lanes_f64(const uint8_t* row, int64_
   } else {
     for (int64_t l = 0; l < kSquareLanes; ++l) w[l] = qk::load_as_f32(row, ST, i + l);
   }
-  return __builtin_convertvector(w, F64x8);
+  out = __builtin_convertvector(w, F64x8);
 }
 
-// out[j0 + k] = the row sum above for k < n (n <= kSquareRows). Four rows at a time: four independent
+// out[j0 + k] = the row sum above for k < n. Four rows at a time: four independent
 // chains of vector additions (one waited on the adder's latency, half the speed).
 template <DType ST>
 inline __attribute__((always_inline)) void row_squares(const uint8_t* W, int64_t cols, int64_t j0, int64_t n, const float* a, float* out) {
@@ -703,7 +703,8 @@ inline __attribute__((always_inline)) void row_squares(const uint8_t* W, int64_t
       __builtin_memcpy(&af, a + i, sizeof af);
       const F64x8 ad = __builtin_convertvector(af, F64x8);
       for (int64_t r = 0; r < kTogether; ++r) {
-        const F64x8 wd = lanes_f64<ST>(rows[r], i);
+        F64x8 wd;
+        lanes_f64<ST>(rows[r], i, wd);
         s[r] += wd * wd * ad;
       }
     }
@@ -778,7 +779,7 @@ FileMatrix parse_file_matrix(const Napi::Object& o) {
   m.dtype = parse_dtype(get_string(o, "srcDtype"), "srcDtype");
   m.fd = static_cast<int>(get_int(o, "fd", 0, 1 << 30));
   m.offset = get_int(o, "offset", 0, int64_t{1} << 52);
-  m.row_bytes = checked_mul(m.cols, m.dtype == DType::F32 ? 4 : 2, "row size");
+  m.row_bytes = checked_mul(m.cols, qk::dtype_size(m.dtype), "row size");
   if (checked_mul(m.rows, m.row_bytes, "matrix size") > (int64_t{1} << 52) - m.offset) fail("offset + matrix size is beyond any file");
   return m;
 }
@@ -824,13 +825,10 @@ Napi::Value WeightedRowSquaresFile(const Napi::CallbackInfo& info) {
           return;
         }
         if (!failure.read(m.fd, buf.data(), len, m.offset + j0 * m.row_bytes)) return;
-        for (int64_t j = 0; j < n; j += kSquareRows) {
-          const int64_t k = std::min(kSquareRows, n - j);
-          switch (m.dtype) {
-            case DType::F32: row_squares<DType::F32>(buf.data(), m.cols, j, k, a, O + j0); break;
-            case DType::F16: row_squares<DType::F16>(buf.data(), m.cols, j, k, a, O + j0); break;
-            default: row_squares_bf16(buf.data(), m.cols, j, k, a, O + j0); break;
-          }
+        switch (m.dtype) {
+          case DType::F32: row_squares<DType::F32>(buf.data(), m.cols, 0, n, a, O + j0); break;
+          case DType::F16: row_squares<DType::F16>(buf.data(), m.cols, 0, n, a, O + j0); break;
+          default: row_squares_bf16(buf.data(), m.cols, 0, n, a, O + j0); break;
         }
       });
       failure.rethrow(m.offset + m.rows * m.row_bytes);
@@ -848,7 +846,8 @@ inline __attribute__((always_inline)) void column_squares(const uint8_t* chunk, 
     const uint8_t* row = chunk + j * cols * size;
     int64_t i = i0;
     for (; i + kSquareLanes <= i0 + n; i += kSquareLanes) {
-      const F64x8 w = lanes_f64<ST>(row, i);
+      F64x8 w;
+      lanes_f64<ST>(row, i, w);
       F32x8 acc;
       __builtin_memcpy(&acc, out + i, sizeof acc);
       acc = __builtin_convertvector(__builtin_convertvector(acc, F64x8) + w * w, F32x8);

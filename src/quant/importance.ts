@@ -21,7 +21,7 @@ import type { Checkpoint, CheckpointTensor } from '../checkpoint.js';
 import { BufferPool } from '../buffer-pool.js';
 import { QuantkitError } from '../errors.js';
 import { addon } from '../native.js';
-import { type FloatDtype, isKernelFloat } from '../safetensors/dtypes.js';
+import { type FloatDtype, dtypeSize, isKernelFloat } from '../safetensors/dtypes.js';
 import { toFloat32 } from '../convert.js';
 
 const ATTN_INPUTS = ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight'];
@@ -33,28 +33,40 @@ function mean(a: Float32Array): number {
   return s / a.length;
 }
 
+/** A stored float matrix as the addon's file readers take it: the open file, the offset, its layout. */
+interface FileMatrix {
+  fd: number;
+  offset: number;
+  srcDtype: FloatDtype;
+  rows: number;
+  cols: number;
+}
+
+/**
+ * Runs one of the addon's file readers on the stored [rows, cols] float matrix t: refuses any other
+ * tensor (ERR_PLAN), and names the file and the tensor in a read error.
+ */
+async function readInAddon(ckpt: Checkpoint, t: CheckpointTensor, rows: number, cols: number, reader: (m: FileMatrix) => Promise<void>): Promise<void> {
+  const where = { file: t.file, tensor: t.name };
+  if (!isKernelFloat(t.dtype)) throw new QuantkitError('ERR_PLAN', `cannot read ${t.dtype} weights as floats`, where);
+  if (t.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols || t.bytes !== rows * cols * dtypeSize(t.dtype))
+    throw new QuantkitError('ERR_PLAN', `expected a [${rows}, ${cols}] matrix for the importance estimate, found [${t.shape.join(', ')}]`, where);
+  try {
+    await reader({ ...ckpt.location(t), srcDtype: t.dtype, rows, cols });
+  } catch (e) {
+    throw new QuantkitError('ERR_SAFETENSORS_DATA', (e as Error).message, where);
+  }
+}
+
 /**
  * sum_i W[j, i]^2 * a[i] for every row j of the stored [rows, cols] matrix t, read and summed by the
  * addon's threads straight from the checkpoint file (each row in double in one fixed order, eight
  * interleaved partial sums, so the same floats for any thread count or CPU).
  */
 async function weightedRowSquares(ckpt: Checkpoint, t: CheckpointTensor, rows: number, cols: number, a: Float32Array, threads?: number): Promise<Float32Array> {
-  checkMatrix(t, rows, cols);
   const out = new Float32Array(rows);
-  try {
-    await addon().weightedRowSquaresFile({ ...ckpt.location(t), srcDtype: t.dtype as FloatDtype, rows, cols, a, out, threads });
-  } catch (e) {
-    throw new QuantkitError('ERR_SAFETENSORS_DATA', (e as Error).message, { file: t.file, tensor: t.name });
-  }
+  await readInAddon(ckpt, t, rows, cols, (m) => addon().weightedRowSquaresFile({ ...m, a, out, threads }));
   return out;
-}
-
-/** Refuses a tensor the addon would read as other than a stored float [rows, cols] matrix. */
-function checkMatrix(t: CheckpointTensor, rows: number, cols: number): void {
-  const where = { file: t.file, tensor: t.name };
-  if (!isKernelFloat(t.dtype)) throw new QuantkitError('ERR_PLAN', `cannot read ${t.dtype} weights as floats`, where);
-  if (t.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols || t.bytes !== rows * cols * (t.dtype === 'F32' ? 4 : 2))
-    throw new QuantkitError('ERR_PLAN', `expected a [${rows}, ${cols}] matrix for the importance estimate, found [${t.shape.join(', ')}]`, where);
 }
 
 /** g^2 * r / mean(r): the importance of each input column of a matrix fed by RMSNorm(residual) * g. */
@@ -105,13 +117,8 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
   const residual = new Float32Array(hidden);
   {
     const rows = embed.shape[0]!;
-    checkMatrix(embed, rows, hidden);
     signal?.throwIfAborted();
-    try {
-      await addon().columnSquaresFile({ ...ckpt.location(embed), srcDtype: embed.dtype as FloatDtype, rows, cols: hidden, out: residual, threads });
-    } catch (e) {
-      throw new QuantkitError('ERR_SAFETENSORS_DATA', (e as Error).message, { file: embed.file, tensor: embed.name });
-    }
+    await readInAddon(ckpt, embed, rows, hidden, (m) => addon().columnSquaresFile({ ...m, out: residual, threads }));
     for (let i = 0; i < hidden; i++) residual[i] = residual[i]! / rows;
   }
   // Gives the matrices fed by RMSNorm(residual) * g (norm `gainName`) their importance; undefined when
