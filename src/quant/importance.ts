@@ -14,8 +14,8 @@
  * Other matrices (o_proj, down_proj, anything unrecognised) get no weights: their inputs are not
  * normalised, and estimating them was no better in our measurements (docs/quality.md).
  *
- * Recognises Llama-style names (Llama, Mistral, Qwen2, Gemma, the bundled models); for anything else
- * the result is empty and the search runs unweighted.
+ * Recognises Llama-style names (Llama, Mistral, Qwen2, Gemma, the bundled models) and Phi-3's fused
+ * qkv_proj/gate_up_proj; for anything else the result is empty and the search runs unweighted.
  */
 import type { Checkpoint, CheckpointTensor } from '../checkpoint.js';
 import { BufferPool } from '../buffer-pool.js';
@@ -24,8 +24,10 @@ import { addon } from '../native.js';
 import { type FloatDtype, dtypeSize, isKernelFloat } from '../safetensors/dtypes.js';
 import { toFloat32 } from '../convert.js';
 
-const ATTN_INPUTS = ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight'];
-const MLP_INPUTS = ['mlp.gate_proj.weight', 'mlp.up_proj.weight'];
+// Phi-3 stores q/k/v as one qkv_proj (q rows, then k, then v) and gate/up as one gate_up_proj (gate
+// rows, then up): the same inputs, so the same importance, and their parts are read as row ranges.
+const ATTN_INPUTS = ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight', 'self_attn.qkv_proj.weight'];
+const MLP_INPUTS = ['mlp.gate_proj.weight', 'mlp.up_proj.weight', 'mlp.gate_up_proj.weight'];
 
 function mean(a: Float32Array): number {
   let s = 0;
@@ -43,30 +45,40 @@ interface FileMatrix {
 }
 
 /**
- * Runs one of the addon's file readers on the stored [rows, cols] float matrix t: refuses any other
- * tensor (ERR_PLAN), and names the file and the tensor in a read error.
+ * Runs one of the addon's file readers on rows [firstRow, firstRow + rows) of the stored float matrix t,
+ * which must have `cols` columns: refuses any other tensor (ERR_PLAN), and names the file and the tensor
+ * in a read error. A row range is how a fused matrix (Phi-3's qkv_proj, gate_up_proj) gives its parts.
  */
-async function readInAddon(ckpt: Checkpoint, t: CheckpointTensor, rows: number, cols: number, reader: (m: FileMatrix) => Promise<void>): Promise<void> {
+async function readInAddon(ckpt: Checkpoint, t: CheckpointTensor, firstRow: number, rows: number, cols: number, reader: (m: FileMatrix) => Promise<void>): Promise<void> {
   const where = { file: t.file, tensor: t.name };
   if (!isKernelFloat(t.dtype)) throw new QuantkitError('ERR_PLAN', `cannot read ${t.dtype} weights as floats`, where);
-  if (t.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols || t.bytes !== rows * cols * dtypeSize(t.dtype))
-    throw new QuantkitError('ERR_PLAN', `expected a [${rows}, ${cols}] matrix for the importance estimate, found [${t.shape.join(', ')}]`, where);
+  const size = dtypeSize(t.dtype);
+  if (t.shape.length !== 2 || t.shape[1] !== cols || firstRow < 0 || firstRow + rows > t.shape[0]! || t.bytes !== t.shape[0]! * cols * size)
+    throw new QuantkitError('ERR_PLAN', `expected rows [${firstRow}, ${firstRow + rows}) of a matrix of ${cols} columns for the importance estimate, found [${t.shape.join(', ')}]`, where);
   try {
-    await reader({ ...ckpt.location(t), srcDtype: t.dtype, rows, cols });
+    const at = ckpt.location(t);
+    await reader({ fd: at.fd, offset: at.offset + firstRow * cols * size, srcDtype: t.dtype, rows, cols });
   } catch (e) {
     throw new QuantkitError('ERR_SAFETENSORS_DATA', (e as Error).message, where);
   }
 }
 
 /**
- * sum_i W[j, i]^2 * a[i] for every row j of the stored [rows, cols] matrix t, read and summed by the
- * addon's threads straight from the checkpoint file (each row in double in one fixed order, eight
- * interleaved partial sums, so the same floats for any thread count or CPU).
+ * sum_i W[j, i]^2 * a[i] for every row j of rows [firstRow, firstRow + rows) of the stored matrix t,
+ * read and summed by the addon's threads straight from the checkpoint file (each row in double in one
+ * fixed order, eight interleaved partial sums, so the same floats for any thread count or CPU).
  */
-async function weightedRowSquares(ckpt: Checkpoint, t: CheckpointTensor, rows: number, cols: number, a: Float32Array, threads?: number): Promise<Float32Array> {
+async function weightedRowSquares(ckpt: Checkpoint, t: CheckpointTensor, firstRow: number, rows: number, cols: number, a: Float32Array, threads?: number): Promise<Float32Array> {
   const out = new Float32Array(rows);
-  await readInAddon(ckpt, t, rows, cols, (m) => addon().weightedRowSquaresFile({ ...m, a, out, threads }));
+  await readInAddon(ckpt, t, firstRow, rows, cols, (m) => addon().weightedRowSquaresFile({ ...m, a, out, threads }));
   return out;
+}
+
+/** Rows [first, first + rows) of a stored matrix. */
+interface RowRange {
+  t: CheckpointTensor;
+  first: number;
+  rows: number;
 }
 
 /** g^2 * r / mean(r): the importance of each input column of a matrix fed by RMSNorm(residual) * g. */
@@ -100,9 +112,10 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
       pool.release(bytes);
     }
   };
-  const rowSquares = (t: CheckpointTensor, rows: number, cols: number, a: Float32Array): Promise<Float32Array> => {
+  /** Weighted row squares of rows [m.first, m.first + m.rows) of m.t. */
+  const rowSquares = (m: RowRange, cols: number, a: Float32Array): Promise<Float32Array> => {
     signal?.throwIfAborted();
-    return weightedRowSquares(ckpt, t, rows, cols, a, threads);
+    return weightedRowSquares(ckpt, m.t, m.first, m.rows, cols, a, threads);
   };
   const read = (t: CheckpointTensor) => withBytes(t, (b) => toFloat32(b, t.dtype));
   const gain = async (name: string): Promise<Float32Array | undefined> => {
@@ -118,7 +131,7 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
   {
     const rows = embed.shape[0]!;
     signal?.throwIfAborted();
-    await readInAddon(ckpt, embed, rows, hidden, (m) => addon().columnSquaresFile({ ...m, out: residual, threads }));
+    await readInAddon(ckpt, embed, 0, rows, hidden, (m) => addon().columnSquaresFile({ ...m, out: residual, threads }));
     for (let i = 0; i < hidden; i++) residual[i] = residual[i]! / rows;
   }
   // Gives the matrices fed by RMSNorm(residual) * g (norm `gainName`) their importance; undefined when
@@ -135,32 +148,51 @@ export async function estimateColumnImportance(ckpt: Checkpoint, signal?: AbortS
   };
   const heads = Number(config.num_attention_heads);
   const kvHeads = Number(config.num_key_value_heads ?? heads);
+  const headsOk = Number.isSafeInteger(heads) && Number.isSafeInteger(kvHeads) && kvHeads > 0 && heads % kvHeads === 0;
+  const whole = (t: CheckpointTensor): RowRange => ({ t, first: 0, rows: t.shape[0]! });
+  // The value rows of layer prefix p: v_proj, or the last kvHeads heads of a fused qkv_proj.
+  const valueRows = (p: string): (RowRange & { headDim: number }) | undefined => {
+    if (!headsOk) return undefined;
+    const v = stored(`${p}self_attn.v_proj.weight`);
+    if (v) return v.shape[1] === hidden && v.shape[0]! % kvHeads === 0 ? { ...whole(v), headDim: v.shape[0]! / kvHeads } : undefined;
+    const qkv = stored(`${p}self_attn.qkv_proj.weight`);
+    if (!qkv || qkv.shape.length !== 2 || qkv.shape[1] !== hidden || qkv.shape[0]! % (heads + 2 * kvHeads) !== 0) return undefined;
+    const headDim = qkv.shape[0]! / (heads + 2 * kvHeads);
+    return { t: qkv, first: (heads + kvHeads) * headDim, rows: kvHeads * headDim, headDim };
+  };
+  // The gate and up rows of layer prefix p: gate_proj and up_proj, or the two halves of gate_up_proj.
+  const mlpRows = (p: string): { gate: RowRange; up: RowRange } | undefined => {
+    const up = stored(`${p}mlp.up_proj.weight`), gate = stored(`${p}mlp.gate_proj.weight`);
+    if (up && gate) return up.shape[1] === hidden && gate.shape[1] === hidden && gate.shape[0] === up.shape[0] ? { gate: whole(gate), up: whole(up) } : undefined;
+    const fused = stored(`${p}mlp.gate_up_proj.weight`);
+    if (!fused || fused.shape.length !== 2 || fused.shape[1] !== hidden || fused.shape[0]! % 2 !== 0) return undefined;
+    const ffn = fused.shape[0]! / 2;
+    return { gate: { t: fused, first: 0, rows: ffn }, up: { t: fused, first: ffn, rows: ffn } };
+  };
   for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}.`;
     const attnIn = await normalisedInputs(`${p}input_layernorm.weight`, ATTN_INPUTS.map((n) => p + n));
     if (!attnIn) return out;
 
-    const v = stored(`${p}self_attn.v_proj.weight`), o = stored(`${p}self_attn.o_proj.weight`);
-    if (v && o && v.shape[1] === hidden && o.shape[0] === hidden && Number.isSafeInteger(heads) && kvHeads > 0 && heads % kvHeads === 0) {
+    const v = valueRows(p), o = stored(`${p}self_attn.o_proj.weight`);
+    if (v && o && o.shape[0] === hidden) {
       const rn = attnIn;  // g^2 * r / mean(r)
-      const sv = await rowSquares(v, v.shape[0]!, hidden, rn);
-      const headDim = v.shape[0]! / kvHeads;
+      const sv = await rowSquares(v, hidden, rn);
       const oCols = o.shape[1]!;
       const so = new Float32Array(oCols);
-      for (let c = 0; c < oCols; c++) so[c] = sv[Math.floor(c / headDim / (heads / kvHeads)) * headDim + (c % headDim)] ?? 0;
-      const add = await rowSquares(o, hidden, oCols, so);
+      for (let c = 0; c < oCols; c++) so[c] = sv[Math.floor(c / v.headDim / (heads / kvHeads)) * v.headDim + (c % v.headDim)] ?? 0;
+      const add = await rowSquares(whole(o), oCols, so);
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + 0.5 * add[i]!;
     }
 
     const mlpIn = await normalisedInputs(`${p}post_attention_layernorm.weight`, MLP_INPUTS.map((n) => p + n));
     if (!mlpIn) return out;
-    const up = stored(`${p}mlp.up_proj.weight`), gate = stored(`${p}mlp.gate_proj.weight`), down = stored(`${p}mlp.down_proj.weight`);
-    if (up && gate && down && up.shape[1] === hidden && gate.shape[0] === up.shape[0] && gate.shape[1] === hidden && down.shape[0] === hidden && down.shape[1] === up.shape[0]) {
-      const ffn = up.shape[0]!;
-      const su = await rowSquares(up, ffn, hidden, mlpIn);
-      const sg = await rowSquares(gate, ffn, hidden, mlpIn);
+    const mlp = mlpRows(p), down = stored(`${p}mlp.down_proj.weight`);
+    if (mlp && down && down.shape[0] === hidden && down.shape[1] === mlp.up.rows) {
+      const su = await rowSquares(mlp.up, hidden, mlpIn);
+      const sg = await rowSquares(mlp.gate, hidden, mlpIn);
       const sd = su.map((u, j) => 0.3 * u * sg[j]!);
-      const add = await rowSquares(down, hidden, ffn, sd);
+      const add = await rowSquares(whole(down), mlp.up.rows, sd);
       for (let i = 0; i < hidden; i++) residual[i] = residual[i]! + add[i]!;
     }
   }
