@@ -109,7 +109,9 @@ export function defaultOutputName(model: string, o: QuantizeOptions): string {
   const method = o.quantMethod && o.quantMethod !== 'rtn' && o.quantMethod !== 'auto' ? `-${o.quantMethod}` : '';
   if (o.ggufType) return `${name}-${o.ggufType}${method}-gguf`;
   if (o.onnxDtype) return `${name}-${o.onnxDtype}${method}-onnx`;
-  return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${o.mode ?? 'sym'}${method}-${o.format ?? 'safetensors'}`;
+  // auto without --sym/--asym chooses per tensor (zero points where they pay): its name says so, not sym.
+  const mode = o.mode ?? (o.quantMethod === 'auto' ? 'auto' : 'sym');
+  return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${mode}${method}-${o.format ?? 'safetensors'}`;
 }
 
 /**

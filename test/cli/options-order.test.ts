@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import yargs, { type CommandModule } from 'yargs';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, buildCli } from '../../src/cli/main.js';
+import { defaultOutputName } from '../../src/quantize.js';
 import { runCli } from '../helpers/cli.js';
 import { STORIES260K, tempDir } from '../helpers/models.js';
 
@@ -63,7 +64,8 @@ describe('the issue, run as written', () => {
     const r = runCli(['quantize', '--bits', '4', '--keep', '*norm*', 'models/stories260k'], { cwd: dir });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const report = JSON.parse(readFileSync(join(dir, 'stories260k-int4-g32-sym-safetensors', 'quantization-report.json'), 'utf8'));
+    // The default method (auto) chooses zero points per tensor, so the default folder says auto, not sym.
+    const report = JSON.parse(readFileSync(join(dir, 'stories260k-int4-g32-auto-safetensors', 'quantization-report.json'), 'utf8'));
     const norms = report.plan.filter((p: { name: string }) => /norm/.test(p.name));
     expect(norms.length).toBeGreaterThan(0);
     for (const p of norms) expect(p).toMatchObject({ treatment: 'kept', reason: 'matches --keep' });
@@ -104,5 +106,15 @@ describe('the issue, run as written', () => {
     const r = runCli(['quantize', '--bits', '4', '--keep', '*norm*']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe("quantkit: quantize needs <model>: quantkit quantize <model> [options] (see quantkit quantize --help)\n");
+  });
+});
+
+describe('the default output folder names what was asked', () => {
+  it('says auto where auto chooses the mode, and the mode where one was given or the method has none to choose', () => {
+    expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto' })).toBe('stories260k-int4-g32-auto-safetensors');
+    expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto', mode: 'sym' })).toBe('stories260k-int4-g32-sym-safetensors');
+    expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto', mode: 'asym' })).toBe('stories260k-int4-g32-asym-safetensors');
+    expect(defaultOutputName('models/stories260k', { bits: 8, quantMethod: 'rtn' })).toBe('stories260k-int8-g32-sym-safetensors');
+    expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'search', groupSize: 128 })).toBe('stories260k-int4-g128-sym-search-safetensors');
   });
 });
