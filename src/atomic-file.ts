@@ -15,14 +15,23 @@ export function temporaryName(path: string, tag = 'partial'): string {
 }
 
 /**
- * CRC-32 of every file an AtomicFile committed, by final path, computed from the bytes as they were
- * handed to write(): quantize takes those of its output directory for the report, and `--verify full`
- * compares them with the files read back (takeChecksums).
+ * CRC-32 of the files an AtomicFile committed under a watched directory, by final path, computed from
+ * the bytes as they were handed to write(): quantize watches its output directory and takes them for
+ * the report, and `--verify full` compares them with the files read back (takeChecksums). Files
+ * committed elsewhere (reports, other commands, a library user's own writes) are not recorded, so
+ * nothing is kept that nobody takes.
  */
 const committed = new Map<string, { bytes: number; crc32: number }>();
+const watched = new Set<string>();
 
-/** The checksums of the files committed under `dir` (removed from the record). */
+/** Records the checksums of files committed under `dir` from now until takeChecksums(dir). */
+export function watchChecksums(dir: string): void {
+  watched.add(dir);
+}
+
+/** The checksums of the files committed under `dir` (removed from the record), and stops watching it. */
 export function takeChecksums(dir: string): Map<string, { bytes: number; crc32: number }> {
+  watched.delete(dir);
   const out = new Map<string, { bytes: number; crc32: number }>();
   for (const [path, c] of committed)
     if (path.startsWith(dir + '/')) {
@@ -30,6 +39,11 @@ export function takeChecksums(dir: string): Map<string, { bytes: number; crc32: 
       committed.delete(path);
     }
   return out;
+}
+
+function isWatched(path: string): boolean {
+  for (const d of watched) if (path.startsWith(d + '/')) return true;
+  return false;
 }
 
 export class AtomicFile {
@@ -116,7 +130,7 @@ export class AtomicFile {
       await this.fh.close();
       this.closed = true;
       await rename(this.tempPath, this.path);
-      committed.set(this.path, { bytes: this.position, crc32: this.crc });
+      if (isWatched(this.path)) committed.set(this.path, { bytes: this.position, crc32: this.crc });
     } catch (e) {
       await this.abort();
       throw ioError('ERR_IO', this.path, e, 'cannot finish writing');

@@ -20,7 +20,7 @@ import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './r
 export type { Progress } from './run-control.js';
 export { publish } from './staged-output.js';
 import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planModeLabel, planResolved, resolveOptions } from './plan.js';
-import { takeChecksums, writeFileAtomic } from './atomic-file.js';
+import { takeChecksums, watchChecksums, writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
 import { type VerificationInfo, type VerifyMode, Measurements, checkWritten, checksumList, compareChecksums } from './written-check.js';
@@ -266,6 +266,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     if (m?.kind === 'keep') pool.release(m.bytes);
     else if (m) pool.release(m.parts.data, m.parts.scales, m.parts.zeros);
   };
+  watchChecksums(dir);
   try {
     await formatFor(plan.format).write(plan, dir, {
       signal: options.signal,
@@ -278,6 +279,7 @@ async function writeAndVerify(plan: Plan, ckpt: Checkpoint, dir: string, options
     });
   } catch (err) {
     Atomics.store(control, 1, 1n); // stop the tensors being prepared ahead
+    takeChecksums(dir); // dropped: the run failed
     await prefetch.drain();
     throw cancelledAsAbort(err, options.signal);
   } finally {

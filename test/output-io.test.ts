@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSyn
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AtomicFile, takeChecksums } from '../src/atomic-file.js';
+import { AtomicFile, takeChecksums, watchChecksums } from '../src/atomic-file.js';
 import { DirectSink } from '../src/direct-io.js';
 import { BufferPool } from '../src/buffer-pool.js';
 import { addon } from '../src/native.js';
@@ -45,6 +45,27 @@ async function writeSlices(path: string, count: number, bytes: number, direct = 
   return { file, expected: Buffer.concat(parts) };
 }
 
+describe('checksums of committed files', () => {
+  it('are kept only for a watched directory, until taken: files nobody asked about leave nothing behind', async () => {
+    const sub = join(dir, `watch${n++}`);
+    mkdirSync(sub);
+    const commitOne = async (name: string) => {
+      const f = await AtomicFile.create(join(sub, name));
+      await f.write(new Uint8Array(1000).fill(3));
+      await f.commit();
+    };
+    await commitOne('before.bin');  // not watched yet: not recorded
+    watchChecksums(sub);
+    await commitOne('during.bin');
+    const taken = takeChecksums(sub);
+    expect([...taken.keys()]).toEqual([join(sub, 'during.bin')]);
+    expect(taken.get(join(sub, 'during.bin'))).toEqual({ bytes: 1000, crc32: crc32(new Uint8Array(1000).fill(3)) });
+    await commitOne('after.bin');  // taking stopped the watch
+    watchChecksums(sub);
+    expect(takeChecksums(sub).size).toBe(0);
+  });
+});
+
 describe('progressive flushing of large output files', () => {
   const saved = process.env.QUANTKIT_PROGRESSIVE_FLUSH;
   afterEach(() => {
@@ -55,6 +76,7 @@ describe('progressive flushing of large output files', () => {
   it('flushes in the background while writing; the committed file and its CRC-32 are the bytes written', async () => {
     const sub = join(dir, `flush${n++}`);
     mkdirSync(sub);
+    watchChecksums(sub);
     const { file, expected } = await writeSlices(join(sub, 'big.bin'), 11, 7 * 2 ** 20 + 13); // > 2 * FLUSH_BYTES, odd sizes
     expect(file.flushes).toBeGreaterThanOrEqual(1);
     await file.commit(expected.length);
@@ -105,6 +127,7 @@ describe('direct (O_DIRECT) output files', () => {
     it(`${count} x ${bytes} bytes: the committed file, its size and CRC-32 are the bytes written, nothing else left`, async () => {
       const sub = join(dir, `direct${n++}`);
       mkdirSync(sub);
+      watchChecksums(sub);
       const { file, expected } = await writeSlices(join(sub, 'out.bin'), count, bytes, true);
       // ext4 and xfs take O_DIRECT; a filesystem that refuses it gets the same file through the page cache.
       if (!file.writesDirect) console.log(`direct I/O not available under ${sub}: written through the page cache`);

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { AtomicFile, takeChecksums } from '../src/atomic-file.js';
+import { AtomicFile, takeChecksums, watchChecksums } from '../src/atomic-file.js';
 import { BufferPool } from '../src/buffer-pool.js';
 import { Checkpoint } from '../src/checkpoint.js';
 import { QuantkitError } from '../src/errors.js';
@@ -65,6 +65,7 @@ describe('the checks fast verification relies on fail when they should', () => {
     const sub = join(dir, `crc${n++}`);
     const { mkdirSync } = await import('node:fs');
     mkdirSync(sub);
+    watchChecksums(sub);
     const f = await AtomicFile.create(join(sub, 'w.bin'));
     await f.write(new Uint8Array(100_000).fill(7));
     await f.commit();
