@@ -56,9 +56,11 @@ async function importanceOf(dir: string): Promise<Map<string, Float32Array>> {
 
 describe('importance of Phi-3\'s fused qkv_proj and gate_up_proj', () => {
   const dir = tempDir('quantkit-phi3-fused-');
+  let built: Promise<string> | undefined;
+  const fusedModel = () => (built ??= fusedStories(dir));  // built once, by whichever test runs first
 
   it('equals the Llama original\'s, float for float, through every layer to the output head', async () => {
-    const fused = await importanceOf(await fusedStories(dir));
+    const fused = await importanceOf(await fusedModel());
     const llama = await importanceOf(STORIES260K);
     expect([...fused.keys()].sort()).toEqual(
       ['model.embed_tokens.weight', ...Array.from({ length: LAYERS }, (_, l) => [`model.layers.${l}.mlp.gate_up_proj.weight`, `model.layers.${l}.self_attn.qkv_proj.weight`]).flat()].sort(),
@@ -85,9 +87,9 @@ describe('importance of Phi-3\'s fused qkv_proj and gate_up_proj', () => {
         await ckpt.close();
       }
     };
-    const fusedImportance = await importanceOf(dir);
-    const fused = await quantized(dir, fusedImportance);
-    const unweighted = await quantized(dir, new Map());
+    const model = await fusedModel();
+    const fused = await quantized(model, await importanceOf(model));
+    const unweighted = await quantized(model, new Map());
     const llama = await quantized(STORIES260K, await importanceOf(STORIES260K));
     const p = 'model.layers.2.';
     const concat = (names: string[]) => Float32Array.from(names.flatMap((n) => [...llama.get(n)!]));
