@@ -185,7 +185,11 @@ export function checkKernels(plan: Plan): void {
  * The plan's mode as a person reads it: the resolved mode, or 'sym+asym (auto)' where auto gives some
  * tensors zero points (options.ts autoZeroPoint), so that a report does not call such a file symmetric.
  */
+/** True where auto gives some tensors a zero point and not others (autoZeroPoint). */
+export function planMixesModes(plan: Plan): boolean {
+  return plan.entries.some((e) => e.treatment.kind === 'quantize' && autoZeroPoint(e.tensor.name, plan.options));
+}
+
 export function planModeLabel(plan: Plan): string {
-  const o = plan.options;
-  return plan.entries.some((e) => e.treatment.kind === 'quantize' && autoZeroPoint(e.tensor.name, o)) ? 'sym+asym (auto)' : o.mode;
+  return planMixesModes(plan) ? 'sym+asym (auto)' : plan.options.mode;
 }

@@ -19,7 +19,7 @@ import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
 export { publish } from './staged-output.js';
-import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planModeLabel, planResolved, resolveOptions } from './plan.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planMixesModes, planModeLabel, planResolved, resolveOptions } from './plan.js';
 import { takeChecksums, watchChecksums, writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
@@ -102,15 +102,15 @@ export interface QuantizeResult {
   report: QuantizationReport;
 }
 
-export function defaultOutputName(model: string, o: QuantizeOptions): string {
+export function defaultOutputName(model: string, o: QuantizeOptions, plan?: Plan): string {
   const g = o.groupSize ?? 32;
   const dir = resolve(model);
   const name = modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir);
   const method = o.quantMethod && o.quantMethod !== 'rtn' && o.quantMethod !== 'auto' ? `-${o.quantMethod}` : '';
   if (o.ggufType) return `${name}-${o.ggufType}${method}-gguf`;
   if (o.onnxDtype) return `${name}-${o.onnxDtype}${method}-onnx`;
-  // auto without --sym/--asym chooses per tensor (zero points where they pay): its name says so, not sym.
-  const mode = o.mode ?? (o.quantMethod === 'auto' ? 'auto' : 'sym');
+  // Where the plan gives some tensors a zero point and not others (auto), the name says auto, not sym.
+  const mode = plan ? (planMixesModes(plan) ? 'auto' : plan.options.mode) : (o.mode ?? 'sym');
   return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${mode}${method}-${o.format ?? 'safetensors'}`;
 }
 
@@ -222,7 +222,7 @@ export async function quantize(model: string, options: QuantizeRunOptions): Prom
   try {
     const plan = await planResolved(ckpt, o);
     checkKernels(plan);
-    const out = resolve(options.output ?? defaultOutputName(model, options));
+    const out = resolve(options.output ?? defaultOutputName(model, options, plan));
     return await stagedOutput(out, ckpt.input, options.force ?? false, async (tmp) => {
       const predicted = await predictMemory(ckpt, options);
       const report = await writeAndVerify(plan, ckpt, tmp, options, predicted, options.finalOutput ?? out);

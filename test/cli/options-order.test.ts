@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import yargs, { type CommandModule } from 'yargs';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, buildCli } from '../../src/cli/main.js';
+import { Checkpoint } from '../../src/checkpoint.js';
+import { type QuantizeOptions, planQuantization } from '../../src/plan.js';
 import { defaultOutputName } from '../../src/quantize.js';
 import { runCli } from '../helpers/cli.js';
 import { STORIES260K, tempDir } from '../helpers/models.js';
@@ -110,11 +112,20 @@ describe('the issue, run as written', () => {
 });
 
 describe('the default output folder names what was asked', () => {
-  it('says auto where auto chooses the mode, and the mode where one was given or the method has none to choose', () => {
-    expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto' })).toBe('stories260k-int4-g32-auto-safetensors');
-    expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto', mode: 'sym' })).toBe('stories260k-int4-g32-sym-safetensors');
-    expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto', mode: 'asym' })).toBe('stories260k-int4-g32-asym-safetensors');
-    expect(defaultOutputName('models/stories260k', { bits: 8, quantMethod: 'rtn' })).toBe('stories260k-int8-g32-sym-safetensors');
-    expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'search', groupSize: 128 })).toBe('stories260k-int4-g128-sym-search-safetensors');
+  it('says auto where the plan mixes modes, and the mode where one was given or nothing mixes', async () => {
+    const ckpt = await Checkpoint.open(STORIES260K);
+    try {
+      const named = async (o: QuantizeOptions) => defaultOutputName('models/stories260k', o, await planQuantization(ckpt, o));
+      expect(await named({ bits: 4, quantMethod: 'auto' })).toBe('stories260k-int4-g32-auto-safetensors');
+      expect(await named({ bits: 4, quantMethod: 'auto', mode: 'sym' })).toBe('stories260k-int4-g32-sym-safetensors');
+      expect(await named({ bits: 4, quantMethod: 'auto', mode: 'asym' })).toBe('stories260k-int4-g32-asym-safetensors');
+      expect(await named({ bits: 4, quantMethod: 'auto', format: 'gguf' })).toBe('stories260k-int4-g32-sym-gguf');
+      expect(await named({ bits: 8, quantMethod: 'rtn' })).toBe('stories260k-int8-g32-sym-safetensors');
+      expect(await named({ bits: 4, quantMethod: 'search', groupSize: 128 })).toBe('stories260k-int4-g128-sym-search-safetensors');
+      // Without a plan (a diffusers pipeline's folder): the mode asked for, sym by default.
+      expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto' })).toBe('stories260k-int4-g32-sym-safetensors');
+    } finally {
+      await ckpt.close();
+    }
   });
 });
