@@ -181,15 +181,15 @@ export function checkKernels(plan: Plan): void {
   }
 }
 
-/**
- * The plan's mode as a person reads it: the resolved mode, or 'sym+asym (auto)' where auto gives some
- * tensors zero points (options.ts autoZeroPoint), so that a report does not call such a file symmetric.
- */
-/** True where auto gives some tensors a zero point and not others (autoZeroPoint). */
+/** True where auto gives some tensors a zero point and not others (options.ts autoZeroPoint). */
 export function planMixesModes(plan: Plan): boolean {
   return plan.entries.some((e) => e.treatment.kind === 'quantize' && autoZeroPoint(e.tensor.name, plan.options));
 }
 
+/**
+ * The plan's mode as a person reads it: the resolved mode, or 'sym+asym (auto)' where auto gives some
+ * tensors zero points, so that a report does not call such a file symmetric.
+ */
 export function planModeLabel(plan: Plan): string {
   return planMixesModes(plan) ? 'sym+asym (auto)' : plan.options.mode;
 }
