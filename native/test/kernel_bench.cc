@@ -85,6 +85,32 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The error measurement every quantize run does after the kernel (dequantize, compare with the bf16
+  // source, sum in double): per core, thread CPU time, on what the kernel above wrote.
+  if (!search_only) {
+    const QuantSpec especs[] = {{Scheme::GGML_Q8_0, 8, 32, DType::F16}, {Scheme::GGML_Q4_0, 4, 32, DType::F16},
+                                {Scheme::GGML_IQ4_NL, 4, 32, DType::F16}, {Scheme::INT_ASYM, 4, 128, DType::BF16}};
+    const char* enames[] = {"q8_0", "q4_0", "iq4_nl", "int4 g128 asym"};
+    std::printf("\nerror measurement (error_rows), per core (thread CPU time), GB/s of bf16 input:\n");
+    for (int s = 0; s < 4; ++s) {
+      const QuantSpec& sp = especs[s];
+      std::vector<uint8_t> data(static_cast<size_t>(rows * data_bytes_per_row(sp, cols)));
+      std::vector<uint8_t> scales(static_cast<size_t>(rows * scale_bytes_per_row(sp, cols) + 1));
+      std::vector<int8_t> zeros(static_cast<size_t>(rows * zero_bytes_per_row(sp, cols) + 1));
+      tables[0]->quantize_rows(sp, src.data(), DType::BF16, cols, 0, rows, QuantParts{data.data(), scales.data(), zeros.data()});
+      std::printf("errors %-15s", enames[s]);
+      for (int t = 0; t < n; ++t) {
+        double sum = 0;
+        const double sec = cpu_seconds_of([&] {
+          sum += tables[t]->error_rows(sp, src.data(), DType::BF16, ConstQuantParts{data.data(), scales.data(), zeros.data()}, cols, 0, rows).sum_sq_err;
+        });
+        std::printf(" | %s %.3f", tables[t]->isa, bytes / sec / 1e9);
+        if (sum < 0) std::printf("!");  // keeps the call from being optimised away
+      }
+      std::printf("\n");
+    }
+  }
+
   // The scale search (--method search / iq4nl), weighted by a column importance as the CLI runs it on
   // Llama-style models, and unweighted (tensors without an estimate): per core, thread CPU time.
   {
