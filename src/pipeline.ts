@@ -186,8 +186,8 @@ export interface PipelineResult {
 /** Quantizes every component of a diffusers pipeline folder into one output folder, published whole. */
 export async function quantizePipeline(dir: string, options: QuantizeRunOptions): Promise<PipelineResult> {
   // Every component planned first: a usage error or an unplannable component stops the run before any write.
-  const { layout } = await planPipeline(dir, options);
-  const out = resolve(options.output ?? defaultOutputName(layout.dir, options));
+  const { layout, components: planned } = await planPipeline(dir, options);
+  const out = resolve(options.output ?? defaultOutputName(layout.dir, options, planned.map((c) => c.plan)));
   return stagedOutput(out, layout.dir, options.force ?? false, async (tmp) => {
     const components: PipelineResult['components'] = [];
     for (const name of layout.components) {

@@ -181,8 +181,11 @@ export function checkKernels(plan: Plan): void {
   }
 }
 
-/** True where auto gives some tensors a zero point and not others (options.ts autoZeroPoint). */
-export function planMixesModes(plan: Plan): boolean {
+/**
+ * True where auto gives any quantized tensor a zero point (options.ts autoZeroPoint): the file is then
+ * not in the resolved mode alone (auto keeps the MLP's gate/up symmetric).
+ */
+export function planAddsZeroPoints(plan: Plan): boolean {
   return plan.entries.some((e) => e.treatment.kind === 'quantize' && autoZeroPoint(e.tensor.name, plan.options));
 }
 
@@ -191,5 +194,5 @@ export function planMixesModes(plan: Plan): boolean {
  * tensors zero points, so that a report does not call such a file symmetric.
  */
 export function planModeLabel(plan: Plan): string {
-  return planMixesModes(plan) ? 'sym+asym (auto)' : plan.options.mode;
+  return planAddsZeroPoints(plan) ? 'sym+asym (auto)' : plan.options.mode;
 }

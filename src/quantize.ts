@@ -19,7 +19,7 @@ import { BufferPool } from './buffer-pool.js';
 import { type Progress, cancelledAsAbort, linkCancel, progressTicker } from './run-control.js';
 export type { Progress } from './run-control.js';
 export { publish } from './staged-output.js';
-import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planMixesModes, planModeLabel, planResolved, resolveOptions } from './plan.js';
+import { type Plan, type PlanEntry, type QuantizeOptions, checkKernels, formatFor, imatrixWeights, planAddsZeroPoints, planModeLabel, planResolved, resolveOptions } from './plan.js';
 import { takeChecksums, watchChecksums, writeFileAtomic } from './atomic-file.js';
 import type { FloatDtype } from './safetensors/dtypes.js';
 import { type VerifyResult, checkMaxRelRmse, verifyOutput } from './verify.js';
@@ -102,15 +102,19 @@ export interface QuantizeResult {
   report: QuantizationReport;
 }
 
-export function defaultOutputName(model: string, o: QuantizeOptions, plan?: Plan): string {
+/**
+ * The folder quantize (one plan) or quantizePipeline (its components' plans) writes when no output is
+ * given: the mode is the plans', so it says `auto` where auto adds zero points, which only the plan knows.
+ */
+export function defaultOutputName(model: string, o: QuantizeOptions, plans: Plan | readonly Plan[]): string {
   const g = o.groupSize ?? 32;
   const dir = resolve(model);
   const name = modelName(dir.endsWith('.safetensors') ? dirname(dir) : dir);
   const method = o.quantMethod && o.quantMethod !== 'rtn' && o.quantMethod !== 'auto' ? `-${o.quantMethod}` : '';
   if (o.ggufType) return `${name}-${o.ggufType}${method}-gguf`;
   if (o.onnxDtype) return `${name}-${o.onnxDtype}${method}-onnx`;
-  // Where the plan gives some tensors a zero point and not others (auto), the name says auto, not sym.
-  const mode = plan ? (planMixesModes(plan) ? 'auto' : plan.options.mode) : (o.mode ?? 'sym');
+  const all = Array.isArray(plans) ? plans : [plans as Plan];
+  const mode = all.some(planAddsZeroPoints) ? 'auto' : (all[0]?.options.mode ?? o.mode ?? 'sym');
   return `${name}-int${o.bits}-${g === 'row' ? 'row' : `g${g}`}-${mode}${method}-${o.format ?? 'safetensors'}`;
 }
 

@@ -6,8 +6,8 @@
  *    weights and frees the originals; a GatherBlockQuantized embedding may stay memory-mapped, so rows
  *    never read are not resident: the prediction counts them, an upper bound);
  *  - runtime: the session's own fixed cost (library pages touched, graph, kernels, one intra-op thread):
- *    27 MiB, the middle of what two hosts of the same kind measured (27.1-30 MiB on an AVX-512 Zen 5,
- *    24.0-25.4 MiB on the CI host), whose onnxruntime kernels differ;
+ *    27 MiB, between what two hosts of the same kind measured (27.1-30 MiB on an AVX-512 Zen 5 over
+ *    several days, 24.0-25.4 MiB on the CI host), likely because onnxruntime picks other kernels there;
  *  - kv_cache: the present keys and values, layers x 2 x kv_heads x head_dim x tokens, activation type;
  *  - logits: tokens x vocab float32 (the graph returns every position's);
  *  - activations: ONNX Runtime's arena at its peak: per token the hidden-width tensors around a layer,

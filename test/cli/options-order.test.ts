@@ -112,7 +112,7 @@ describe('the issue, run as written', () => {
 });
 
 describe('the default output folder names what was asked', () => {
-  it('says auto where the plan mixes modes, and the mode where one was given or nothing mixes', async () => {
+  it('says auto where the plan adds zero points, and the mode where one was given or nothing is added', async () => {
     const ckpt = await Checkpoint.open(STORIES260K);
     try {
       const named = async (o: QuantizeOptions) => defaultOutputName('models/stories260k', o, await planQuantization(ckpt, o));
@@ -122,8 +122,11 @@ describe('the default output folder names what was asked', () => {
       expect(await named({ bits: 4, quantMethod: 'auto', format: 'gguf' })).toBe('stories260k-int4-g32-sym-gguf');
       expect(await named({ bits: 8, quantMethod: 'rtn' })).toBe('stories260k-int8-g32-sym-safetensors');
       expect(await named({ bits: 4, quantMethod: 'search', groupSize: 128 })).toBe('stories260k-int4-g128-sym-search-safetensors');
-      // Without a plan (a diffusers pipeline's folder): the mode asked for, sym by default.
-      expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto' })).toBe('stories260k-int4-g32-sym-safetensors');
+      // Several plans (a diffusers pipeline's components): auto where any of them adds zero points.
+      const sym = await planQuantization(ckpt, { bits: 4, quantMethod: 'auto', mode: 'sym' });
+      const auto = await planQuantization(ckpt, { bits: 4, quantMethod: 'auto' });
+      expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto' }, [sym, sym])).toBe('stories260k-int4-g32-sym-safetensors');
+      expect(defaultOutputName('models/stories260k', { bits: 4, quantMethod: 'auto' }, [sym, auto])).toBe('stories260k-int4-g32-auto-safetensors');
     } finally {
       await ckpt.close();
     }

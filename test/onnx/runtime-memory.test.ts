@@ -39,8 +39,8 @@ describe('ONNX Runtime memory: predicted vs resident', () => {
           expect(est.components.weights).toBe(plan.files.find((f) => f.name.endsWith('.onnx_data'))!.bytes);
           const got = await measure(file, tokens);
           // The session's fixed cost (library pages, graph, kernels, thread pool) is a constant in the
-          // estimate, 27 MiB: hosts of the same kind measured 24.0-30 MiB (onnxruntime picks other kernels
-          // by CPU), which on these 40-60 MiB processes is most of the error. So the terms
+          // estimate, 27 MiB: hosts of the same kind measured 24.0-30 MiB (likely other kernels picked for
+          // another CPU), which on these 40-60 MiB processes is most of the error. So the terms
           // that depend on the model (weights, KV cache, logits, arena) are checked with this host's own
           // fixed cost (resident after session creation, less the weights), and the constant separately.
           const hostFixed = got.loaded - est.components.weights!;

@@ -27,7 +27,7 @@ export const QuantizeCommand: CommandModule<object, Args> = {
   describe: 'quantize a checkpoint, write packed files, verify them and write quantization-report.json',
   builder: (y) =>
     withQuantizeOptions(y)
-      .option('output', { alias: 'o', type: 'string', describe: 'output directory (default, in the current directory: <model>-int<bits>-g<group>-<mode>[-<method>]-<format>, or <model>-<gguf-type>[-<method>]-gguf)' })
+      .option('output', { alias: 'o', type: 'string', describe: 'output directory (default, in the current directory: <model>-int<bits>-g<group>-<mode>[-<method>]-<format>, <mode> being sym, asym, or auto where --method auto adds zero points; or <model>-<gguf-type>[-<method>]-gguf)' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing output directory' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan with predicted sizes (as quantkit plan); write nothing' })
       .option('max-rel-rmse', { type: 'number', describe: 'fail (exit 5, nothing published) if any quantized tensor exceeds this relative RMSE' })
