@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import { QuantkitError, ioError } from './errors.js';
 import { MAX_IO_CHUNK } from './safetensors/reader.js';
 import { FLUSH_BYTES, flushInBackground, progressiveFlush } from './writeback.js';
@@ -50,6 +50,8 @@ export class AtomicFile {
   private position = 0;
   private closed = false;
   private crc = 0;
+  /** Under a watched directory when created: its CRC-32 is computed as it is written (others need none). */
+  private readonly checksummed: boolean;
   /** Bytes up to here have been handed to a background flush (writeback.ts); flushes run one at a time. */
   private flushedTo = 0;
   private flushing: Promise<void> | undefined;
@@ -63,7 +65,9 @@ export class AtomicFile {
     private fh: FileHandle,
     /** Present when the file is written around the page cache (direct-io.ts). */
     private readonly direct?: DirectSink,
-  ) {}
+  ) {
+    this.checksummed = isWatched(path);
+  }
 
   /**
    * `direct`: a large output written once (a GGUF, safetensors or ONNX data file) goes around the page
@@ -100,7 +104,7 @@ export class AtomicFile {
       throw ioError('ERR_IO', this.path, e, 'cannot write');
     }
     this.position += data.length;
-    this.crc = crc32(data, this.crc);
+    if (this.checksummed) this.crc = crc32(data, this.crc);
     if (this.progressive && !this.direct && !this.flushing && this.position - this.flushedTo >= FLUSH_BYTES) this.flushSoFar();
   }
 
@@ -130,7 +134,7 @@ export class AtomicFile {
       await this.fh.close();
       this.closed = true;
       await rename(this.tempPath, this.path);
-      if (isWatched(this.path)) committed.set(this.path, { bytes: this.position, crc32: this.crc });
+      if (this.checksummed && isWatched(this.path)) committed.set(this.path, { bytes: this.position, crc32: this.crc });
     } catch (e) {
       await this.abort();
       throw ioError('ERR_IO', this.path, e, 'cannot finish writing');

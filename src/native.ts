@@ -82,6 +82,8 @@ export interface AddonInfo {
   isa: string | null;
   isaError: string | null;
   available: string[];
+  /** The CRC-32 implementation crc32() runs: 'pclmul' (x86), 'armv8-crc' (arm64) or 'table'. */
+  crc32: string;
   napiVersion: number;
 }
 
@@ -139,6 +141,8 @@ export interface Addon {
   gptqQuantize(args: TensorArgs & { src: Uint8Array; srcDtype: FloatDtype; out: QuantizedParts; factor: Float64Array; weights?: Float32Array }): Promise<QuantizeStatus>;
   /** A zero-filled buffer of `bytes` in memory of its own, backed by 2 MiB pages where the system allows; null if it cannot be mapped. */
   largeBuffer(args: { bytes: number }): ArrayBuffer | null;
+  /** zlib's crc32(crc, data): the running CRC-32 of the bytes before (`crc`, 0 for none) updated with `data`. */
+  crc32(args: { data: Uint8Array; crc: number }): number;
 }
 
 /** Row-major square matrices, layer after layer: hidden^2 (attnIn, mlpIn, final), (heads*headDim)^2 (oIn), ffn^2 (downIn). */

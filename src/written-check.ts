@@ -10,8 +10,8 @@
  * compares the files' bytes on disk with the checksums taken while writing.
  */
 import { open } from 'node:fs/promises';
-import { crc32 } from 'node:zlib';
 import type { Checkpoint } from './checkpoint.js';
+import { crc32 } from './crc32.js';
 import { QuantkitError } from './errors.js';
 import type { PlanEntry } from './formats/format.js';
 import { type Plan, formatFor } from './plan.js';

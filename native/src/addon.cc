@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "checksum/crc32.h"
 #include "gptq/gptq.h"
 #include "kernels/kernels.h"
 #include "kernels/numeric.h"
@@ -1092,6 +1093,22 @@ Napi::Value LargeBuffer(const Napi::CallbackInfo& info) {
   });
 }
 
+// {data, crc}: zlib's crc32(crc, data), on the JS thread (several GB/s, called on the chunks a writer
+// hands to the file). `crc` is the running value of the bytes before (0 for none).
+Napi::Value Crc32(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Napi::Object o = args_object(info);
+    const Napi::Value d = o.Get("data");
+    if (!d.IsTypedArray()) fail("data must be a TypedArray (Uint8Array, Buffer, ...)");
+    const Napi::TypedArray ta = d.As<Napi::TypedArray>();
+    const int64_t crc = get_int(o, "crc", 0, 0xffffffffLL);
+    const size_t len = ta.ByteLength();
+    const uint8_t* p = len ? static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() : nullptr;
+    const uint32_t r = len ? qk::crc32_best().fn(static_cast<uint32_t>(crc), p, len) : static_cast<uint32_t>(crc);
+    return Napi::Number::New(info.Env(), static_cast<double>(r));
+  });
+}
+
 Napi::Value Layout(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Napi::Object o = args_object(info);
@@ -1118,6 +1135,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Array a = Napi::Array::New(env, n);
   for (int i = 0; i < n; ++i) a.Set(static_cast<uint32_t>(i), tables[i]->isa);
   r.Set("available", a);
+  r.Set("crc32", qk::crc32_best().name);
   r.Set("napiVersion", NAPI_VERSION);
   return r;
 }
@@ -1146,6 +1164,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gptqFactor", Napi::Function::New(env, GptqFactor));
   exports.Set("gptqQuantize", Napi::Function::New(env, GptqQuantize));
   exports.Set("largeBuffer", Napi::Function::New(env, LargeBuffer));
+  exports.Set("crc32", Napi::Function::New(env, Crc32));
   return exports;
 }
 

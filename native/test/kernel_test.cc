@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/checksum/crc32.h"
 #include "../src/kernels/kernels.h"
 
 using namespace qk;
@@ -208,6 +209,47 @@ void compare(const KernelTable& ref, const KernelTable& t, QuantSpec spec, int64
 
 }  // namespace
 
+// CRC-32: the standard check value, then every implementation against the table reference on every
+// length up to 1100 at every alignment 0..7 from a random running crc, on large buffers, and split in two.
+static void check_crc32(std::mt19937& rng) {
+  const uint8_t check[] = {'1', '2', '3', '4', '5', '6', '7', '8', '9'};
+  if (crc32_table(0, check, 9) != 0xCBF43926u) {
+    std::fprintf(stderr, "crc32: the table reference gives %08x for \"123456789\", not cbf43926\n", crc32_table(0, check, 9));
+    ++g_failures;
+  }
+  std::vector<uint8_t> buf((1 << 20) + 64);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  Crc32Impl impls[4];
+  const int n = crc32_available(impls, 4);
+  for (int i = 1; i < n; ++i) {
+    long cases = 0;
+    int bad = 0;
+    auto same = [&](uint32_t crc, const uint8_t* p, size_t len) {
+      ++cases;
+      const uint32_t want = crc32_table(crc, p, len), got = impls[i].fn(crc, p, len);
+      if (got != want && bad++ < 5) std::fprintf(stderr, "crc32 %s: %zu bytes at +%zu from %08x gives %08x, the table %08x\n", impls[i].name, len, static_cast<size_t>(p - buf.data()), crc, got, want);
+    };
+    for (size_t len = 0; len <= 1100; ++len)
+      for (size_t at = 0; at < 8; ++at) same(static_cast<uint32_t>(rng()), buf.data() + at, len);
+    for (size_t len : {size_t{1} << 20, (size_t{1} << 20) + 63, size_t{65537}}) {
+      same(0, buf.data(), len);
+      same(0xffffffffu, buf.data() + 1, len);
+    }
+    for (int k = 0; k < 200; ++k) {  // split at a random point: the running crc carries over
+      const size_t len = 1 + rng() % 5000, cut = rng() % (len + 1);
+      ++cases;
+      const uint32_t whole = crc32_table(0, buf.data(), len);
+      const uint32_t parts = impls[i].fn(impls[i].fn(0, buf.data(), cut), buf.data() + cut, len - cut);
+      if (parts != whole && bad++ < 5) std::fprintf(stderr, "crc32 %s: split %zu + %zu gives %08x, whole %08x\n", impls[i].name, cut, len - cut, parts, whole);
+    }
+    g_failures += bad;
+    std::printf("kernel_test: crc32 %s %s table on %ld cases\n", impls[i].name, bad ? "DOES NOT MATCH" : "matches", cases);
+  }
+  std::printf("kernel_test: crc32 available:");
+  for (int i = 0; i < n; ++i) std::printf(" %s", impls[i].name);
+  std::printf("\n");
+}
+
 int main() {
   const KernelTable* tables[8];
   const int n = available_isas(tables, 8);
@@ -308,6 +350,7 @@ int main() {
     std::printf("kernel_test: %s %s scalar on %ld cases (worst error-sum difference %.2e relative)\n", t.isa,
                 g_failures == failures_before ? "matches" : "DOES NOT MATCH", g_cases - before, g_worst_sum_rel);
   }
+  check_crc32(rng);
   if (n == 1) std::printf("kernel_test: only the scalar table is available on this CPU\n");
   std::printf("kernel_test: available:");
   for (int i = 0; i < n; ++i) std::printf(" %s", tables[i]->isa);
