@@ -38,7 +38,7 @@ else
   compile "$k/avx2.cc" "$out/avx2.o" -mavx2 -mfma -mf16c
   compile "$k/avx512.cc" "$out/avx512.o" -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c -Wno-maybe-uninitialized
   compile "$c/crc32.cc" "$out/crc32.o"
-  compile "$c/crc32_pclmul.cc" "$out/crc32_pclmul.o" -mpclmul -msse4.1
+  compile "$c/crc32_pclmul.cc" "$out/crc32_pclmul.o" -mpclmul
   compile native/test/kernel_test.cc "$out/kernel_test.o"
   # the benchmark times llama.cpp's own quantizers alongside, when they can be built (cached)
   llama=()

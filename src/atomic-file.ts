@@ -15,16 +15,16 @@ export function temporaryName(path: string, tag = 'partial'): string {
 }
 
 /**
- * CRC-32 of the files an AtomicFile committed under a watched directory, by final path, computed from
- * the bytes as they were handed to write(): quantize watches its output directory and takes them for
- * the report, and `--verify full` compares them with the files read back (takeChecksums). Files
- * committed elsewhere (reports, other commands, a library user's own writes) are not recorded, so
- * nothing is kept that nobody takes.
+ * CRC-32 of the files an AtomicFile created and committed while their directory was watched, by final
+ * path, computed from the bytes as they were handed to write(): quantize watches its output directory
+ * before any file is created and takes them for the report, and `--verify full` compares them with the
+ * files read back (takeChecksums). Other files (reports, other commands, a library user's own writes)
+ * are neither checksummed nor recorded, so nothing is computed or kept that nobody takes.
  */
 const committed = new Map<string, { bytes: number; crc32: number }>();
 const watched = new Set<string>();
 
-/** Records the checksums of files committed under `dir` from now until takeChecksums(dir). */
+/** Records the checksums of files created under `dir` from now on and committed before takeChecksums(dir). */
 export function watchChecksums(dir: string): void {
   watched.add(dir);
 }

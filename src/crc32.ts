@@ -11,6 +11,7 @@ let native: boolean | undefined;
 
 /** The running CRC-32 of the bytes before (`crc`, 0 for none) updated with `data`: zlib's crc32(data, crc). */
 export function crc32(data: Uint8Array, crc = 0): number {
-  native ??= addon().info().crc32 !== 'table';
+  // An addon built before crc32 existed (an old prebuild) has neither the function nor the name.
+  native ??= typeof addon().crc32 === 'function' && ['pclmul', 'armv8-crc'].includes(addon().info().crc32);
   return native ? addon().crc32({ data, crc }) : zlibCrc32(data, crc);
 }

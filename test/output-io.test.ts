@@ -55,7 +55,10 @@ describe('checksums of committed files', () => {
       await f.commit();
     };
     await commitOne('before.bin');  // not watched yet: not recorded
+    const early = await AtomicFile.create(join(sub, 'created-before.bin'));  // created unwatched: no checksum
     watchChecksums(sub);
+    await early.write(new Uint8Array(10));
+    await early.commit();
     await commitOne('during.bin');
     const taken = takeChecksums(sub);
     expect([...taken.keys()]).toEqual([join(sub, 'during.bin')]);

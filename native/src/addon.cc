@@ -1100,11 +1100,15 @@ Napi::Value Crc32(const Napi::CallbackInfo& info) {
     const Napi::Object o = args_object(info);
     const Napi::Value d = o.Get("data");
     if (!d.IsTypedArray()) fail("data must be a TypedArray (Uint8Array, Buffer, ...)");
-    const Napi::TypedArray ta = d.As<Napi::TypedArray>();
     const int64_t crc = get_int(o, "crc", 0, 0xffffffffLL);
-    const size_t len = ta.ByteLength();
-    const uint8_t* p = len ? static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() : nullptr;
-    const uint32_t r = len ? qk::crc32_best().fn(static_cast<uint32_t>(crc), p, len) : static_cast<uint32_t>(crc);
+    // The view's own pointer (offset included), which also covers views of a SharedArrayBuffer.
+    napi_typedarray_type type;
+    size_t elements = 0, offset = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    if (napi_get_typedarray_info(info.Env(), d, &type, &elements, &data, &buffer, &offset) != napi_ok) fail("data cannot be read");
+    const size_t len = d.As<Napi::TypedArray>().ByteLength();
+    const uint32_t r = len && data ? qk::crc32_best().fn(static_cast<uint32_t>(crc), static_cast<const uint8_t*>(data), len) : static_cast<uint32_t>(crc);
     return Napi::Number::New(info.Env(), static_cast<double>(r));
   });
 }

@@ -60,10 +60,12 @@ int crc32_available(Crc32Impl* out, int max) {
   add("table", crc32_table);
 #if defined(__x86_64__) || defined(_M_X64)
   unsigned a, b, c, d;
-  if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_PCLMUL) && (c & bit_SSE4_1)) add("pclmul", crc32_pclmul);
+  if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_PCLMUL)) add("pclmul", crc32_pclmul);
 #endif
 #if defined(__aarch64__) && defined(__linux__)
   if (getauxval(AT_HWCAP) & HWCAP_CRC32) add("armv8-crc", crc32_armv8);
+#elif defined(__aarch64__) && defined(__APPLE__)
+  add("armv8-crc", crc32_armv8);  // every Apple arm64 CPU has the CRC32 extension
 #endif
   return n;
 }

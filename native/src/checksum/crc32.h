@@ -28,7 +28,7 @@ int crc32_available(Crc32Impl* out, int max);
 const Crc32Impl& crc32_best();
 
 #if defined(__x86_64__) || defined(_M_X64)
-uint32_t crc32_pclmul(uint32_t crc, const uint8_t* p, size_t n);  // needs PCLMULQDQ and SSE4.1
+uint32_t crc32_pclmul(uint32_t crc, const uint8_t* p, size_t n);  // needs PCLMULQDQ (and SSE2)
 #endif
 #if defined(__aarch64__)
 uint32_t crc32_armv8(uint32_t crc, const uint8_t* p, size_t n);  // needs the CRC32 extension

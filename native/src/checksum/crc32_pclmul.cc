@@ -1,4 +1,4 @@
-// CRC-32 by carry-less multiplication (compiled with -mpclmul -msse4.1): the data is folded 64 bytes a
+// CRC-32 by carry-less multiplication (compiled with -mpclmul; SSE2 otherwise): the data is folded 64 bytes a
 // step in four 128-bit lanes, then into one lane 16 bytes a step; the last lane and the tail (under 16
 // bytes) go through the table reference, whose state they leave the same as the whole input would.
 //
