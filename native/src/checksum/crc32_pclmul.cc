@@ -1,6 +1,6 @@
-// CRC-32 by carry-less multiplication (compiled with -mpclmul; SSE2 otherwise): the data is folded 64 bytes a
-// step in four 128-bit lanes, then into one lane 16 bytes a step; the last lane and the tail (under 16
-// bytes) go through the table reference, whose state they leave the same as the whole input would.
+// CRC-32 by carry-less multiplication (compiled with -mpclmul; SSE2 otherwise): the data is folded 64
+// bytes a step in four 128-bit lanes, then into one lane 16 bytes a step; the last lane and the tail
+// (under 16 bytes) go through the table reference, whose state they leave as the whole input would.
 //
 // Folding a lane forward by D bits multiplies it by x^D modulo the polynomial: its two 64-bit halves are
 // each multiplied by a 33-bit constant (x^(D+32) and x^(D-32) mod P, bit-reversed and shifted left by
