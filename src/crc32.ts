@@ -11,7 +11,8 @@ let native: boolean | undefined;
 
 /** The running CRC-32 of the bytes before (`crc`, 0 for none) updated with `data`: zlib's crc32(data, crc). */
 export function crc32(data: Uint8Array, crc = 0): number {
-  // An addon built before crc32 existed (an old prebuild) has neither the function nor the name.
-  native ??= typeof addon().crc32 === 'function' && ['pclmul', 'armv8-crc'].includes(addon().info().crc32);
+  // An addon built before crc32 existed (an old prebuild) has no such function; 'table' is the addon's
+  // reference loop, slower than zlib's.
+  native ??= typeof addon().crc32 === 'function' && addon().info().crc32 !== 'table';
   return native ? addon().crc32({ data, crc }) : zlibCrc32(data, crc);
 }
